@@ -1,0 +1,72 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+)
+
+// Spec describes one sandboxed process: what to run, under which [Policy],
+// and how it is connected to the outside.
+type Spec struct {
+	Policy Policy
+
+	// Args is the command and its arguments; Args[0] is looked up in PATH
+	// inside the sandbox.
+	Args []string
+	// Dir is the working directory (the same path inside and outside).
+	Dir string
+	// Env is the caller's environment; Start filters it (DESIGN.md §6.5)
+	// and adds the proxy variables, TMPDIR and FENCE_SESSION.
+	Env []string
+
+	// Stdin, Stdout and Stderr are passed to the command untouched when TTY
+	// is false (pipes stay pipes).
+	Stdin, Stdout, Stderr *os.File
+
+	// TTY asks for an interactive session: the command gets a PTY whose
+	// slave lives in the sandbox's own devpts, as its controlling terminal,
+	// and [Process.TTY] is the master for the caller to relay.
+	TTY bool
+	// Rows and Cols are the PTY's initial window size.
+	Rows, Cols uint16
+
+	// Relay is the proxy daemon's directory for this session, holding
+	// http.sock and socks.sock. The sandbox init relays 127.0.0.1:3128 and
+	// [::1]:3128 to http.sock and :1080 to socks.sock. Empty means no
+	// relay: every connection fails closed.
+	Relay string
+	// SessionID is exported as FENCE_SESSION (informational only).
+	SessionID string
+
+	// Debug, when set, receives the explanation of decisions (mount plan,
+	// rules). Monitor, when set, receives "[fence:fs] ..." event lines.
+	Debug, Monitor io.Writer
+}
+
+// ErrUnsupported is returned by [Start] on an operating system fence cannot
+// sandbox on.
+var ErrUnsupported = errors.New("sandboxing is not supported on this operating system")
+
+// Run starts the sandboxed process and waits for it; see [Start] and
+// [Process.Wait].
+func Run(ctx context.Context, spec *Spec) (int, error) {
+	p, err := Start(ctx, spec)
+	if err != nil {
+		return 0, err
+	}
+	return p.Wait()
+}
+
+// Check is one line of `fence doctor`: a kernel or environment feature, and
+// whether it is usable here.
+type Check struct {
+	Name   string // "user namespaces", "landlock", ...
+	OK     bool
+	Detail string // what was found ("ABI 7"), or what is missing
+	Fix    string // what to do when !OK; empty when nothing can be done
+	// Required reports whether sessions refuse to start without it (unless
+	// the user accepted the weaker mode).
+	Required bool
+}
