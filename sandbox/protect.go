@@ -1,0 +1,209 @@
+package sandbox
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// ProtectedPath is one path the sandbox may never write, whatever the
+// policy says (DESIGN.md §6.3). The path may not exist yet: creating it is
+// as forbidden as writing it.
+type ProtectedPath struct {
+	// Path is absolute and clean.
+	Path string
+	// Dir reports whether the whole tree under Path is protected, not only
+	// the entry itself.
+	Dir bool
+	// Reason says, for messages and `fence config show`, why it is protected.
+	Reason string
+}
+
+// ProtectedName is a path, relative to any directory the sandbox can write,
+// that is protected wherever it appears: in every repository and tool
+// directory under a writable path, at any depth, existing or not.
+type ProtectedName struct {
+	// Name is slash-separated and relative (".git/hooks", ".envrc"). A "*"
+	// element matches exactly one path element (".git/modules/*/config").
+	Name string
+	// Dir reports whether the whole tree under Name is protected.
+	Dir bool
+	// Reason says why it is protected.
+	Reason string
+	// GitConfig marks .git/config, which AllowGitConfig leaves writable.
+	GitConfig bool
+}
+
+// homeProtected are relative to the home directory.
+var homeProtected = []ProtectedName{
+	{Name: ".bashrc", Reason: "shell startup file"},
+	{Name: ".bash_profile", Reason: "shell startup file"},
+	{Name: ".bash_login", Reason: "shell startup file"},
+	{Name: ".bash_logout", Reason: "shell startup file"},
+	{Name: ".profile", Reason: "shell startup file"},
+	{Name: ".zshrc", Reason: "shell startup file"},
+	{Name: ".zshenv", Reason: "shell startup file"},
+	{Name: ".zprofile", Reason: "shell startup file"},
+	{Name: ".zlogin", Reason: "shell startup file"},
+	{Name: ".zlogout", Reason: "shell startup file"},
+	{Name: ".inputrc", Reason: "shell startup file"},
+	{Name: ".config/fish", Dir: true, Reason: "shell startup file"},
+	{Name: ".gitconfig", Reason: "git configuration"},
+	{Name: ".config/git", Dir: true, Reason: "git configuration"},
+	{Name: ".ssh", Dir: true, Reason: "persistence point"},
+	{Name: ".config/autostart", Dir: true, Reason: "persistence point"},
+	{Name: ".config/systemd", Dir: true, Reason: "persistence point"},
+	{Name: ".config/environment.d", Dir: true, Reason: "persistence point"},
+	{Name: ".local/bin", Dir: true, Reason: "persistence point"},
+}
+
+// repoProtected are protected in every directory under a writable path.
+var repoProtected = []ProtectedName{
+	{Name: ".git/hooks", Dir: true, Reason: "git hooks"},
+	{Name: ".git/config", Reason: "git configuration", GitConfig: true},
+	{Name: ".git/info", Dir: true, Reason: "git configuration"},
+	{Name: ".git/commondir", Reason: "git configuration"},
+	{Name: ".git/modules/*/config", Reason: "git configuration"},
+	{Name: ".git/modules/*/hooks", Dir: true, Reason: "git hooks"},
+	{Name: ".husky", Dir: true, Reason: "git hooks"},
+	{Name: ".githooks", Dir: true, Reason: "git hooks"},
+	{Name: ".pre-commit-config.yaml", Reason: "git hooks"},
+	{Name: ".gitmodules", Reason: "git configuration"},
+	{Name: ".envrc", Reason: "runs code on cd"},
+	{Name: ".vscode", Dir: true, Reason: "editor tasks"},
+	{Name: ".idea", Dir: true, Reason: "editor tasks"},
+	{Name: ".devcontainer", Dir: true, Reason: "editor tasks"},
+	{Name: ".mcp.json", Reason: "agent configuration"},
+	{Name: ".claude", Dir: true, Reason: "agent configuration"},
+	{Name: ".cursor", Dir: true, Reason: "agent configuration"},
+}
+
+// SystemConfigDir is the system policy directory, always protected.
+const SystemConfigDir = "/etc/fence"
+
+// ProtectedNames returns the names protected in every directory under a
+// writable path (see [ProtectedName]), honouring p.AllowGitConfig. A
+// backend that can match names at any depth (Seatbelt regexes) uses this
+// list directly; one that cannot walks the writable paths with it.
+func ProtectedNames(p Policy) []ProtectedName {
+	out := make([]ProtectedName, 0, len(repoProtected))
+	for _, n := range repoProtected {
+		if n.GitConfig && p.AllowGitConfig {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// ProtectedPaths returns the always-protected paths of a session, without
+// touching the filesystem: the shell startup files and persistence points
+// under home, the [ProtectedNames] at the top of every p.AllowWrite path
+// (names with a "*" element are left to [ResolveProtected]), fence's own
+// files (p.ConfigFiles, p.StateDirs, [SystemConfigDir]) and the fence
+// binary exe (skipped when empty). The result is sorted and free of
+// duplicates.
+func ProtectedPaths(p Policy, home, exe string) []ProtectedPath {
+	var out []ProtectedPath
+	if home != "" {
+		for _, n := range homeProtected {
+			out = append(out, ProtectedPath{Path: filepath.Join(home, filepath.FromSlash(n.Name)), Dir: n.Dir, Reason: n.Reason})
+		}
+	}
+	names := ProtectedNames(p)
+	for _, root := range p.AllowWrite {
+		for _, n := range names {
+			if strings.Contains(n.Name, "*") {
+				continue
+			}
+			out = append(out, ProtectedPath{Path: filepath.Join(root, filepath.FromSlash(n.Name)), Dir: n.Dir, Reason: n.Reason})
+		}
+	}
+	for _, f := range p.ConfigFiles {
+		out = append(out, ProtectedPath{Path: filepath.Clean(f), Reason: "fence configuration"})
+	}
+	for _, d := range p.StateDirs {
+		out = append(out, ProtectedPath{Path: filepath.Clean(d), Dir: true, Reason: "fence state"})
+	}
+	out = append(out, ProtectedPath{Path: SystemConfigDir, Dir: true, Reason: "fence system policy"})
+	if exe != "" {
+		out = append(out, ProtectedPath{Path: filepath.Clean(exe), Reason: "fence binary"})
+	}
+	return dedupe(out)
+}
+
+// ResolveProtected returns [ProtectedPaths] plus what only the filesystem
+// can tell: the existing .git/modules/*/{config,hooks} of every writable
+// repository, and the directory each repository's core.hooksPath names.
+// Paths that do not exist are still listed (they must not be created).
+func ResolveProtected(p Policy, home, exe string) []ProtectedPath {
+	out := ProtectedPaths(p, home, exe)
+	for _, root := range p.AllowWrite {
+		for _, n := range ProtectedNames(p) {
+			if !strings.Contains(n.Name, "*") {
+				continue
+			}
+			matches, _ := filepath.Glob(filepath.Join(escapeGlob(root), filepath.FromSlash(n.Name)))
+			for _, m := range matches {
+				out = append(out, ProtectedPath{Path: m, Dir: n.Dir, Reason: n.Reason})
+			}
+		}
+		if hp := hooksPath(filepath.Join(root, ".git", "config")); hp != "" {
+			if strings.HasPrefix(hp, "~/") && home != "" {
+				hp = filepath.Join(home, hp[2:])
+			} else if !filepath.IsAbs(hp) {
+				// Relative hooksPath is relative to the work tree root.
+				hp = filepath.Join(root, hp)
+			}
+			out = append(out, ProtectedPath{Path: filepath.Clean(hp), Dir: true, Reason: "git hooks (core.hooksPath)"})
+		}
+	}
+	return dedupe(out)
+}
+
+// hooksPath reads core.hooksPath from a git config file; it understands
+// the plain "[core]\n\thooksPath = X" form git itself writes.
+func hooksPath(config string) string {
+	f, err := os.Open(config)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var section, value string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "[") {
+			section = strings.ToLower(strings.Trim(line, "[] \t"))
+			continue
+		}
+		if section != "core" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "hooksPath") {
+			value = strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return value
+}
+
+func escapeGlob(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)
+	return r.Replace(s)
+}
+
+func dedupe(in []ProtectedPath) []ProtectedPath {
+	sort.SliceStable(in, func(i, j int) bool { return in[i].Path < in[j].Path })
+	out := in[:0]
+	for _, pp := range in {
+		if n := len(out); n > 0 && out[n-1].Path == pp.Path {
+			out[n-1].Dir = out[n-1].Dir || pp.Dir
+			continue
+		}
+		out = append(out, pp)
+	}
+	return out
+}
