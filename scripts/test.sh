@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# scripts/test.sh runs every check fence's CI runs: formatting, vet and
+# staticcheck for Linux and macOS, shellcheck, the whole test suite, and a
+# short run of every fuzz target. Run it as an ordinary (non-root) user: the
+# sandbox tests need to see what a real user sees. FENCE_TEST_STRICT=1 turns
+# skips for missing kernel features into failures (CI sets it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzztime=${FENCE_FUZZTIME:-10s}
+step() { printf '\n== %s\n' "$*"; }
+
+if [ "$(id -u)" = 0 ] && [ "${FENCE_TEST_AS_ROOT:-}" != 1 ]; then
+	echo "scripts/test.sh: run the tests as an unprivileged user (root hides real-world bugs);" >&2
+	echo "scripts/test.sh: set FENCE_TEST_AS_ROOT=1 to run them as root anyway" >&2
+	exit 2
+fi
+
+step gofmt
+unformatted=$(gofmt -l . | grep -v '^vendor/' || true)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet (linux, darwin)"
+go vet ./...
+GOOS=darwin go vet ./...
+
+step "staticcheck (linux, darwin)"
+if command -v staticcheck >/dev/null 2>&1; then
+	staticcheck ./...
+	GOOS=darwin staticcheck ./...
+else
+	echo "staticcheck not installed: skipped (install: go install honnef.co/go/tools/cmd/staticcheck@latest)"
+	[ "${FENCE_TEST_STRICT:-}" = 1 ] && exit 1
+fi
+
+step shellcheck
+if command -v shellcheck >/dev/null 2>&1; then
+	shellcheck install.sh scripts/*.sh .ci/run
+	# The hooks are bash and zsh/fish snippets; bash is the one shellcheck reads.
+	[ -f shellhook/hook.bash ] && shellcheck -s bash shellhook/hook.bash
+else
+	echo "shellcheck not installed: skipped"
+	[ "${FENCE_TEST_STRICT:-}" = 1 ] && exit 1
+fi
+
+step "go test"
+go test -count=1 -timeout 30m "$@" ./...
+
+step "fuzz (each target for $fuzztime)"
+grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' . | while read -r file; do
+	pkg=./$(dirname "${file#./}")
+	grep -oE '^func Fuzz[A-Za-z0-9_]+' "$file" | cut -d' ' -f2 | while read -r target; do
+		echo "$pkg $target"
+		go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/dev/null
+	done
+done
+echo "fuzz: all targets ran clean"
