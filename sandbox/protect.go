@@ -57,6 +57,8 @@ var homeProtected = []ProtectedName{
 	{Name: ".config/systemd", Dir: true, Reason: "persistence point"},
 	{Name: ".config/environment.d", Dir: true, Reason: "persistence point"},
 	{Name: ".local/bin", Dir: true, Reason: "persistence point"},
+	// macOS runs these at login; harmless to list on Linux.
+	{Name: "Library/LaunchAgents", Dir: true, Reason: "persistence point"},
 }
 
 // repoProtected are protected in every directory under a writable path.
