@@ -41,10 +41,10 @@ type Filter struct {
 type fstate uint8
 
 const (
-	sGround  fstate = iota
-	sGroundC2       // saw 0xC2 in ground: maybe a UTF-8 encoded C1 control
-	sEsc            // saw ESC
-	sEscInter       // ESC followed by intermediates
+	sGround   fstate = iota
+	sGroundC2        // saw 0xC2 in ground: maybe a UTF-8 encoded C1 control
+	sEsc             // saw ESC
+	sEscInter        // ESC followed by intermediates
 	sCSI
 	sOSC
 	sOSCEsc // ESC inside an OSC string
