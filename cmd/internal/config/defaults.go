@@ -1,0 +1,59 @@
+package config
+
+// defaultDenyRead is the built-in denyRead set: credentials and browser
+// profiles that no sandboxed program needs to read. Paths that do not exist
+// on this machine are kept: the sandbox skips what it cannot find.
+var defaultDenyRead = []string{
+	// Keys and cloud credentials.
+	"~/.ssh",
+	"~/.gnupg",
+	"~/.aws",
+	"~/.azure",
+	"~/.config/gcloud",
+	"~/.kube",
+	"~/.docker/config.json",
+	"~/.netrc",
+	"~/.git-credentials",
+	"~/.config/gh/hosts.yml",
+	"~/.pypirc",
+	"~/.cargo/credentials",
+	"~/.cargo/credentials.toml",
+	"~/.vault-token",
+	"~/.terraform.d/credentials.tfrc.json",
+	"~/.password-store",
+	"~/.local/share/keyrings",
+	"~/.config/op",
+	// Browser and mail profiles (cookies, saved passwords, sessions).
+	"~/.mozilla",
+	"~/.thunderbird",
+	"~/.config/google-chrome",
+	"~/.config/chromium",
+	"~/.config/BraveSoftware",
+	"~/.config/microsoft-edge",
+	"~/.config/vivaldi",
+	"~/.config/opera",
+	"~/.var/app",
+	"~/snap/firefox",
+	"~/snap/chromium",
+	// macOS equivalents.
+	"~/Library/Keychains",
+	"~/Library/Cookies",
+	"~/Library/Application Support/Google/Chrome",
+	"~/Library/Application Support/Firefox",
+	"~/Library/Application Support/BraveSoftware",
+	"~/Library/Safari",
+}
+
+// defaultRules is the built-in layer: no network, no writes (the sandbox
+// adds its private /tmp and $TMPDIR itself), the default denyRead set.
+func defaultRules() *fileRules {
+	r := &fileRules{Layer: LayerDefault, Dir: home()}
+	for _, p := range defaultDenyRead {
+		abs, err := expandPath(p, r.Dir)
+		if err != nil {
+			panic("config: BUG: bad built-in path " + p + ": " + err.Error())
+		}
+		r.DenyRead = append(r.DenyRead, item{Value: abs})
+	}
+	return r
+}

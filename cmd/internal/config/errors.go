@@ -1,0 +1,54 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Error is a problem in one config file, at a line and column when known.
+// Its message reads "FILE:LINE:COL: MSG", FILE relative to the current
+// directory when it is under it.
+type Error struct {
+	File string // absolute path, or "template NAME" for a built-in template
+	Line int    // 1-based; 0 when the error concerns the whole file
+	Col  int    // 1-based; 0 when unknown
+	Msg  string
+	// Hint is advice on how to fix it, printed by the CLI on its own line.
+	Hint string
+}
+
+func (e *Error) Error() string {
+	f := displayPath(e.File)
+	switch {
+	case e.Line > 0 && e.Col > 0:
+		return fmt.Sprintf("%s:%d:%d: %s", f, e.Line, e.Col, e.Msg)
+	case e.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", f, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", f, e.Msg)
+}
+
+// displayPath shows p relative to the working directory when it is under
+// it, with ~ for the home directory otherwise.
+func displayPath(p string) string {
+	if !filepath.IsAbs(p) {
+		return p
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return rel
+		}
+	}
+	if h := home(); h != "/" {
+		if rel, err := filepath.Rel(h, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return "~/" + rel
+		}
+	}
+	return p
+}
+
+// DisplayPath is how fence shows a file to the user: relative to the
+// current directory when under it, else ~/..., else absolute.
+func DisplayPath(p string) string { return displayPath(p) }
