@@ -36,6 +36,7 @@ type Filter struct {
 	strWhy string // name of the string being swallowed
 	st     bool   // the OSC being collected ended with ESC \ rather than BEL
 	out    []byte
+	modes  map[int]bool // DEC private modes the stream set (true) or reset
 }
 
 type fstate uint8
@@ -232,6 +233,9 @@ func (f *Filter) feed(p []byte) {
 				}
 				f.out = append(f.out, f.seq...)
 				f.out = append(f.out, c)
+				if (c == 'h' || c == 'l') && len(f.seq) > 2 && f.seq[2] == '?' {
+					f.trackModes(f.seq[3:], c == 'h')
+				}
 			default:
 				f.abort(c, &i)
 			}
@@ -424,4 +428,51 @@ func csiBlocked(params []byte, final byte) string {
 		return "CSI i (media copy)"
 	}
 	return ""
+}
+
+// resetModes are the DEC private modes a session may leave on that would
+// disturb the user's own shell afterwards, and the value they go back to.
+var resetModes = []struct {
+	mode int
+	on   bool
+}{
+	{1049, false}, {1047, false}, {47, false}, // alternate screen
+	{1000, false}, {1002, false}, {1003, false}, {1005, false}, {1006, false}, {1015, false}, // mouse
+	{1004, false}, // focus events
+	{1, false},    // application cursor keys
+	{25, true},    // cursor visible
+	{2026, false}, // synchronized output
+}
+
+func (f *Filter) trackModes(params []byte, on bool) {
+	if f.modes == nil {
+		f.modes = map[int]bool{}
+	}
+	for _, p := range bytes.Split(params, []byte{';'}) {
+		if n, err := strconv.Atoi(string(p)); err == nil {
+			f.modes[n] = on
+		}
+	}
+}
+
+// ResetModes returns the sequence that switches off the terminal modes the
+// filtered stream left on (alternate screen, mouse reporting, focus events,
+// application cursor keys, hidden cursor), plus an SGR reset. It returns nil
+// when there is nothing to undo.
+func (f *Filter) ResetModes() []byte {
+	var b []byte
+	for _, r := range resetModes {
+		if on, seen := f.modes[r.mode]; seen && on != r.on {
+			b = append(b, "\x1b[?"+strconv.Itoa(r.mode)...)
+			if r.on {
+				b = append(b, 'h')
+			} else {
+				b = append(b, 'l')
+			}
+		}
+	}
+	if len(f.modes) > 0 || b != nil {
+		b = append(b, "\x1b[0m"...)
+	}
+	return b
 }
