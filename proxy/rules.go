@@ -186,4 +186,8 @@ func (p Pattern) Matches(host string, port int) bool {
 type Rules struct {
 	Allow []Pattern
 	Deny  []Pattern
+	// LocalOutbound lists the host loopback ports the session may reach
+	// (allowLocalOutbound). Loopback addresses are never dialed for any
+	// other port, whatever Allow says.
+	LocalOutbound []int `json:",omitempty"`
 }

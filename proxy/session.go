@@ -1,0 +1,244 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures a [Session].
+type Config struct {
+	ID      string // session id, copied into events
+	Project string // project root, copied into events
+	Rules   Rules
+	// Resolver resolves allowed names; nil means [net.DefaultResolver].
+	Resolver Resolver
+	// Emit receives the session's events; it must not block for long.
+	Emit func(Event)
+	// MaxConns bounds the session's concurrent client connections (both
+	// proxies together); 0 means 4096. Connections over the limit are
+	// closed at once, so one session cannot starve the daemon.
+	MaxConns int
+	// DialTimeout bounds each upstream connection attempt; 0 means 10s.
+	DialTimeout time.Duration
+	// Log receives diagnostics that are not events; nil discards them.
+	Log *log.Logger
+}
+
+// Session serves the HTTP and SOCKS5 proxies of one sandbox. Its identity
+// is the listeners it serves: nothing a client sends can name another
+// session. Its rules can be replaced at any time with [Session.SetRules];
+// each new request is decided on the rules current when it arrives.
+type Session struct {
+	cfg   Config
+	rules atomic.Pointer[Rules]
+	tr    *http.Transport
+	http  *http.Server
+
+	mu        sync.Mutex // guards conns, listeners, closed
+	conns     map[net.Conn]struct{}
+	listeners []net.Listener
+	closed    bool
+	active    atomic.Int64
+}
+
+// NewSession returns a session ready to serve listeners.
+func NewSession(cfg Config) *Session {
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = 4096
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.New(io.Discard, "", 0)
+	}
+	s := &Session{cfg: cfg, conns: map[net.Conn]struct{}{}}
+	r := cfg.Rules
+	s.rules.Store(&r)
+	s.tr = &http.Transport{
+		Proxy:               nil, // never chain to the daemon's own proxy settings
+		DialContext:         s.dialDecided,
+		DisableCompression:  true,
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     60 * time.Second,
+		ForceAttemptHTTP2:   false,
+	}
+	s.http = &http.Server{
+		Handler:           s.httpHandler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          cfg.Log,
+	}
+	return s
+}
+
+// Rules returns the rules in force.
+func (s *Session) Rules() Rules { return *s.rules.Load() }
+
+// SetRules replaces the rules for every request decided from now on.
+// Tunnels already open stay open.
+func (s *Session) SetRules(r Rules) { s.rules.Store(&r) }
+
+// Active returns the number of client connections open now.
+func (s *Session) Active() int { return int(s.active.Load()) }
+
+// decide judges t on the current rules and reports a blocked decision as
+// an event.
+func (s *Session) decide(ctx context.Context, proto string, t Target) (Decision, error) {
+	d, err := Decide(ctx, s.rules.Load(), s.cfg.Resolver, t)
+	if err == nil && d.Blocked {
+		s.blocked(proto, t.String(), t.Name(), d.Verdict.Rule, d.Reason, d.Verdict.Fix)
+	}
+	return d, err
+}
+
+func (s *Session) blocked(proto, target, host, rule, why, fix string) {
+	s.emit(Event{Kind: KindBlocked, Proto: proto, Target: target, Host: host, Rule: rule, Detail: why, Fix: fix})
+}
+
+func (s *Session) emit(e Event) {
+	if s.cfg.Emit == nil {
+		return
+	}
+	e.Time = time.Now()
+	e.Session = s.cfg.ID
+	e.Project = s.cfg.Project
+	s.cfg.Emit(e)
+}
+
+// ServeHTTP serves the HTTP proxy (absolute-URI requests and CONNECT) on
+// ln until ln is closed or the session is closed.
+func (s *Session) ServeHTTP(ln net.Listener) error {
+	ln, err := s.track(ln)
+	if err != nil {
+		return err
+	}
+	err = s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// ServeSOCKS serves the SOCKS5 proxy (CONNECT only) on ln until ln is
+// closed or the session is closed.
+func (s *Session) ServeSOCKS(ln net.Listener) error {
+	ln, err := s.track(ln)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		go s.serveSOCKS(c)
+	}
+}
+
+// Close stops the session's listeners and closes every connection it
+// carries, tunnels included.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	lns := s.listeners
+	conns := make([]net.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, l := range lns {
+		l.Close()
+	}
+	s.http.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+	s.tr.CloseIdleConnections()
+	return nil
+}
+
+func (s *Session) track(ln net.Listener) (net.Listener, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		ln.Close()
+		return nil, net.ErrClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	return &limitListener{Listener: ln, s: s}, nil
+}
+
+// limitListener counts and tracks the session's client connections and
+// closes those over the limit at once.
+type limitListener struct {
+	net.Listener
+	s *Session
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		s := l.s
+		if s.active.Add(1) > int64(s.cfg.MaxConns) {
+			s.active.Add(-1)
+			c.Close()
+			s.cfg.Log.Printf("session %s: connection limit %d reached", s.cfg.ID, s.cfg.MaxConns)
+			continue
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			s.active.Add(-1)
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		tc := &trackedConn{Conn: c, s: s}
+		s.conns[tc] = struct{}{}
+		s.mu.Unlock()
+		return tc, nil
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	s    *Session
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+		c.s.active.Add(-1)
+	})
+	return err
+}
+
+// Unwrap gives the relay the underlying connection, so that the kernel can
+// splice a tunnel's bytes without copying them through user space.
+func (c *trackedConn) Unwrap() net.Conn { return c.Conn }
