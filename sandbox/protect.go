@@ -152,7 +152,7 @@ func ResolveProtected(p Policy, home, exe string) []ProtectedPath {
 				out = append(out, ProtectedPath{Path: m, Dir: n.Dir, Reason: n.Reason})
 			}
 		}
-		if hp := hooksPath(filepath.Join(root, ".git", "config")); hp != "" {
+		if hp := gitHooksPath(filepath.Join(root, ".git", "config")); hp != "" {
 			if strings.HasPrefix(hp, "~/") && home != "" {
 				hp = filepath.Join(home, hp[2:])
 			} else if !filepath.IsAbs(hp) {
@@ -165,9 +165,9 @@ func ResolveProtected(p Policy, home, exe string) []ProtectedPath {
 	return dedupe(out)
 }
 
-// hooksPath reads core.hooksPath from a git config file; it understands
+// gitHooksPath reads core.hooksPath from a git config file; it understands
 // the plain "[core]\n\thooksPath = X" form git itself writes.
-func hooksPath(config string) string {
+func gitHooksPath(config string) string {
 	f, err := os.Open(config)
 	if err != nil {
 		return ""
