@@ -1,19 +1,68 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/fence-dev/fence/cmd/internal/config"
+)
 
 func init() {
 	register(&command{
 		name:    "allow",
 		args:    "[DIR]",
 		summary: "trust the project config of DIR (default: the current directory)",
-		run: func(ctx context.Context, stdio Stdio, args []string) error {
-			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-				fs := newFlagSet(stdio, lookup("allow"))
-				fs.Usage()
-				return nil
-			}
-			return errNotAvailable("fence allow")
-		},
+		run:     runAllow,
 	})
+}
+
+func oneDir(stdio Stdio, name string, args []string) (string, error) {
+	fs := newFlagSet(stdio, lookup(name))
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) > 1 {
+		return "", usagef("fence %s: too many arguments", name)
+	}
+	if len(pos) == 1 {
+		return pos[0], nil
+	}
+	return os.Getwd()
+}
+
+func runAllow(ctx context.Context, stdio Stdio, args []string) error {
+	dir, err := oneDir(stdio, "allow", args)
+	if err != nil {
+		return err
+	}
+	res, err := loadConfig(config.Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	if res.ConfigFile == "" {
+		abs, _ := filepath.Abs(dir)
+		return withHint(fmt.Errorf("no %s in %s or above", config.ProjectFile, abs),
+			"run 'fence init' to write one")
+	}
+	cf := config.DisplayPath(res.ConfigFile)
+	if res.Trust == config.Trusted {
+		fmt.Fprintf(stdio.Out, "%s is already trusted\n", cf)
+		return nil
+	}
+	if len(res.Grants) == 0 {
+		fmt.Fprintf(stdio.Out, "%s grants nothing beyond your user config\n", cf)
+	} else {
+		fmt.Fprintf(stdio.Out, "%s grants beyond your user config:\n", cf)
+		for _, g := range res.Grants {
+			fmt.Fprintf(stdio.Out, "  %s\n", g)
+		}
+	}
+	if err := config.Allow(res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.Out, "trusted %s\n", res.Root)
+	return nil
 }

@@ -1,6 +1,12 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/fence-dev/fence/cmd/internal/config"
+)
 
 func init() {
 	register(&command{
@@ -8,12 +14,27 @@ func init() {
 		args:    "[DIR]",
 		summary: "stop trusting the project config of DIR",
 		run: func(ctx context.Context, stdio Stdio, args []string) error {
-			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-				fs := newFlagSet(stdio, lookup("deny"))
-				fs.Usage()
-				return nil
+			dir, err := oneDir(stdio, "deny", args)
+			if err != nil {
+				return err
 			}
-			return errNotAvailable("fence deny")
+			root, ok := config.FindRoot(dir)
+			if !ok {
+				// The config may be gone; its trust record can still go.
+				if root, err = filepath.Abs(dir); err != nil {
+					return err
+				}
+			}
+			was, err := config.Deny(root)
+			if err != nil {
+				return err
+			}
+			if was {
+				fmt.Fprintf(stdio.Out, "no longer trusted: %s\n", root)
+			} else {
+				fmt.Fprintf(stdio.Out, "%s was not trusted\n", root)
+			}
+			return nil
 		},
 	})
 }

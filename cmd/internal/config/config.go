@@ -98,7 +98,7 @@ type Source struct {
 	File     string `json:"file,omitempty"`     // absolute path; empty for built-ins
 	Template string `json:"template,omitempty"` // built-in template name
 	Exists   bool   `json:"exists"`             // false: could be read but is absent
-	Via      string `json:"via,omitempty"`      // "FILE:LINE" of the extends entry, or "-t"
+	Via      string `json:"via,omitempty"`      // "FILE:LINE" of the extends entry (absolute), or "-t"
 }
 
 // Origin says where a rule was written.
@@ -185,6 +185,10 @@ type Resolved struct {
 	// "+write .", "+publish 3000", "+local-outbound 5432", "+bind",
 	// "+git-config", "+env NPM_TOKEN".
 	Grants []string
+	// NewGrants, for a Changed config, are what it loosens compared with the
+	// version `fence allow` recorded: grants in the words of Grants, and
+	// dropped denies as "-deny-net X", "-deny-write P", "-deny-read P".
+	NewGrants []string
 	// Notices are one-line messages for the user, to print once on stderr
 	// as "fence: NOTICE" (untrusted or changed project config, fallbacks).
 	Notices []string
@@ -314,7 +318,7 @@ func Load(opts Options) (*Resolved, error) {
 		if !res.Applied {
 			cf := displayPath(res.ConfigFile)
 			if res.Trust == Changed {
-				res.Notices = append(res.Notices, fmt.Sprintf("%s changed since 'fence allow' and now grants more; running with your user policy only; 'fence allow' would grant: %s", cf, strings.Join(res.Grants, ", ")))
+				res.Notices = append(res.Notices, fmt.Sprintf("%s changed since 'fence allow' (%s); running with your user policy only until you run 'fence allow'", cf, strings.Join(res.NewGrants, ", ")))
 			} else {
 				res.Notices = append(res.Notices, fmt.Sprintf("%s is not trusted; running with your user policy only; 'fence allow' would grant: %s", cf, strings.Join(res.Grants, ", ")))
 			}
@@ -365,7 +369,7 @@ func (l *loader) file(path, layer string, user bool, via string, stack []string,
 	var out []*fileRules
 	for _, ext := range fr.Extends {
 		e := &Error{File: path, Line: ext.Line, Col: ext.Col}
-		at := fmt.Sprintf("%s:%d", displayPath(path), ext.Line)
+		at := fmt.Sprintf("%s:%d", path, ext.Line)
 		if len(stack) > maxExtendsDepth {
 			e.Msg = fmt.Sprintf("extends %q: chain deeper than %d files", ext.Value, maxExtendsDepth)
 			return nil, e

@@ -30,21 +30,28 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", f, e.Msg)
 }
 
-// displayPath shows p relative to the working directory when it is under
-// it, with ~ for the home directory otherwise.
+// displayPath shows p relative to the working directory or as ~/...,
+// whichever base is closer (longer), else absolute.
 func displayPath(p string) string {
 	if !filepath.IsAbs(p) {
 		return p
 	}
-	if wd, err := os.Getwd(); err == nil {
-		if rel, err := filepath.Rel(wd, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return rel
-		}
+	wd, _ := os.Getwd()
+	h := home()
+	under := func(base string) bool {
+		return base != "" && base != "/" && (p == base || strings.HasPrefix(p, base+"/"))
 	}
-	if h := home(); h != "/" {
-		if rel, err := filepath.Rel(h, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return "~/" + rel
+	switch {
+	case under(h) && (!under(wd) || len(h) > len(wd)):
+		if p == h {
+			return "~"
 		}
+		return "~/" + p[len(h)+1:]
+	case under(wd):
+		if p == wd {
+			return "."
+		}
+		return p[len(wd)+1:]
 	}
 	return p
 }

@@ -211,6 +211,28 @@ func (s *policySet) loosens(old *policySet) bool {
 	return false
 }
 
+// droppedDenies lists the denies of old that s no longer has, in the words
+// of [Resolved.NewGrants]: "-deny-net X", "-deny-write P", "-deny-read P".
+func (s *policySet) droppedDenies(old *policySet) []string {
+	var out []string
+	for _, d := range old.DenyDomains {
+		if !slices.Contains(s.DenyDomains, d) {
+			out = append(out, "-deny-net "+d)
+		}
+	}
+	for _, p := range old.DenyWrite {
+		if !slices.Contains(s.DenyWrite, p) {
+			out = append(out, "-deny-write "+showPath(p, ""))
+		}
+	}
+	for _, p := range old.DenyRead {
+		if !slices.Contains(s.DenyRead, p) {
+			out = append(out, "-deny-read "+showPath(p, ""))
+		}
+	}
+	return out
+}
+
 // subsetOf reports whether s only tightens old: it allows nothing old does
 // not and keeps every deny of old.
 func (s *policySet) subsetOf(old *policySet) bool {
@@ -220,19 +242,21 @@ func (s *policySet) subsetOf(old *policySet) bool {
 // showPath shows p relative to root ("." for root itself) when under it,
 // ~/... under home, else absolute.
 func showPath(p, root string) string {
-	if p == root {
-		return "."
+	h := home()
+	under := func(base string) bool {
+		return base != "" && base != "/" && (p == base || strings.HasPrefix(p, base+"/"))
 	}
-	if rel, ok := strings.CutPrefix(p, root+"/"); ok && root != "/" {
-		return rel
-	}
-	if h := home(); h != "/" {
+	switch {
+	case under(h) && (!under(root) || len(h) > len(root)):
 		if p == h {
 			return "~"
 		}
-		if rel, ok := strings.CutPrefix(p, h+"/"); ok {
-			return "~/" + rel
+		return "~/" + p[len(h)+1:]
+	case under(root):
+		if p == root {
+			return "."
 		}
+		return p[len(root)+1:]
 	}
 	return p
 }

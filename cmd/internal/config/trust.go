@@ -90,6 +90,8 @@ func (l *loader) trust(res *Resolved, readOnly bool) TrustState {
 		}
 		return Trusted
 	}
+	res.NewGrants = grants(rec.Policy, res.project, res.Root, res.Dir)
+	res.NewGrants = append(res.NewGrants, res.project.droppedDenies(rec.Policy)...)
 	return Changed
 }
 
