@@ -1,6 +1,12 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"fmt"
+
+	"github.com/fence-dev/fence/cmd/internal/config"
+	"github.com/fence-dev/fence/completions"
+)
 
 func init() {
 	register(&command{
@@ -8,12 +14,21 @@ func init() {
 		args:    "bash|zsh|fish",
 		summary: "print a completion script",
 		run: func(ctx context.Context, stdio Stdio, args []string) error {
-			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-				fs := newFlagSet(stdio, lookup("completions"))
-				fs.Usage()
-				return nil
+			fs := newFlagSet(stdio, lookup("completions"))
+			pos, err := parseInterspersed(fs, args)
+			if err != nil {
+				return err
 			}
-			return errNotAvailable("fence completions")
+			if len(pos) != 1 {
+				return withHint(usagef("completions: want one shell name (bash, zsh or fish)"),
+					"bash: fence completions bash > ~/.local/share/bash-completion/completions/fence")
+			}
+			s, err := completions.Script(pos[0], config.Templates())
+			if err != nil {
+				return usagef("%v", err)
+			}
+			_, err = fmt.Fprint(stdio.Out, s)
+			return err
 		},
 	})
 }

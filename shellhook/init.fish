@@ -1,0 +1,61 @@
+# fence: init for the sandboxed fish, run with --init-command after your own
+# config.fish (generated for one session; do not edit).
+set -g _fence_root @ROOT@
+set -g _fence_lroot @LROOT@
+set -g _fence_handoff @HANDOFF@
+set -g _fence_notice @NOTICE@
+set -g _fence_marker @MARKER@
+set -g _fence_bin @FENCE@
+set -gx FENCE_PROMPT @PROMPT@
+set -g _fence_pwd $PWD
+@FISHXDG@
+
+# The outer hook's enter logic never runs inside a sandbox.
+functions -e _fence_on_pwd _fence_on_prompt _fence_enter
+
+function _fence_inner --on-event fish_prompt
+    set -l _fence_st $status
+    if test "$PWD" != "$_fence_pwd"
+        switch $PWD
+            case "$_fence_root" "$_fence_root"/\* "$_fence_lroot" "$_fence_lroot"/\*
+                set -g _fence_pwd $PWD
+            case '*'
+                # exit in an event handler loses its status: exec instead.
+                printf '%s\n' $PWD >$_fence_handoff
+                and history save
+                and exec /bin/sh -c 'exit @EXITLEAVE@'
+        end
+    end
+    if test -s $_fence_notice
+        read -l _fence_l <$_fence_notice
+        if test "$_fence_l" != "$_fence_seen"
+            set -g _fence_seen $_fence_l
+            printf 'fence: %s\n' (string replace -r '^\S+ ' '' -- $_fence_l) >&2
+        end
+    end
+    return $_fence_st
+end
+
+function _fence_status
+    return $argv[1]
+end
+
+if test -n "$_fence_marker"
+    if functions -q fish_prompt; and not functions -q _fence_user_prompt
+        functions -c fish_prompt _fence_user_prompt
+        function fish_prompt
+            set -l _fence_st $status
+            printf '%s' $_fence_marker
+            _fence_status $_fence_st
+            _fence_user_prompt
+        end
+    end
+end
+
+function fence
+    if test (count $argv) -eq 1; and test "$argv[1]" = reload
+        history save
+        exec /bin/sh -c 'exit @EXITRELOAD@'
+    end
+    $_fence_bin $argv
+end

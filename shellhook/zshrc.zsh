@@ -1,0 +1,50 @@
+# fence: init for the sandboxed zsh, after your own .zshrc (generated for
+# one session; do not edit).
+if [[ -n $_fence_user_zdotdir ]]; then ZDOTDIR=$_fence_user_zdotdir; else unset ZDOTDIR; fi
+if [[ -f ${ZDOTDIR:-$HOME}/.zshrc ]]; then
+	source ${ZDOTDIR:-$HOME}/.zshrc
+fi
+typeset -g _fence_root=@ROOT@
+typeset -g _fence_lroot=@LROOT@
+typeset -g _fence_handoff=@HANDOFF@
+typeset -g _fence_notice=@NOTICE@
+typeset -g _fence_marker=@MARKER@
+typeset -g _fence_bin=@FENCE@
+export FENCE_PROMPT=@PROMPT@
+HISTFILE=@HISTFILE@
+typeset -g _fence_pwd=$PWD
+
+# The outer hook's enter logic never runs inside a sandbox.
+_fence_hook() { return $? }
+_fence_chpwd() { }
+
+_fence_inner() {
+	local _fence_st=$? _fence_l
+	if [[ $PWD != "$_fence_pwd" ]]; then
+		if [[ $PWD != "$_fence_root" && $PWD != "$_fence_root"/* && $PWD != "$_fence_lroot" && $PWD != "$_fence_lroot"/* ]]; then
+			print -r -- "$PWD" >"$_fence_handoff" && builtin exit @EXITLEAVE@
+		fi
+		_fence_pwd=$PWD
+	fi
+	if [[ -s $_fence_notice ]]; then
+		IFS= read -r _fence_l <"$_fence_notice"
+		if [[ $_fence_l != "${_fence_seen-}" ]]; then
+			typeset -g _fence_seen=$_fence_l
+			print -r -- "fence: ${_fence_l#* }" >&2
+		fi
+	fi
+	if [[ -n $_fence_marker && $PS1 != "$_fence_marker"* ]]; then
+		PS1=$_fence_marker$PS1
+	fi
+	return $_fence_st
+}
+
+fence() {
+	if [[ ${1-} == reload && $# == 1 ]]; then
+		builtin exit @EXITRELOAD@
+	fi
+	"$_fence_bin" "$@"
+}
+
+autoload -Uz add-zsh-hook
+add-zsh-hook precmd _fence_inner
