@@ -613,3 +613,14 @@ func uniqInts(s []int) []int {
 	sort.Ints(out)
 	return out
 }
+
+// Validate checks data as the config file named file would be checked when
+// loaded as a project layer (extends entries are not followed).
+func Validate(file string, data []byte) error {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return err
+	}
+	_, err = parseRules(abs, filepath.Dir(abs), LayerProject, data, false)
+	return err
+}
