@@ -43,6 +43,24 @@ type Spec struct {
 	// Debug, when set, receives the explanation of decisions (mount plan,
 	// rules). Monitor, when set, receives "[fence:fs] ..." event lines.
 	Debug, Monitor io.Writer
+	// Notices, when set, receives "fence: ..." lines the user must see
+	// whatever the flags: a protected path created inside and quarantined,
+	// a protection layer running degraded.
+	Notices io.Writer
+}
+
+// InitArg is the argument (os.Args[1]) that makes the fence binary run as
+// the sandbox init; see RunInit.
+const InitArg = "__fence_sandbox_init"
+
+// HintOf returns the advice attached to an error from [Start] (what the
+// user can do about it), or "".
+func HintOf(err error) string {
+	var h interface{ Hint() string }
+	if errors.As(err, &h) {
+		return h.Hint()
+	}
+	return ""
 }
 
 // ErrUnsupported is returned by [Start] on an operating system fence cannot

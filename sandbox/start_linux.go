@@ -1,28 +1,348 @@
-
 package sandbox
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Process is a running sandboxed command.
 type Process struct {
 	// TTY is the PTY master of an interactive session, nil otherwise.
 	TTY *os.File
+
+	cmd     *exec.Cmd
+	sock    int // the client's end of the socketpair
+	spec    *Spec
+	watcher *watcher
+
+	mu        sync.Mutex
+	status    int
+	gotStatus bool
+	closers   []io.Closer
+
+	done     chan struct{} // closed when Wait has collected the init
+	waitOnce sync.Once
+	waitCode int
+	waitErr  error
 }
 
-// Start starts the sandboxed process described by spec.
-func Start(ctx context.Context, spec *Spec) (*Process, error) { return nil, ErrUnsupported }
+// hintedError is a sandbox failure with advice for the user; see [HintOf].
+type hintedError struct {
+	err  error
+	hint string
+}
 
-// Wait is not written yet.
-func (p *Process) Wait() (int, error) { return 0, ErrUnsupported }
+func (e *hintedError) Error() string { return e.err.Error() }
+func (e *hintedError) Unwrap() error { return e.err }
+func (e *hintedError) Hint() string  { return e.hint }
 
-// Signal is not written yet.
-func (p *Process) Signal(sig os.Signal) error { return ErrUnsupported }
+// Start starts the sandboxed process described by spec. ctx bounds the
+// whole life of the process: when it is cancelled the sandbox is killed (as
+// with exec.CommandContext). Errors are fence failures: the command has not
+// run.
+func Start(ctx context.Context, spec *Spec) (*Process, error) {
+	if len(spec.Args) == 0 {
+		return nil, errors.New("no command to run")
+	}
+	if spec.Dir == "" {
+		d, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("working directory: %w", err)
+		}
+		spec.Dir = d
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the fence binary: %w", err)
+	}
+	if r, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = r
+	}
+	pl, err := buildPlan(spec, exe)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &pl.cfg
+	cfg.Args = spec.Args
+	cfg.Dir = spec.Dir
+	cfg.TTY = spec.TTY
+	cfg.Rows, cfg.Cols = spec.Rows, spec.Cols
+	cfg.Relay = spec.Relay
+	cfg.LocalOutbound = spec.Policy.LocalOutbound
+	cfg.Publish = spec.Policy.Publish
+	cfg.AllowDegraded = spec.Policy.AllowDegraded
+	cfg.Env = SandboxEnv(spec.Env, EnvOptions{Pass: spec.Policy.EnvPass, TMPDIR: "/tmp", Session: spec.SessionID, Fence: exe})
+	if spec.Debug != nil {
+		debugPlan(spec.Debug, pl)
+	}
 
-// Inside reports whether this process runs inside a fence sandbox.
-func Inside() bool { return false }
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	initEnd := os.NewFile(uintptr(fds[1]), "fence-init")
+	defer initEnd.Close()
 
-// Diagnose lists what `fence doctor` checks.
-func Diagnose() []Check { return nil }
+	uid, gid := os.Getuid(), os.Getgid()
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe",
+		Args: []string{"fence", InitArg},
+		Env:  []string{},
+		Dir:  "/",
+		// The init's own stdio: the command's for a plain run (it passes
+		// them on untouched), only stderr for a TTY session.
+		Stderr:     spec.Stderr,
+		ExtraFiles: []*os.File{initEnd},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
+				syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+			UidMappings:                []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
+			GidMappings:                []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
+			GidMappingsEnableSetgroups: false,
+			// A non-root init keeps what it needs to build the sandbox
+			// across its exec; it drops everything before the command runs.
+			AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP, unix.CAP_NET_BIND_SERVICE},
+			Setsid:      true,
+			Pdeathsig:   syscall.SIGKILL,
+		},
+	}
+	if spec.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	if !spec.TTY {
+		cmd.Stdin, cmd.Stdout = spec.Stdin, spec.Stdout
+		if cmd.Stdin == nil {
+			cmd.Stdin = os.Stdin
+		}
+		if cmd.Stdout == nil {
+			cmd.Stdout = os.Stdout
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		unix.Close(fds[0])
+		return nil, startError(err)
+	}
+	p := &Process{cmd: cmd, sock: fds[0], spec: spec, done: make(chan struct{})}
+	initEnd.Close()
+	if err := sendMsg(p.sock, &message{Kind: "config", Config: cfg}); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("send the policy to the sandbox init: %w", err)
+	}
+
+	// Watch for protected paths being created before the command can run.
+	if len(pl.watches) > 0 {
+		w, err := newWatcher(pl.watches, spec)
+		if err != nil {
+			p.kill()
+			return nil, err
+		}
+		p.watcher = w
+	}
+
+	ready := make(chan error, 1)
+	go p.readLoop(ready)
+	select {
+	case err := <-ready:
+		if err != nil {
+			p.kill()
+			p.cmd.Wait()
+			p.stopWatcher()
+			return nil, err
+		}
+	case <-ctx.Done():
+		p.kill()
+		p.cmd.Wait()
+		p.stopWatcher()
+		return nil, ctx.Err()
+	}
+	if err := p.publish(); err != nil {
+		p.kill()
+		p.Wait()
+		return nil, err
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			p.kill()
+		case <-p.done:
+		}
+	}()
+	return p, nil
+}
+
+// startError explains a failure to create the namespaces.
+func startError(err error) error {
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EINVAL) {
+		if Inside() {
+			return &hintedError{err: fmt.Errorf("create the sandbox namespaces: %w", err),
+				hint: "this is already inside a fence sandbox, which cannot start another one"}
+		}
+		return &hintedError{err: fmt.Errorf("create the sandbox namespaces: %w", err),
+			hint: "unprivileged user namespaces seem to be disabled; run 'fence doctor' to see why and how to enable them"}
+	}
+	return fmt.Errorf("start the sandbox init: %w", err)
+}
+
+// readLoop handles the init's messages; the first "ready" or "error"
+// answers ready.
+func (p *Process) readLoop(ready chan<- error) {
+	answered := false
+	answer := func(err error) {
+		if !answered {
+			answered = true
+			ready <- err
+		}
+	}
+	for {
+		m, fds, err := recvMsg(p.sock)
+		if err != nil {
+			answer(errors.New("the sandbox init exited during setup"))
+			return
+		}
+		switch m.Kind {
+		case "ready":
+			if p.spec.Debug != nil {
+				for _, l := range m.Debug {
+					fmt.Fprintf(p.spec.Debug, "fence: debug: %s\n", sanitizeLine(l))
+				}
+			}
+			for _, n := range m.Notices {
+				p.notice(n)
+			}
+			answer(nil)
+		case "error":
+			answer(&hintedError{err: errors.New(m.Error), hint: m.Hint})
+		case "tty":
+			if len(fds) == 1 {
+				p.TTY = os.NewFile(uintptr(fds[0]), "/dev/ptmx")
+				fds = nil
+			}
+		case "exit":
+			p.mu.Lock()
+			p.status, p.gotStatus = m.Status, true
+			p.mu.Unlock()
+		case "local":
+			if len(fds) == 1 {
+				go relayLocal(fds[0], m.Port)
+				fds = nil
+			}
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+}
+
+// relayLocal connects an accepted in-sandbox connection to the host's
+// 127.0.0.1:port (allowLocalOutbound).
+func relayLocal(fd int, port int) {
+	f := os.NewFile(uintptr(fd), "local")
+	inner, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return
+	}
+	outer, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		inner.Close()
+		return
+	}
+	pipeConns(inner, outer)
+}
+
+// publish listens on the host's 127.0.0.1 for every published port and
+// hands each connection to the init.
+func (p *Process) publish() error {
+	for _, port := range p.spec.Policy.Publish {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			return fmt.Errorf("publish port %d on 127.0.0.1: %w", port, err)
+		}
+		p.mu.Lock()
+		p.closers = append(p.closers, ln)
+		p.mu.Unlock()
+		go func(ln net.Listener, port int) {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				f, err := c.(*net.TCPConn).File()
+				c.Close()
+				if err != nil {
+					continue
+				}
+				sendMsg(p.sock, &message{Kind: "publish", Port: port}, int(f.Fd()))
+				f.Close()
+			}
+		}(ln, port)
+	}
+	return nil
+}
+
+func (p *Process) notice(s string) {
+	if w := p.spec.Notices; w != nil {
+		fmt.Fprintf(w, "fence: %s\n", sanitizeLine(s))
+	}
+}
+
+func (p *Process) kill() {
+	if p.cmd.Process != nil {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+}
+
+func (p *Process) stopWatcher() {
+	if p.watcher != nil {
+		p.watcher.stop()
+	}
+}
+
+// Wait waits for the command and returns its exit status (DESIGN.md §2):
+// its own status, 128+N when it died of signal N, 126/127 when it could not
+// be executed or found. err is set only when the sandbox itself failed.
+func (p *Process) Wait() (int, error) {
+	p.waitOnce.Do(func() {
+		err := p.cmd.Wait()
+		close(p.done)
+		p.mu.Lock()
+		for _, c := range p.closers {
+			c.Close()
+		}
+		status, got := p.status, p.gotStatus
+		p.mu.Unlock()
+		unix.Close(p.sock)
+		p.stopWatcher()
+		switch {
+		case got:
+			p.waitCode = status
+		default:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					p.waitCode = 128 + int(ws.Signal())
+					return
+				}
+			}
+			p.waitCode = 125
+			p.waitErr = fmt.Errorf("the sandbox init failed (%v)", err)
+		}
+	})
+	return p.waitCode, p.waitErr
+}
+
+// Signal sends sig to the command (through the init, which forwards it).
+func (p *Process) Signal(sig os.Signal) error {
+	return p.cmd.Process.Signal(sig)
+}

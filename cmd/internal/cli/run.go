@@ -1,9 +1,259 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/fence-dev/fence/cmd/internal/config"
+	"github.com/fence-dev/fence/sandbox"
+)
+
+// runFlags are the flags of the running forms (DESIGN.md §2).
+type runFlags struct {
+	settings  string
+	templates []string
+	ports     []int
+	monitor   bool
+	debug     bool
+	command   string // -c STRING
+	hasC      bool
+	args      []string // COMMAND [ARG...] after --
+}
+
+// parseRunFlags parses `[flags] -- COMMAND [ARG...]` and `[flags] -c
+// STRING [ARG...]`. Flags come only before "--" or -c STRING: what follows
+// belongs to the command and is never parsed (ATTACKS.md C-16).
+func parseRunFlags(args []string) (*runFlags, error) {
+	f := &runFlags{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			f.args = args[i+1:]
+			if f.hasC {
+				f.args = append([]string{"sh"}, f.args...)
+			}
+			break
+		}
+		if f.hasC {
+			// fence -c STRING ARG0 ARG1...: positional parameters of sh.
+			f.args = args[i:]
+			break
+		}
+		name, value, hasValue := a, "", false
+		if strings.HasPrefix(a, "--") {
+			name, value, hasValue = strings.Cut(a, "=")
+		} else if strings.HasPrefix(a, "-") && len(a) > 2 && strings.ContainsAny(a[1:2], "stpc") {
+			name, value, hasValue = a[:2], a[2:], true
+		}
+		needValue := func() (string, error) {
+			if hasValue {
+				return value, nil
+			}
+			if i+1 >= len(args) {
+				return "", usagef("flag %s needs a value", name)
+			}
+			i++
+			return args[i], nil
+		}
+		switch name {
+		case "-s", "--settings":
+			v, err := needValue()
+			if err != nil {
+				return nil, err
+			}
+			f.settings = v
+		case "-t", "--template":
+			v, err := needValue()
+			if err != nil {
+				return nil, err
+			}
+			f.templates = append(f.templates, v)
+		case "-p", "--port":
+			v, err := needValue()
+			if err != nil {
+				return nil, err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 65535 {
+				return nil, usagef("flag %s: %q is not a port number (1-65535)", name, v)
+			}
+			f.ports = append(f.ports, n)
+		case "-m", "--monitor":
+			f.monitor = true
+		case "-d", "--debug":
+			f.debug = true
+		case "-c":
+			v, err := needValue()
+			if err != nil {
+				return nil, err
+			}
+			f.command, f.hasC = v, true
+		default:
+			if strings.HasPrefix(a, "-") {
+				return nil, withHint(usagef("unknown flag %s", a), "run 'fence help' for the flags; the command goes after --")
+			}
+			return nil, withHint(usagef("%q: the command must follow --", a), "fence [flags] -- "+strings.Join(args[i:], " "))
+		}
+	}
+	if f.hasC {
+		if len(f.args) == 0 {
+			f.args = []string{"sh"}
+		}
+		f.args = append([]string{"/bin/sh", "-c", f.command}, f.args...)
+		return f, nil
+	}
+	if len(f.args) == 0 {
+		return nil, withHint(usagef("no command to run"), "fence [flags] -- COMMAND [ARG...]  or  fence [flags] -c 'STRING'")
+	}
+	return f, nil
+}
 
 // runCommand runs the forms `fence [flags] -- CMD` and `fence [flags] -c STRING`.
 // It returns the command's exit status, or an error when fence itself failed.
 func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
-	return 0, errNotAvailable("running a sandboxed command")
+	f, err := parseRunFlags(args)
+	if err != nil {
+		return 0, &exitError{code: ExitUsage, err: err}
+	}
+	if f.settings != "" {
+		if _, err := os.Stat(f.settings); err != nil {
+			return 0, withHint(fmt.Errorf("settings file: %w", err), "-s names the policy file to use; it must exist")
+		}
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return 0, fmt.Errorf("working directory: %w", err)
+	}
+	res, err := config.Load(config.Options{Dir: cwd, Settings: f.settings, Templates: f.templates, Publish: f.ports})
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range res.Notices {
+		fmt.Fprintf(stdio.Err, "fence: %s\n", n)
+	}
+	if f.debug {
+		fmt.Fprintf(stdio.Err, "fence: debug: project root %q, trust %s\n", res.Root, res.Trust)
+		for _, s := range res.Chain {
+			fmt.Fprintf(stdio.Err, "fence: debug: config %s %s exists=%v\n", s.Layer, s.File+s.Template, s.Exists)
+		}
+	}
+	// The sandbox lives until the command exits: the signals that cancel
+	// ctx are forwarded to the command instead.
+	runCtx := context.WithoutCancel(ctx)
+	sess, err := openNetSession(runCtx, stdio, res, netOptions{Dir: cwd, Settings: f.settings, Templates: f.templates, Monitor: f.monitor})
+	if err != nil {
+		return 0, err
+	}
+	if sess != nil {
+		defer sess.Close(stdio)
+	}
+	pol := res.Sandbox
+	for _, p := range f.ports {
+		if !containsInt(pol.Publish, p) {
+			pol.Publish = append(pol.Publish, p)
+		}
+	}
+	if len(pol.Publish) > 0 {
+		pol.AllowLocalBinding = true
+	}
+	spec := &sandbox.Spec{
+		Policy:  pol,
+		Args:    f.args,
+		Dir:     cwd,
+		Env:     os.Environ(),
+		Notices: stdio.Err,
+	}
+	if sess != nil {
+		spec.Relay, spec.SessionID = sess.Dir, sess.ID
+	}
+	if f.debug {
+		spec.Debug = stdio.Err
+	}
+	if f.monitor {
+		spec.Monitor = stdio.Err
+	}
+	var copies []*pipeCopy
+	spec.Stdin = stdio.In
+	if spec.Stdin == nil {
+		spec.Stdin = os.Stdin
+	}
+	spec.Stdout, copies = fileFor(stdio.Out, copies)
+	spec.Stderr, copies = fileFor(stdio.Err, copies)
+	defer func() {
+		for _, c := range copies {
+			<-c.done
+		}
+	}()
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+
+	p, err := sandbox.Start(runCtx, spec)
+	for _, c := range copies {
+		c.w.Close()
+	}
+	if err != nil {
+		if h := sandbox.HintOf(err); h != "" {
+			return 0, withHint(fmt.Errorf("cannot start the sandbox: %w", err), h)
+		}
+		return 0, fmt.Errorf("cannot start the sandbox: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				p.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	status, err := p.Wait()
+	close(done)
+	if err != nil {
+		return 0, err
+	}
+	return status, nil
+}
+
+// pipeCopy copies a pipe to a writer that is not a file.
+type pipeCopy struct {
+	w    *os.File // the write end, closed once the sandbox holds it
+	done chan struct{}
+}
+
+// fileFor returns w as an *os.File for the sandbox, through a pipe and a
+// copying goroutine when w is not a file.
+func fileFor(w io.Writer, copies []*pipeCopy) (*os.File, []*pipeCopy) {
+	if f, ok := w.(*os.File); ok {
+		return f, copies
+	}
+	r, pw, err := os.Pipe()
+	if err != nil {
+		return nil, copies
+	}
+	c := &pipeCopy{w: pw, done: make(chan struct{})}
+	go func() {
+		io.Copy(w, r)
+		r.Close()
+		close(c.done)
+	}()
+	return pw, append(copies, c)
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

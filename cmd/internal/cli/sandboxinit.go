@@ -1,7 +1,8 @@
 package cli
 
-// IsInit reports whether args (os.Args) ask for the hidden sandbox init.
-func IsInit(args []string) bool { return false }
+import "github.com/fence-dev/fence/sandbox"
 
-// Init runs the sandbox init and returns its exit status.
-func Init(args []string) int { return ExitFenceFailed }
+// IsInit reports whether args (os.Args) ask for the hidden sandbox init:
+// the fence binary re-executed by [sandbox.Start] inside the new
+// namespaces.
+func IsInit(args []string) bool { return len(args) == 2 && args[1] == sandbox.InitArg }

@@ -1,0 +1,396 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// initFD is the init's end of the socketpair (ExtraFiles[0]).
+const initFD = 3
+
+// initError is a setup failure reported to the client.
+type initError struct {
+	err  error
+	hint string
+}
+
+func (e *initError) Error() string { return e.err.Error() }
+
+func failf(hint, format string, args ...any) error {
+	return &initError{err: fmt.Errorf(format, args...), hint: hint}
+}
+
+// RunInit is the sandbox init: pid 1 of the new namespaces. It reads its
+// configuration from the client, builds the filesystem view, starts the
+// relays, locks itself down (no_new_privs, no capabilities, Landlock,
+// seccomp, non-dumpable), runs the command, forwards signals, reaps, and
+// exits with the command's status. It returns the exit status.
+func RunInit() int {
+	// Nothing in this process may be inspected or attached to by the
+	// command (ATTACKS.md X-02, X-03).
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	// Only fds 0-2 may reach the command, whatever leaked into fence
+	// (ATTACKS.md X-08).
+	unix.CloseRange(initFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	unix.CloseOnExec(initFD)
+	runtime.LockOSThread() // mount and pivot_root act on this thread's fs state
+
+	m, _, err := recvMsg(initFD)
+	if err != nil || m.Kind != "config" || m.Config == nil {
+		fmt.Fprintf(os.Stderr, "fence: sandbox init: no configuration from the client: %v\n", err)
+		return 125
+	}
+	cfg := m.Config
+	st, err := setup(cfg)
+	if err != nil {
+		msg := &message{Kind: "error", Error: err.Error()}
+		var ie *initError
+		if errors.As(err, &ie) {
+			msg.Hint = ie.hint
+		}
+		sendMsg(initFD, msg)
+		return 125
+	}
+	return st.run()
+}
+
+// initState is what setup leaves for the running phase.
+type initState struct {
+	cfg     *initConfig
+	tty     *os.File // PTY slave for a TTY session
+	debug   []string
+	notices []string
+}
+
+func (st *initState) debugf(format string, args ...any) {
+	st.debug = append(st.debug, fmt.Sprintf(format, args...))
+}
+
+func setup(cfg *initConfig) (*initState, error) {
+	st := &initState{cfg: cfg}
+	if err := checkAllThreads(); err != nil {
+		return nil, failf("build fence with CGO_ENABLED=0 (the release builds are)", "%v", err)
+	}
+	var relayDir int = -1
+	if cfg.Relay != "" {
+		fd, err := unix.Open(cfg.Relay, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, failf("", "open the relay directory %q: %w", cfg.Relay, err)
+		}
+		relayDir = fd
+	}
+	if err := buildRoot(st, &cfg.Mounts); err != nil {
+		return nil, err
+	}
+	if cfg.TTY {
+		if err := st.openPTY(); err != nil {
+			return nil, err
+		}
+	}
+	if err := loopbackUp(); err != nil {
+		return nil, failf("", "bring up the loopback interface: %w", err)
+	}
+	if err := startRelays(st, relayDir); err != nil {
+		return nil, err
+	}
+	if err := st.lockdown(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// lockdown applies the process restrictions to every thread of the init;
+// the command inherits them through fork and exec.
+func (st *initState) lockdown() error {
+	cfg := st.cfg
+	degraded := func(name string) bool {
+		for _, d := range cfg.AllowDegraded {
+			if d == name {
+				return true
+			}
+		}
+		return false
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		return failf("", "setrlimit(RLIMIT_CORE): %w", err)
+	}
+	if err := dropPrivileges(); err != nil {
+		return failf("", "drop privileges: %w", err)
+	}
+	res, err := applyLandlock(cfg.Landlock)
+	switch {
+	case err != nil && degraded("landlock"):
+		st.notices = append(st.notices, fmt.Sprintf("running without Landlock (%v), as allowDegraded says", err))
+	case err != nil:
+		return failf(`Landlock needs Linux 5.13+ with "landlock" in the lsm= boot parameter (see 'fence doctor'); or accept the weaker mode with [sandbox] allowDegraded = ["landlock"] in your user config`,
+			"install Landlock: %w", err)
+	default:
+		st.debugf("landlock: ABI %d, writable %v, bind restricted %v (allowed ports %v)", res.ABI, cfg.Landlock.Writable, cfg.Landlock.RestrictBind, cfg.Landlock.BindPorts)
+		for _, d := range res.Downgrade {
+			st.debugf("%s", d)
+		}
+	}
+	if err := installSeccomp(seccompOptions{DenyMPTCP: cfg.DenyMPTCP}); err != nil {
+		if !degraded("seccomp") {
+			return failf(`seccomp needs a kernel with CONFIG_SECCOMP_FILTER (see 'fence doctor'); or accept the weaker mode with [sandbox] allowDegraded = ["seccomp"]`,
+				"install the seccomp filter: %w", err)
+		}
+		st.notices = append(st.notices, fmt.Sprintf("running without seccomp (%v), as allowDegraded says", err))
+	} else {
+		st.debugf("seccomp: arch check, %d denied syscalls, clone/unshare namespace flags, clone3 ENOSYS, socket families unix/inet/inet6/netlink-route, ioctl TIOCSTI/TIOCLINUX", len(deniedSyscalls))
+	}
+	if err := verifyNoCaps(); err != nil {
+		return failf("", "%w", err)
+	}
+	return nil
+}
+
+// openPTY opens a PTY in the sandbox's own devpts and sends the master to
+// the client.
+func (st *initState) openPTY() error {
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return failf("", "open /dev/ptmx: %w", err)
+	}
+	defer master.Close()
+	fd := int(master.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		return failf("", "unlock the pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		return failf("", "get the pty number: %w", err)
+	}
+	if st.cfg.Rows > 0 && st.cfg.Cols > 0 {
+		unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: st.cfg.Rows, Col: st.cfg.Cols})
+	}
+	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return failf("", "open the pty: %w", err)
+	}
+	st.tty = slave
+	if err := sendMsg(initFD, &message{Kind: "tty"}, fd); err != nil {
+		return failf("", "pass the pty to the client: %w", err)
+	}
+	return nil
+}
+
+// run starts the command and supervises it until it exits.
+func (st *initState) run() int {
+	cfg := st.cfg
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs)
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN)
+
+	status, pid := st.startCommand()
+	if pid == 0 {
+		sendMsg(initFD, &message{Kind: "ready", Debug: st.debug, Notices: st.notices})
+		sendMsg(initFD, &message{Kind: "exit", Status: status})
+		return status
+	}
+	if err := sendMsg(initFD, &message{Kind: "ready", Debug: st.debug, Notices: st.notices}); err != nil {
+		unix.Kill(-1, unix.SIGKILL)
+		return 125
+	}
+	go st.clientLoop()
+
+	for sig := range sigs {
+		s := sig.(syscall.Signal)
+		switch s {
+		case syscall.SIGCHLD:
+			for {
+				var ws unix.WaitStatus
+				wpid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil || wpid <= 0 {
+					break
+				}
+				if wpid == pid {
+					code := ws.ExitStatus()
+					if ws.Signaled() {
+						code = 128 + int(ws.Signal())
+					}
+					sendMsg(initFD, &message{Kind: "exit", Status: code})
+					return code
+				}
+			}
+		case syscall.SIGURG, syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN:
+			// Go's runtime preemption and terminal noise: not for the command.
+		case syscall.SIGINT, syscall.SIGQUIT:
+			// What a terminal would do: the whole foreground job.
+			if unix.Kill(-pid, s) != nil {
+				unix.Kill(pid, s)
+			}
+		default:
+			unix.Kill(pid, s)
+		}
+	}
+	_ = cfg
+	return 125
+}
+
+// startCommand starts the command; when it cannot be started it returns
+// the status (126/127) and pid 0.
+func (st *initState) startCommand() (int, int) {
+	cfg := st.cfg
+	path, status, err := lookPath(cfg.Args[0], cfg.Env)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fence: %s: %v\n", cfg.Args[0], err)
+		return status, 0
+	}
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        cfg.Args,
+		Env:         cfg.Env,
+		Dir:         cfg.Dir,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if st.tty != nil {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = st.tty, st.tty, st.tty
+		cmd.SysProcAttr.Setctty = true
+		cmd.SysProcAttr.Ctty = 0
+	} else {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		code := 126
+		var pe *os.PathError
+		if errors.As(err, &pe) && errors.Is(pe.Err, syscall.ENOENT) {
+			code = 127
+			if _, serr := os.Stat(path); serr == nil {
+				// The file exists: its interpreter does not.
+				fmt.Fprintf(os.Stderr, "fence: %s: %v (bad interpreter?)\n", cfg.Args[0], pe.Err)
+				return 126, 0
+			}
+		}
+		if errors.Is(err, syscall.ENOENT) {
+			code = 127
+		}
+		msg := err.Error()
+		if pe != nil {
+			msg = pe.Err.Error()
+		}
+		if strings.Contains(msg, "no such file or directory") && cfg.Dir != "" {
+			if _, serr := os.Stat(cfg.Dir); serr != nil {
+				msg = fmt.Sprintf("working directory %q is not visible in the sandbox", cfg.Dir)
+				code = 125
+			}
+		}
+		fmt.Fprintf(os.Stderr, "fence: %s: %s\n", cfg.Args[0], msg)
+		return code, 0
+	}
+	if st.tty != nil {
+		st.tty.Close()
+	}
+	// Drop our copies of the command's stdio so that pipes close when the
+	// command's side does.
+	if st.tty == nil {
+		for _, fd := range []int{0, 1} {
+			devnull, err := unix.Open("/dev/null", unix.O_RDWR, 0)
+			if err == nil {
+				unix.Dup3(devnull, fd, 0)
+				unix.Close(devnull)
+			}
+		}
+	}
+	return 0, cmd.Process.Pid
+}
+
+// lookPath finds the command in the sandbox's PATH, and returns the exit
+// status to use when it cannot be run (127 not found, 126 not executable).
+func lookPath(name string, env []string) (string, int, error) {
+	if strings.Contains(name, "/") {
+		fi, err := os.Stat(name)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return "", 127, errors.New("no such file or directory")
+			}
+			return "", 126, err
+		}
+		if fi.IsDir() {
+			return "", 126, errors.New("is a directory")
+		}
+		return name, 0, nil
+	}
+	pathEnv, _ := lookupEnv(env, "PATH")
+	if pathEnv == "" {
+		pathEnv = "/usr/local/bin:/usr/bin:/bin"
+	}
+	found := ""
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		fi, err := os.Stat(p)
+		if err != nil || fi.IsDir() {
+			continue
+		}
+		if fi.Mode()&0o111 != 0 && unix.Access(p, unix.X_OK) == nil {
+			return p, 0, nil
+		}
+		if found == "" {
+			found = p
+		}
+	}
+	if found != "" {
+		return "", 126, errors.New("permission denied")
+	}
+	return "", 127, errors.New("command not found")
+}
+
+// clientLoop serves the client's messages: published connections, and
+// the client going away (then everything ends).
+func (st *initState) clientLoop() {
+	for {
+		m, fds, err := recvMsg(initFD)
+		if err != nil {
+			if err == errPeerGone {
+				// The client is gone: nobody can collect the status.
+				unix.Kill(-1, unix.SIGKILL)
+				os.Exit(125)
+			}
+			continue
+		}
+		switch m.Kind {
+		case "publish":
+			if len(fds) == 1 {
+				go relayPublished(fds[0], m.Port)
+				fds = nil
+			}
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+}
+
+// relayPublished connects a host connection to the sandbox's
+// 127.0.0.1:port.
+func relayPublished(fd, port int) {
+	f := os.NewFile(uintptr(fd), "publish")
+	outer, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return
+	}
+	inner, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		outer.Close()
+		return
+	}
+	pipeConns(outer, inner)
+}

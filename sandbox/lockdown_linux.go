@@ -1,0 +1,114 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Securebits (include/uapi/linux/securebits.h).
+const (
+	secbitNoroot                = 1 << 0
+	secbitNorootLocked          = 1 << 1
+	secbitNoSetuidFixup         = 1 << 2
+	secbitNoSetuidFixupLocked   = 1 << 3
+	secbitKeepCapsLocked        = 1 << 5
+	secbitNoCapAmbientRaise     = 1 << 6
+	secbitNoCapAmbientRaiseLock = 1 << 7
+)
+
+// errCgo is returned when the binary was built with cgo: then
+// syscall.AllThreadsSyscall cannot apply a restriction to every thread.
+var errCgo = errors.New("fence was built with cgo; the sandbox needs a CGO_ENABLED=0 build to restrict every thread")
+
+// allThreads runs a syscall on every thread of the process.
+func allThreads(trap, a1, a2, a3 uintptr) error {
+	_, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3)
+	if e == syscall.ENOTSUP {
+		return errCgo
+	}
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// checkAllThreads reports errCgo when AllThreadsSyscall is unusable.
+func checkAllThreads() error {
+	return allThreads(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0, 0)
+}
+
+// lastCap returns the highest capability number the kernel knows.
+func lastCap() int {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			return n
+		}
+	}
+	return 63
+}
+
+// dropPrivileges leaves every thread with no capabilities in any set, an
+// empty bounding set, no ambient capabilities, and securebits that stop a
+// later exec (even as uid 0) from granting any (DESIGN.md §6.1).
+// no_new_privs is set too.
+func dropPrivileges() error {
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+	}
+	bits := uintptr(secbitNoroot | secbitNorootLocked | secbitNoSetuidFixup | secbitNoSetuidFixupLocked |
+		secbitKeepCapsLocked | secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLock)
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, bits, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_SECUREBITS): %w", err)
+	}
+	for c := 0; c <= lastCap(); c++ {
+		if err := allThreads(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); err != nil {
+			if err == unix.EINVAL {
+				break
+			}
+			return fmt.Errorf("prctl(PR_CAPBSET_DROP, %d): %w", c, err)
+		}
+	}
+	if _, _, e := syscall.AllThreadsSyscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 {
+		return fmt.Errorf("prctl(PR_CAP_AMBIENT_CLEAR_ALL): %w", e)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := allThreads(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
+}
+
+// verifyNoCaps re-reads this thread's capability sets from the kernel, so a
+// silent failure above cannot go unnoticed.
+func verifyNoCaps() error {
+	b, err := os.ReadFile("/proc/thread-self/status")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb":
+			if strings.Trim(strings.TrimSpace(v), "0") != "" {
+				return fmt.Errorf("capabilities left after dropping them: %s %s", k, strings.TrimSpace(v))
+			}
+		case "NoNewPrivs":
+			if strings.TrimSpace(v) != "1" {
+				return errors.New("no_new_privs is not set")
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,408 @@
+package sandbox
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// stage is where the init builds the new root. It is mounted over the
+	// host's /tmp in the init's private mount namespace; the host never
+	// sees it.
+	stage   = "/tmp"
+	newRoot = stage + "/root"
+	// markerSource names the sandbox's /dev tmpfs. [Inside] looks for it
+	// in /proc/self/mountinfo: a sandboxed process can neither unmount nor
+	// hide it.
+	markerSource = "fence-sandbox"
+)
+
+// buildRoot carries out the mount plan and pivots into the new root.
+func buildRoot(st *initState, mp *mountPlan) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return failf("", "make / a slave mount: %w", err)
+	}
+	// Open every host path we bind from before /tmp is covered, refusing
+	// symlinks anywhere on the way: the paths were resolved when the
+	// policy was built, so a symlink now means something raced us
+	// (ATTACKS.md F-21).
+	type src struct {
+		path string
+		fd   int
+		dir  bool
+	}
+	open := func(p string) (src, error) {
+		fd, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if err != nil {
+			return src{}, fmt.Errorf("open %q: %w", p, err)
+		}
+		var s unix.Stat_t
+		if err := unix.Fstat(fd, &s); err != nil {
+			unix.Close(fd)
+			return src{}, fmt.Errorf("stat %q: %w", p, err)
+		}
+		return src{path: p, fd: fd, dir: s.Mode&unix.S_IFMT == unix.S_IFDIR}, nil
+	}
+	var expose, writable []src
+	for _, p := range mp.Expose {
+		s, err := open(p)
+		if err != nil {
+			return failf("", "expose %v", err)
+		}
+		expose = append(expose, s)
+	}
+	for _, p := range mp.Writable {
+		s, err := open(p)
+		if err != nil {
+			return failf("", "allowWrite %v", err)
+		}
+		writable = append(writable, s)
+	}
+
+	if err := unix.Mount("fence-stage", stage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
+		return failf("", "mount the staging tmpfs: %w", err)
+	}
+	if err := os.Mkdir(newRoot, 0o755); err != nil {
+		return failf("", "%w", err)
+	}
+	empty := stage + "/empty"
+	if err := os.WriteFile(empty, nil, 0o444); err != nil {
+		return failf("", "%w", err)
+	}
+	if err := unix.Mount("/", newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return failf("", "bind / into the new root: %w", err)
+	}
+	if err := remountTreeReadOnly(newRoot); err != nil {
+		return failf("", "make the host read-only: %w", err)
+	}
+	st.debugf("mount: / read-only (recursive bind, every submount remounted ro)")
+
+	// Private /tmp.
+	if err := unix.Mount("fence-tmp", newRoot+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return failf("", "mount the private /tmp: %w", err)
+	}
+	st.debugf("mount: /tmp private tmpfs")
+	if err := buildDev(); err != nil {
+		return failf("", "build /dev: %w", err)
+	}
+	st.debugf("mount: /dev minimal (null zero full random urandom tty, own devpts, shm)")
+	if err := unix.Mount("proc", newRoot+"/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return failf("fence needs a fully visible /proc to mount its own; inside a container, run it with --privileged or without masked /proc paths",
+			"mount /proc: %w", err)
+	}
+	st.debugf("mount: /proc fresh for the pid namespace")
+
+	bindFD := func(s src, readOnly bool) error {
+		target := newRoot + s.path
+		if err := ensureTarget(target, s.dir); err != nil {
+			return err
+		}
+		if err := unix.Mount(fdPath(s.fd), target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %q: %w", s.path, err)
+		}
+		if readOnly {
+			return remountReadOnly(target)
+		}
+		return nil
+	}
+	for _, s := range expose {
+		if err := bindFD(s, true); err != nil {
+			return failf("", "%w", err)
+		}
+		st.debugf("mount: %s read-only (hidden by the private /tmp otherwise)", s.path)
+	}
+	for _, s := range writable {
+		if err := bindFD(s, false); err != nil {
+			return failf("", "%w", err)
+		}
+		st.debugf("mount: %s writable (allowWrite)", s.path)
+	}
+	for _, s := range append(expose, writable...) {
+		unix.Close(s.fd)
+	}
+	for _, p := range mp.Pins {
+		if err := selfBind(p, false, true); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return failf("", "pin %q: %w", p, err)
+		}
+		st.debugf("mount: %s pinned (mount point, cannot be renamed)", p)
+	}
+	for _, p := range mp.ReadOnly {
+		if err := selfBind(p, true, false); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return failf("", "protect %q: %w", p, err)
+		}
+		st.debugf("mount: %s read-only (protected)", p)
+	}
+	for _, p := range mp.MaskDirs {
+		target, err := resolveInRoot(p)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return failf("", "mask %q: %w", p, err)
+		}
+		if err := unix.Mount("fence-mask", target, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0555,size=4k"); err != nil {
+			return failf("", "mask %q: %w", p, err)
+		}
+		st.debugf("mount: %s masked (empty directory)", p)
+	}
+	for _, p := range mp.MaskFiles {
+		target, err := resolveInRoot(p)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return failf("", "mask %q: %w", p, err)
+		}
+		if err := unix.Mount(empty, target, "", unix.MS_BIND, ""); err != nil {
+			return failf("", "mask %q: %w", p, err)
+		}
+		if err := remountReadOnly(target); err != nil {
+			return failf("", "mask %q: %w", p, err)
+		}
+		st.debugf("mount: %s masked (empty file)", p)
+	}
+
+	if err := unix.Chdir(newRoot); err != nil {
+		return failf("", "%w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return failf("", "pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return failf("", "detach the old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return failf("", "%w", err)
+	}
+	return nil
+}
+
+// buildDev mounts a minimal /dev in the new root.
+func buildDev() error {
+	dev := newRoot + "/dev"
+	if err := unix.Mount(markerSource, dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k"); err != nil {
+		return err
+	}
+	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		t := dev + "/" + name
+		if err := os.WriteFile(t, nil, 0o666); err != nil {
+			return err
+		}
+		if err := unix.Mount("/dev/"+name, t, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind /dev/%s: %w", name, err)
+		}
+	}
+	for _, d := range []string{"pts", "shm"} {
+		if err := os.Mkdir(dev+"/"+d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620"); err != nil {
+		return fmt.Errorf("mount devpts: %w", err)
+	}
+	if err := unix.Mount("fence-shm", dev+"/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("mount /dev/shm: %w", err)
+	}
+	for link, target := range map[string]string{
+		"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
+		"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+	} {
+		if err := os.Symlink(target, dev+"/"+link); err != nil {
+			return err
+		}
+	}
+	return unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "")
+}
+
+// selfBind binds a path of the new root onto itself, read-only or not;
+// rec keeps the mounts below it.
+func selfBind(p string, readOnly, rec bool) error {
+	fd, err := unix.Openat2(unix.AT_FDCWD, newRoot+p, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	flags := uintptr(unix.MS_BIND)
+	if rec {
+		flags |= unix.MS_REC
+	}
+	if err := unix.Mount(fdPath(fd), fdPath(fd), "", flags, ""); err != nil {
+		return err
+	}
+	if readOnly {
+		return remountReadOnly(newRoot + p)
+	}
+	return nil
+}
+
+// resolveInRoot checks that p has no symlink in the new root and returns
+// its path there.
+func resolveInRoot(p string) (string, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, newRoot+p, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return "", err
+	}
+	unix.Close(fd)
+	return newRoot + p, nil
+}
+
+// ensureTarget creates a mount point in the new root when it is missing
+// (only possible on the sandbox's own tmpfs mounts).
+func ensureTarget(target string, dir bool) error {
+	if _, err := os.Lstat(target); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return fmt.Errorf("create mount point %q: %w", target, err)
+	}
+	if dir {
+		return os.Mkdir(target, 0o755)
+	}
+	return os.WriteFile(target, nil, 0o644)
+}
+
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// remountReadOnly makes the mount at target read-only, keeping the flags
+// the kernel locks for mounts inherited from a more privileged namespace.
+func remountReadOnly(target string) error {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(target, &sfs); err != nil {
+		return err
+	}
+	flags := uintptr(unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY) | statfsToMount(sfs.Flags)
+	return unix.Mount("", target, "", flags, "")
+}
+
+func statfsToMount(f int64) uintptr {
+	var m uintptr
+	for _, b := range []struct {
+		st int64
+		ms uintptr
+	}{
+		{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
+		{unix.ST_NOATIME, unix.MS_NOATIME}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME}, {unix.ST_RELATIME, unix.MS_RELATIME},
+	} {
+		if f&b.st != 0 {
+			m |= b.ms
+		}
+	}
+	return m
+}
+
+// remountTreeReadOnly remounts every mount at or below root read-only.
+func remountTreeReadOnly(root string) error {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	type mnt struct {
+		point string
+		flags uintptr
+	}
+	var mounts []mnt
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 {
+			continue
+		}
+		point := unescapeMountinfo(fields[4])
+		if !within(point, root) {
+			continue
+		}
+		var flags uintptr
+		for _, o := range strings.Split(fields[5], ",") {
+			switch o {
+			case "nosuid":
+				flags |= unix.MS_NOSUID
+			case "nodev":
+				flags |= unix.MS_NODEV
+			case "noexec":
+				flags |= unix.MS_NOEXEC
+			case "noatime":
+				flags |= unix.MS_NOATIME
+			case "nodiratime":
+				flags |= unix.MS_NODIRATIME
+			case "relatime":
+				flags |= unix.MS_RELATIME
+			}
+		}
+		mounts = append(mounts, mnt{point, flags})
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		err := unix.Mount("", m.point, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|m.flags, "")
+		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EACCES) {
+			// A mount we cannot make read-only is a mount the command
+			// could write: fail closed.
+			return fmt.Errorf("remount %q read-only: %w", m.point, err)
+		}
+	}
+	return nil
+}
+
+// unescapeMountinfo decodes the octal escapes (\040 for space) of
+// /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// loopbackUp brings up lo in the new network namespace; the kernel adds
+// 127.0.0.1 and ::1 by itself.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}

@@ -1,0 +1,99 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// The client and the init talk over a SOCK_SEQPACKET socketpair: one JSON
+// message per packet, file descriptors alongside with SCM_RIGHTS.
+
+// message is every message in either direction.
+type message struct {
+	Kind string `json:"kind"`
+	// "config": Config (client → init).
+	Config *initConfig `json:"config,omitempty"`
+	// "ready" (init → client): the command is about to run. Debug lines
+	// and downgrade notices ride along.
+	Debug   []string `json:"debug,omitempty"`
+	Notices []string `json:"notices,omitempty"`
+	// "error" (init → client): setup failed.
+	Error string `json:"error,omitempty"`
+	Hint  string `json:"hint,omitempty"`
+	// "tty" (init → client): the PTY master rides along.
+	// "exit" (init → client): the command's status.
+	Status int `json:"status,omitempty"`
+	// "local" (init → client): a connection to relay to the host's
+	// 127.0.0.1:Port; "publish" (client → init): a host connection to
+	// relay to the sandbox's 127.0.0.1:Port.
+	Port int `json:"port,omitempty"`
+}
+
+const maxMessage = 200 << 10
+
+func sendMsg(fd int, m *message, fds ...int) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxMessage {
+		return fmt.Errorf("message too large (%d bytes)", len(b))
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	for {
+		err = unix.Sendmsg(fd, b, oob, nil, 0)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// recvMsg reads one message; io errors and EOF are returned as err
+// (EOF as errPeerGone).
+func recvMsg(fd int) (*message, []int, error) {
+	buf := make([]byte, maxMessage)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	var n, oobn int
+	var err error
+	for {
+		n, oobn, _, _, err = unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var fds []int
+	if oobn > 0 {
+		scms, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err == nil {
+			for _, scm := range scms {
+				if f, err := unix.ParseUnixRights(&scm); err == nil {
+					fds = append(fds, f...)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		for _, f := range fds {
+			unix.Close(f)
+		}
+		return nil, nil, errPeerGone
+	}
+	var m message
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		for _, f := range fds {
+			unix.Close(f)
+		}
+		return nil, nil, fmt.Errorf("bad message: %w", err)
+	}
+	return &m, fds, nil
+}
+
+var errPeerGone = fmt.Errorf("peer closed the connection")

@@ -1,0 +1,407 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// initConfig is everything the init needs, sent over the socketpair (never
+// argv or the environment, which other processes could read).
+type initConfig struct {
+	Args       []string
+	Dir        string
+	Env        []string
+	TTY        bool
+	Rows, Cols uint16
+
+	Relay         string
+	LocalOutbound []int
+	Publish       []int
+
+	Mounts        mountPlan
+	Landlock      landlockPlan
+	DenyMPTCP     bool
+	AllowDegraded []string
+}
+
+// mountPlan is the filesystem view, computed outside from the policy and
+// carried out by the init. Paths are absolute host paths; the init mounts
+// each at the same path in the new root.
+type mountPlan struct {
+	// Expose are read-only binds of host paths that the private /tmp
+	// would otherwise hide (the working directory, the project root, the
+	// fence binary, when they live under /tmp).
+	Expose []string
+	// Writable are read-write binds (allowWrite).
+	Writable []string
+	// Pins are read-write self-binds of directories between a writable root
+	// and a protected path: a mount point cannot be renamed (EBUSY), so the
+	// protected path cannot be moved away with its parent (ATTACKS.md F-02).
+	Pins []string
+	// ReadOnly are read-only self-binds of protected paths and denyWrite
+	// paths under writable roots.
+	ReadOnly []string
+	// MaskDirs get an empty read-only tmpfs, MaskFiles an empty read-only
+	// file (denyRead, host control sockets, fence's own state).
+	MaskDirs  []string
+	MaskFiles []string
+}
+
+// watch is a protected path that did not exist at start: if something
+// creates Name in Dir during the session, it is moved to the quarantine.
+type watch struct {
+	Dir, Name string
+	Protected string // the protected path that made Name dangerous
+	Reason    string
+}
+
+// plan is the client's half of a session.
+type plan struct {
+	cfg     initConfig
+	watches []watch
+	notes   []string // for -d
+}
+
+// systemMasks are host control channels hidden from every sandbox
+// (ATTACKS.md §U, §C-01): a read-only mount does not stop connect() on a
+// unix socket, so they must be masked.
+var systemMasks = []string{
+	"/run/user", "/run/dbus", "/run/docker.sock", "/run/docker", "/run/podman", "/run/containerd",
+	"/run/systemd/private", "/run/systemd/userdb", "/run/snapd.socket", "/run/snapd-snap.socket",
+	"/run/avahi-daemon", "/run/cups", "/run/libvirt", "/run/lxd-installer.socket", "/run/screen",
+	"/var/run/docker.sock", "/var/lib/docker", "/tmp/.X11-unix",
+}
+
+// buildPlan turns spec into the init's configuration and the client's
+// watches. It reads the filesystem (lstat, git metadata) but changes
+// nothing.
+func buildPlan(spec *Spec, exe string) (*plan, error) {
+	pol := spec.Policy
+	pl := &plan{}
+	home, _ := lookupEnv(spec.Env, "HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	if home != "" {
+		if r, err := filepath.EvalSymlinks(home); err == nil {
+			home = r
+		}
+	}
+
+	var writable []string
+	for _, w := range pol.AllowWrite {
+		w = filepath.Clean(w)
+		if _, err := os.Lstat(w); err != nil {
+			pl.notes = append(pl.notes, fmt.Sprintf("allowWrite %s: does not exist, skipped", w))
+			continue
+		}
+		writable = append(writable, w)
+	}
+	writable = dedupeStrings(writable)
+	sortByDepth(writable)
+	pl.cfg.Mounts.Writable = writable
+	rootOf := func(p string) string {
+		best := ""
+		for _, w := range writable {
+			if within(p, w) && len(w) > len(best) {
+				best = w
+			}
+		}
+		return best
+	}
+
+	pwrite := pol
+	pwrite.AllowWrite = writable
+	protected := ResolveProtected(pwrite, home, exe)
+	protected = append(protected, gitProtected(writable, pol.AllowGitConfig)...)
+	for _, d := range pol.DenyWrite {
+		protected = append(protected, ProtectedPath{Path: filepath.Clean(d), Dir: true, Reason: "denyWrite"})
+	}
+	protected = dedupe(protected)
+
+	pins := map[string]bool{}
+	addPins := func(root, below string) {
+		// every directory strictly between root and below, and below itself
+		for d := below; d != root && within(d, root); d = filepath.Dir(d) {
+			pins[d] = true
+		}
+	}
+	var readOnly []string
+	for _, pp := range protected {
+		fi, err := os.Lstat(pp.Path)
+		if err == nil && fi.Mode().IsRegular() {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				return nil, &linkError{path: pp.Path, links: int(st.Nlink), reason: pp.Reason}
+			}
+		}
+		root := rootOf(pp.Path)
+		if root == "" {
+			continue // read-only anyway
+		}
+		switch {
+		case err == nil && fi.Mode()&fs.ModeSymlink != 0:
+			// Protect what it points to; the link itself lives in a
+			// writable directory and is watched like a missing path.
+			if t, err := filepath.EvalSymlinks(pp.Path); err == nil && rootOf(t) != "" {
+				if tfi, err := os.Stat(t); err == nil && tfi.Mode().IsRegular() {
+					if st, ok := tfi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+						return nil, &linkError{path: t, links: int(st.Nlink), reason: pp.Reason}
+					}
+				}
+				readOnly = append(readOnly, t)
+				if r := rootOf(t); r != t {
+					addPins(r, filepath.Dir(t))
+				}
+			}
+			pl.watches = append(pl.watches, watch{Dir: filepath.Dir(pp.Path), Name: filepath.Base(pp.Path), Protected: pp.Path, Reason: pp.Reason + " (symlink)"})
+			if parent := filepath.Dir(pp.Path); parent != root {
+				addPins(root, parent)
+			}
+		case err == nil:
+			readOnly = append(readOnly, pp.Path)
+			if parent := filepath.Dir(pp.Path); pp.Path != root && parent != root {
+				addPins(root, parent)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			m := firstMissing(pp.Path, root)
+			if m == "" {
+				continue
+			}
+			parent := filepath.Dir(m)
+			pl.watches = append(pl.watches, watch{Dir: parent, Name: filepath.Base(m), Protected: pp.Path, Reason: pp.Reason})
+			if parent != root {
+				addPins(root, parent)
+			}
+		}
+	}
+	for p := range pins {
+		if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+			pl.cfg.Mounts.Pins = append(pl.cfg.Mounts.Pins, p)
+		}
+	}
+	sortByDepth(pl.cfg.Mounts.Pins)
+	readOnly = dedupeStrings(readOnly)
+	sortByDepth(readOnly)
+	pl.cfg.Mounts.ReadOnly = readOnly
+	pl.watches = dedupeWatches(pl.watches)
+
+	// Masks: denyRead, host control channels, fence's own state.
+	masks := append([]string{}, pol.DenyRead...)
+	masks = append(masks, systemMasks...)
+	masks = append(masks, pol.StateDirs...)
+	if rt, ok := lookupEnv(spec.Env, "XDG_RUNTIME_DIR"); ok && filepath.IsAbs(rt) {
+		masks = append(masks, rt)
+	}
+	for _, m := range dedupeStrings(masks) {
+		m = filepath.Clean(m)
+		fi, err := os.Lstat(m)
+		if err != nil {
+			continue
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			// Mask what it points to; the link itself stays readable.
+			t, err := filepath.EvalSymlinks(m)
+			if err != nil {
+				continue
+			}
+			if fi, err = os.Lstat(t); err != nil {
+				continue
+			}
+			m = t
+		}
+		if within(spec.Dir, m) && fi.IsDir() {
+			return nil, fmt.Errorf("working directory %q is inside %q, which the sandbox hides (denyRead or fence state)", spec.Dir, m)
+		}
+		if fi.IsDir() {
+			pl.cfg.Mounts.MaskDirs = append(pl.cfg.Mounts.MaskDirs, m)
+		} else {
+			pl.cfg.Mounts.MaskFiles = append(pl.cfg.Mounts.MaskFiles, m)
+		}
+	}
+	sortByDepth(pl.cfg.Mounts.MaskDirs)
+	sortByDepth(pl.cfg.Mounts.MaskFiles)
+
+	// What the private /tmp would hide but the session needs to see.
+	for _, p := range []string{spec.Dir, pol.Root, exe} {
+		if p != "" && within(p, "/tmp") && rootOf(p) == "" {
+			pl.cfg.Mounts.Expose = append(pl.cfg.Mounts.Expose, p)
+		}
+	}
+	pl.cfg.Mounts.Expose = dedupeStrings(pl.cfg.Mounts.Expose)
+	sortByDepth(pl.cfg.Mounts.Expose)
+
+	// Landlock: writes only under the writable roots, /tmp and /dev.
+	ll := landlockPlan{RestrictBind: !pol.AllowLocalBinding, BindPorts: pol.Publish}
+	for _, w := range writable {
+		fi, err := os.Stat(w)
+		if err != nil {
+			continue
+		}
+		ll.Writable = append(ll.Writable, landlockRule{Path: w, File: !fi.IsDir()})
+	}
+	ll.Writable = append(ll.Writable, landlockRule{Path: "/tmp"}, landlockRule{Path: "/dev"})
+	pl.cfg.Landlock = ll
+	pl.cfg.DenyMPTCP = !pol.AllowLocalBinding
+	return pl, nil
+}
+
+// linkError refuses a protected file with more than one hard link: a write
+// through another name would change it (ATTACKS.md F-03).
+type linkError struct {
+	path   string
+	links  int
+	reason string
+}
+
+func (e *linkError) Error() string {
+	return fmt.Sprintf("protected file %q (%s) has %d hard links; another name could be used to change it", e.path, e.reason, e.links)
+}
+
+// Hint says how to break the link.
+func (e *linkError) Hint() string {
+	return fmt.Sprintf("find the other names with: find / -xdev -samefile %q; then give %q its own copy: cp -p %q %q.tmp && mv %q.tmp %q",
+		e.path, e.path, e.path, e.path, e.path, e.path)
+}
+
+// gitProtected returns the git metadata of every repository that a
+// writable root is in or is (walking up from each root, ATTACKS.md F-18),
+// following .git files (linked worktrees, submodules) and commondir to the
+// real metadata directories (F-09, F-11).
+func gitProtected(writable []string, allowGitConfig bool) []ProtectedPath {
+	var out []ProtectedPath
+	seen := map[string]bool{}
+	for _, w := range writable {
+		for d := w; ; d = filepath.Dir(d) {
+			if seen[d] {
+				break
+			}
+			seen[d] = true
+			dotgit := filepath.Join(d, ".git")
+			fi, err := os.Lstat(dotgit)
+			if err == nil {
+				var gitdirs []string
+				if fi.Mode().IsRegular() {
+					// A .git file: "gitdir: PATH". The file itself must not change.
+					out = append(out, ProtectedPath{Path: dotgit, Reason: "git directory pointer"})
+					if b, err := os.ReadFile(dotgit); err == nil {
+						if s, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:"); ok {
+							g := strings.TrimSpace(s)
+							if !filepath.IsAbs(g) {
+								g = filepath.Join(d, g)
+							}
+							if r, err := filepath.EvalSymlinks(g); err == nil {
+								gitdirs = append(gitdirs, r)
+							}
+						}
+					}
+				} else if fi.IsDir() {
+					gitdirs = append(gitdirs, dotgit)
+				}
+				for i := 0; i < len(gitdirs) && i < 4; i++ {
+					g := gitdirs[i]
+					if b, err := os.ReadFile(filepath.Join(g, "commondir")); err == nil {
+						c := strings.TrimSpace(string(b))
+						if !filepath.IsAbs(c) {
+							c = filepath.Join(g, c)
+						}
+						if r, err := filepath.EvalSymlinks(c); err == nil && r != g {
+							gitdirs = append(gitdirs, r)
+						}
+					}
+				}
+				for _, g := range gitdirs {
+					for _, n := range []struct {
+						name string
+						dir  bool
+						cfg  bool
+					}{
+						{"hooks", true, false}, {"config", false, true}, {"config.worktree", false, true},
+						{"info", true, false}, {"commondir", false, false}, {"gitdir", false, false},
+						{"worktrees", true, false},
+					} {
+						if n.cfg && allowGitConfig {
+							continue
+						}
+						out = append(out, ProtectedPath{Path: filepath.Join(g, n.name), Dir: n.dir, Reason: "git metadata"})
+					}
+					mods, _ := filepath.Glob(filepath.Join(escapeGlob(g), "modules", "*"))
+					for _, m := range mods {
+						out = append(out, ProtectedPath{Path: filepath.Join(m, "hooks"), Dir: true, Reason: "git hooks"},
+							ProtectedPath{Path: filepath.Join(m, "config"), Reason: "git metadata"})
+					}
+				}
+			}
+			if d == "/" || d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// firstMissing returns the first component of p below root that does not
+// exist ("" when p exists or is not below root).
+func firstMissing(p, root string) string {
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return ""
+	}
+	cur := root
+	for _, el := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, el)
+		if _, err := os.Lstat(cur); err != nil {
+			return cur
+		}
+	}
+	return ""
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	if dir == "/" {
+		return strings.HasPrefix(p, "/")
+	}
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+func dedupeStrings(in []string) []string {
+	sort.Strings(in)
+	out := in[:0]
+	for i, s := range in {
+		if i == 0 || s != in[i-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func dedupeWatches(in []watch) []watch {
+	seen := map[string]bool{}
+	out := in[:0]
+	for _, w := range in {
+		k := w.Dir + "\x00" + w.Name
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// sortByDepth orders paths parents first, so that a later mount never hides
+// an earlier one below it.
+func sortByDepth(p []string) {
+	sort.SliceStable(p, func(i, j int) bool {
+		di, dj := strings.Count(p[i], "/"), strings.Count(p[j], "/")
+		if di != dj {
+			return di < dj
+		}
+		return p[i] < p[j]
+	})
+}

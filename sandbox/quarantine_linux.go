@@ -1,0 +1,251 @@
+package sandbox
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A protected path that did not exist when the session started cannot be
+// covered by a mount without leaving a placeholder in the user's tree
+// (which DESIGN.md §6.3 forbids). Instead the client, outside the sandbox,
+// watches the directory it would appear in with inotify and moves whatever
+// appears to the quarantine in fence's state directory at once, again
+// when the session ends, and tells the user. The watched directories are
+// pinned (mount points inside), so the sandbox cannot move them away.
+
+// watcher is the client's inotify loop over a session's watches.
+type watcher struct {
+	spec    *Spec
+	fd      int
+	byWD    map[int32][]watch
+	all     []watch
+	qdir    string
+	mu      sync.Mutex // guards quarantine moves and qdir
+	stopped chan struct{}
+	wakeR   *os.File
+	wakeW   *os.File
+}
+
+func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("inotify_init1: %w", err)
+	}
+	w := &watcher{spec: spec, fd: fd, byWD: map[int32][]watch{}, all: ws, stopped: make(chan struct{})}
+	for _, x := range ws {
+		wd, err := unix.InotifyAddWatch(fd, x.Dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_ONLYDIR|unix.IN_DONT_FOLLOW)
+		if err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("watch %q for protected paths: %w", x.Dir, err)
+		}
+		w.byWD[int32(wd)] = append(w.byWD[int32(wd)], x)
+	}
+	w.wakeR, w.wakeW, err = os.Pipe()
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	go w.loop()
+	return w, nil
+}
+
+func (w *watcher) loop() {
+	defer close(w.stopped)
+	buf := make([]byte, 64<<10)
+	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.wakeR.Fd()), Events: unix.POLLIN}}
+	for {
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return
+		}
+		if fds[1].Revents != 0 {
+			return
+		}
+		n, err := unix.Read(w.fd, buf)
+		if err != nil || n <= 0 {
+			continue
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := ""
+			if ev.Len > 0 {
+				raw := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+				name = strings.TrimRight(string(raw), "\x00")
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+				w.sweep()
+				continue
+			}
+			for _, x := range w.byWD[ev.Wd] {
+				if x.Name == name {
+					w.quarantine(x)
+				}
+			}
+		}
+	}
+}
+
+// stop ends the loop and sweeps once more: whatever exists now was
+// created during the session.
+func (w *watcher) stop() {
+	w.wakeW.Write([]byte{0})
+	<-w.stopped
+	w.sweep()
+	unix.Close(w.fd)
+	w.wakeR.Close()
+	w.wakeW.Close()
+}
+
+func (w *watcher) sweep() {
+	for _, x := range w.all {
+		w.quarantine(x)
+	}
+}
+
+// quarantine moves Dir/Name, if it exists, to the quarantine directory.
+func (w *watcher) quarantine(x watch) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := filepath.Join(x.Dir, x.Name)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return
+	}
+	if fi.Mode()&os.ModeSymlink != 0 && strings.HasSuffix(x.Reason, "(symlink)") {
+		// A protected symlink: it existed at start, only its replacement
+		// is a problem; the link was protected by its target. Nothing
+		// to move unless it changed, which the kernel already prevents
+		// for the target; leave links alone.
+		return
+	}
+	if w.qdir == "" {
+		base := stateDir(w.spec.Env)
+		if base == "" {
+			w.report(x, p, "", fmt.Errorf("no state directory for the quarantine"))
+			return
+		}
+		w.qdir = filepath.Join(base, "quarantine", time.Now().UTC().Format("20060102T150405.000000000Z"))
+		if err := os.MkdirAll(w.qdir, 0o700); err != nil {
+			w.report(x, p, "", err)
+			w.qdir = ""
+			return
+		}
+	}
+	dst := filepath.Join(w.qdir, strings.TrimPrefix(p, "/"))
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(dst); err != nil {
+			break
+		}
+		dst = filepath.Join(w.qdir, strings.TrimPrefix(p, "/")) + fmt.Sprintf(".%d", i)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		w.report(x, p, "", err)
+		return
+	}
+	err = os.Rename(p, dst)
+	if err != nil {
+		// Another file system: copy without following links, then remove.
+		if err = copyTree(p, dst); err == nil {
+			err = os.RemoveAll(p)
+		}
+	}
+	w.report(x, p, dst, err)
+}
+
+func (w *watcher) report(x watch, p, dst string, err error) {
+	if err != nil {
+		msg := fmt.Sprintf("%s (%s, protected) was created inside the sandbox and could not be quarantined: %v; inspect it before using it", p, x.Reason, err)
+		if w.spec.Notices != nil {
+			fmt.Fprintf(w.spec.Notices, "fence: %s\n", msg)
+		}
+		if w.spec.Monitor != nil {
+			fmt.Fprintf(w.spec.Monitor, "[fence:fs] %s\n", sanitizeLine(msg))
+		}
+		return
+	}
+	if w.spec.Notices != nil {
+		fmt.Fprintf(w.spec.Notices, "fence: %s was created inside the sandbox; it is protected (%s), so it was moved to %s\n",
+			sanitizeLine(p), x.Reason, sanitizeLine(dst))
+	}
+	if w.spec.Monitor != nil {
+		fmt.Fprintf(w.spec.Monitor, "[fence:fs] quarantined %s (protected: %s) -> %s\n", sanitizeLine(p), x.Reason, sanitizeLine(dst))
+	}
+}
+
+// stateDir is $XDG_STATE_HOME/fence, or ~/.local/state/fence.
+func stateDir(env []string) string {
+	if s, ok := lookupEnv(env, "XDG_STATE_HOME"); ok && filepath.IsAbs(s) {
+		return filepath.Join(s, "fence")
+	}
+	home, _ := lookupEnv(env, "HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	if home == "" {
+		return ""
+	}
+	return filepath.Join(home, ".local", "state", "fence")
+}
+
+// copyTree copies src to dst without following symlinks.
+func copyTree(src, dst string) error {
+	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		t := filepath.Join(dst, rel)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, t)
+		case fi.IsDir():
+			return os.MkdirAll(t, 0o700)
+		case fi.Mode().IsRegular():
+			in, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			out, err := os.OpenFile(t, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(out, in)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+		return nil // sockets, fifos, devices: dropped
+	})
+}
+
+// sanitizeLine makes an untrusted string safe to print on a terminal
+// (ATTACKS.md T-13).
+func sanitizeLine(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
