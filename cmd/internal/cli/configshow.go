@@ -57,7 +57,7 @@ func runConfig(ctx context.Context, stdio Stdio, args []string) error {
 	if len(pos) > 2 {
 		return usagef("fence config show: too many arguments")
 	}
-	opts := config.Options{ReadOnly: true}
+	opts := config.Options{}
 	if len(pos) == 2 {
 		opts.Dir = pos[1]
 	}

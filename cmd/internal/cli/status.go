@@ -27,7 +27,7 @@ func runStatus(ctx context.Context, stdio Stdio, args []string) error {
 	if len(pos) > 1 {
 		return usagef("fence status: too many arguments")
 	}
-	opts := config.Options{ReadOnly: true}
+	opts := config.Options{}
 	if len(pos) == 1 {
 		opts.Dir = pos[0]
 	}
