@@ -1,0 +1,59 @@
+package sandbox
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"sync"
+)
+
+// listenRelay listens on an ephemeral port of 127.0.0.1 and relays every
+// connection to the proxy daemon's unix socket sock. The daemon knows the
+// session by the socket, as on Linux; the port is reachable only from this
+// session's sandbox (its profile names it) and from unsandboxed processes,
+// which gain nothing by using it.
+func listenRelay(sock string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen for the relay to %q: %w", sock, err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				u, err := net.Dial("unix", sock)
+				if err != nil {
+					// The daemon is gone: fail closed.
+					c.Close()
+					return
+				}
+				relayConns(c, u)
+			}()
+		}
+	}()
+	return ln, nil
+}
+
+// relayConns copies both ways until both directions are done, passing on
+// half-closes.
+func relayConns(a, b net.Conn) {
+	var wg sync.WaitGroup
+	cp := func(dst, src net.Conn) {
+		defer wg.Done()
+		io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+	}
+	wg.Add(2)
+	go cp(a, b)
+	go cp(b, a)
+	wg.Wait()
+	a.Close()
+	b.Close()
+}
