@@ -1,19 +1,454 @@
 package cli
 
-import "context"
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/fence-dev/fence/cmd/internal/config"
+	"github.com/fence-dev/fence/sandbox"
+	"github.com/fence-dev/fence/shellhook"
+)
 
 func init() {
 	register(&command{
 		name:    "shell",
 		args:    "[flags] [DIR]",
 		summary: "interactive sandboxed shell for DIR's project, in a fresh PTY",
-		run: func(ctx context.Context, stdio Stdio, args []string) error {
-			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-				fs := newFlagSet(stdio, lookup("shell"))
-				fs.Usage()
-				return nil
-			}
-			return errNotAvailable("fence shell")
-		},
+		run:     runShell,
 	})
+}
+
+// shellFlags are `fence shell`'s flags: the running forms' policy flags,
+// --nested, and the hidden ones the hook passes.
+type shellFlags struct {
+	settings   string
+	templates  shellStrings
+	ports      intList
+	monitor    bool
+	debug      bool
+	nested     bool
+	hookResult string // file to write the directory the outer shell goes to
+}
+
+// shellStrings is a repeatable string flag.
+type shellStrings []string
+
+func (s *shellStrings) String() string     { return strings.Join(*s, ",") }
+func (s *shellStrings) Set(v string) error { *s = append(*s, v); return nil }
+
+// intList is a repeatable port flag.
+type intList []int
+
+func (l *intList) String() string { return fmt.Sprint(*l) }
+func (l *intList) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q is not a port number (1-65535)", v)
+	}
+	*l = append(*l, n)
+	return nil
+}
+
+func runShell(ctx context.Context, stdio Stdio, args []string) error {
+	var f shellFlags
+	fs := newFlagSet(stdio, lookup("shell"))
+	for _, n := range []string{"s", "settings"} {
+		fs.StringVar(&f.settings, n, "", "use `FILE` as the project layer (trusted because you named it)")
+	}
+	for _, n := range []string{"t", "template"} {
+		fs.Var(&f.templates, n, "add a built-in template `NAME` (repeatable)")
+	}
+	for _, n := range []string{"p", "port"} {
+		fs.Var(&f.ports, n, "publish sandbox port `N` on the host's 127.0.0.1 (repeatable)")
+	}
+	for _, n := range []string{"m", "monitor"} {
+		fs.BoolVar(&f.monitor, n, false, "print this session's blocked events to stderr")
+	}
+	for _, n := range []string{"d", "debug"} {
+		fs.BoolVar(&f.debug, n, false, "explain decisions: config chain, mounts, rules")
+	}
+	fs.BoolVar(&f.nested, "nested", false, "allow a session inside a fence session (it can only be narrower)")
+	fs.StringVar(&f.hookResult, "hook-result", "", "(used by the shell hook)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("shell: want at most one directory, got %q", pos)
+	}
+	if f.hookResult != "" && !filepath.IsAbs(f.hookResult) {
+		return usagef("shell: --hook-result must be an absolute path")
+	}
+	// Whatever happens below, the hook reads this file to learn where to
+	// go; it starts empty (stay here, do not re-enter).
+	if f.hookResult != "" {
+		if err := writeHookResult(f.hookResult, ""); err != nil {
+			return err
+		}
+	}
+	if sandbox.Inside() && !f.nested {
+		return withHint(errors.New("already inside a fence session"),
+			"a nested session runs inside this one and can only be narrower; use 'fence shell --nested' if that is what you want")
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("working directory: %w", err)
+	}
+	if len(pos) == 1 {
+		if dir, err = filepath.Abs(pos[0]); err != nil {
+			return err
+		}
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("shell: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("shell: %q is not a directory", dir)
+	}
+	out, ok := stdio.Out.(*os.File)
+	if !ok || stdio.In == nil {
+		return errors.New("shell: needs the process's own terminal")
+	}
+	tm := shellhook.NewTerminal(stdio.In, out)
+	// The session lives until the shell exits; a signal that cancels ctx
+	// hangs the shell up (the relay does that) instead of abandoning it.
+	for {
+		res, err := runShellOnce(ctx, stdio, tm, dir, &f)
+		if err != nil {
+			return err
+		}
+		switch {
+		case res.reload:
+			fmt.Fprintln(stdio.Err, "fence: reloading the sandbox with the current policy")
+			continue
+		case res.leaveTo != "":
+			if f.hookResult != "" {
+				return writeHookResult(f.hookResult, res.leaveTo)
+			}
+			fmt.Fprintf(stdio.Err, "fence: left the project for %s\n", res.leaveTo)
+			return nil
+		}
+		return exitCode(res.code)
+	}
+}
+
+// shellResult is how one sandboxed shell ended.
+type shellResult struct {
+	code    int
+	reload  bool   // `fence reload`: start again in place
+	leaveTo string // the validated directory the shell handed back
+}
+
+// runShellOnce runs one sandboxed shell in dir and relays it to tm.
+func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir string, f *shellFlags) (*shellResult, error) {
+	if f.settings != "" {
+		if _, err := os.Stat(f.settings); err != nil {
+			return nil, withHint(fmt.Errorf("settings file: %w", err), "-s names the policy file to use; it must exist")
+		}
+	}
+	opts := config.Options{Dir: dir, Settings: f.settings, Templates: f.templates, Publish: f.ports}
+	res, err := config.Load(opts)
+	if err != nil {
+		return nil, err
+	}
+	root := res.Root
+	if root == "" {
+		root = autoEnterRoot(res.Shell, dir)
+	}
+	if root == "" && f.hookResult != "" {
+		// The hook's quick test matched an autoEnter pattern that the
+		// precise one does not: nothing to enter.
+		return &shellResult{}, nil
+	}
+	if root == "" {
+		root = dir
+	}
+	for _, n := range res.Notices {
+		fmt.Fprintf(stdio.Err, "fence: %s\n", n)
+	}
+	if f.debug {
+		fmt.Fprintf(stdio.Err, "fence: debug: project root %q, trust %s\n", res.Root, res.Trust)
+		for _, s := range res.Chain {
+			fmt.Fprintf(stdio.Err, "fence: debug: config %s %s exists=%v\n", s.Layer, s.File+s.Template, s.Exists)
+		}
+	}
+
+	self, err := selfPath()
+	if err != nil {
+		return nil, err
+	}
+	shellPath := os.Getenv("SHELL")
+	if !filepath.IsAbs(shellPath) {
+		shellPath = "/bin/sh"
+	}
+	realRoot := root
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		realRoot = r
+	}
+	files, err := newShellFiles(root)
+	if err != nil {
+		return nil, fmt.Errorf("shell: session files: %w", err)
+	}
+	defer files.remove()
+	name := shellhook.ProjectName(root)
+	prompt := "(fence:" + name + ")"
+	marker := ""
+	if res.Shell.PromptMarker {
+		marker = prompt + " "
+	}
+	launch, err := shellhook.Prepare(shellhook.Session{
+		Shell: shellPath, Fence: self,
+		Root: realRoot, LogicalRoot: root,
+		Marker: marker, Prompt: prompt,
+		Dir: files.dir, Handoff: files.handoff, Notice: files.notice,
+		HistoryDir:  files.history,
+		UserZDOTDIR: os.Getenv("ZDOTDIR"), XDGDataHome: os.Getenv("XDG_DATA_HOME"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shell: init files: %w", err)
+	}
+
+	sessCtx := context.WithoutCancel(ctx)
+	sess, err := openNetSession(sessCtx, stdio, res, netOptions{Dir: dir, Settings: f.settings, Templates: f.templates, Monitor: f.monitor})
+	if err != nil {
+		return nil, err
+	}
+	if sess != nil {
+		defer sess.Close(stdio)
+	}
+	pol := res.Sandbox
+	pol.AllowWrite = append(append([]string{}, pol.AllowWrite...), files.handoff, files.history)
+	for _, p := range f.ports {
+		if !hasInt(pol.Publish, p) {
+			pol.Publish = append(pol.Publish, p)
+		}
+	}
+	if len(pol.Publish) > 0 {
+		pol.AllowLocalBinding = true
+	}
+	rows, cols := tm.Size()
+	env := append(os.Environ(), launch.Env...)
+	env = append(env, "FENCE_PROMPT="+prompt)
+	spec := &sandbox.Spec{
+		Policy:  pol,
+		Args:    launch.Args,
+		Dir:     dir,
+		Env:     env,
+		TTY:     true,
+		Rows:    rows,
+		Cols:    cols,
+		Notices: stdio.Err,
+	}
+	if sess != nil {
+		spec.Relay, spec.SessionID = sess.Dir, sess.ID
+	}
+	if f.debug {
+		spec.Debug = stdio.Err
+	}
+	if f.monitor {
+		spec.Monitor = stdio.Err
+	}
+	p, err := sandbox.Start(sessCtx, spec)
+	if err != nil {
+		err = fmt.Errorf("cannot start the sandbox: %w", err)
+		if h := sandbox.HintOf(err); h != "" {
+			err = withHint(err, h)
+		}
+		return nil, &exitError{code: ExitFenceFailed, err: err}
+	}
+	if p.TTY == nil {
+		_ = p.Signal(syscall.SIGKILL)
+		_, _ = p.Wait()
+		return nil, errors.New("BUG: sandbox started without the requested PTY")
+	}
+	stopWatch := watchPolicy(res, opts, files.notice)
+	code, stats, err := tm.Relay(ctx, shellhook.Child{Master: p.TTY, Wait: p.Wait, Signal: p.Signal})
+	stopWatch()
+	if err != nil {
+		return nil, fmt.Errorf("shell: %w", err)
+	}
+	if s := blockedSummary(stats.Blocked); s != "" {
+		fmt.Fprintf(stdio.Err, "fence: %s\n", s)
+	}
+	switch code {
+	case shellhook.ExitReload:
+		return &shellResult{reload: true}, nil
+	case shellhook.ExitLeave:
+		if to, ok := readHandoff(files.handoff, realRoot, root); ok {
+			return &shellResult{leaveTo: to}, nil
+		}
+		return &shellResult{}, nil
+	}
+	return &shellResult{code: code}, nil
+}
+
+// autoEnterRoot returns the nearest ancestor of dir (dir included) that an
+// autoEnter pattern matches, or "".
+func autoEnterRoot(s config.ShellSettings, dir string) string {
+	if len(s.AutoEnter) == 0 {
+		return ""
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if s.AutoEnters(d) {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+}
+
+// blockedSummary says which terminal sequences the relay dropped.
+func blockedSummary(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(m))
+	total := 0
+	for k, n := range m {
+		names = append(names, k)
+		total += n
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s (%d)", k, m[k]))
+	}
+	return fmt.Sprintf("blocked %d terminal escape sequence(s) from the sandbox: %s", total, strings.Join(parts, ", "))
+}
+
+// readHandoff returns the directory the inner shell handed back, if it is
+// acceptable: an absolute, clean path without control characters, naming an
+// existing directory on the host, outside the project. Nothing else ever
+// flows back out of the sandbox (ATTACKS.md H-04).
+func readHandoff(file, root, logicalRoot string) (string, bool) {
+	fh, err := os.Open(file)
+	if err != nil {
+		return "", false
+	}
+	defer fh.Close()
+	line, err := bufio.NewReader(io.LimitReader(fh, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", false
+	}
+	line = strings.TrimSuffix(line, "\n")
+	if !filepath.IsAbs(line) || filepath.Clean(line) != line {
+		return "", false
+	}
+	for _, c := range line {
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
+			return "", false
+		}
+	}
+	fi, err := os.Stat(line)
+	if err != nil || !fi.IsDir() {
+		return "", false
+	}
+	if within(line, root) || within(line, logicalRoot) {
+		return "", false
+	}
+	return line, true
+}
+
+func within(p, root string) bool {
+	return p == root || strings.HasPrefix(p, strings.TrimSuffix(root, "/")+"/")
+}
+
+// writeHookResult tells the hook where to go ("" for nowhere). The file is
+// the one the hook named, in the user's own state directory.
+func writeHookResult(path, dir string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("hook result %q: %w", path, err)
+	}
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("hook result %q: %w", path, err)
+	}
+	if dir != "" {
+		_, err = fmt.Fprintln(fh, dir)
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// shellFiles are one session's files outside fence's state directory
+// (which the sandbox cannot see at all): generated init files and the
+// notice file (read-only inside), the handoff file and the project's
+// history directory (writable inside).
+type shellFiles struct {
+	dir, handoff, notice, history string
+}
+
+// shellStateDir holds the sandboxed shells' files: sessions/ and history/.
+// It is a sibling of fence's state directory, because that one is masked
+// inside every sandbox.
+func shellStateDir() string {
+	return filepath.Join(filepath.Dir(config.StateDir()), "fence-shell")
+}
+
+func newShellFiles(root string) (*shellFiles, error) {
+	base := shellStateDir()
+	sessions := filepath.Join(base, "sessions")
+	if err := os.MkdirAll(sessions, 0o700); err != nil {
+		return nil, err
+	}
+	cleanStaleSessions(sessions)
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(sessions, strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:]))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	sf := &shellFiles{
+		dir:     dir,
+		handoff: filepath.Join(dir, "handoff"),
+		notice:  filepath.Join(dir, "notice"),
+		history: filepath.Join(base, "history", shellhook.HistoryKey(root)),
+	}
+	for _, p := range []string{sf.handoff, sf.notice} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			sf.remove()
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(sf.history, 0o700); err != nil {
+		sf.remove()
+		return nil, err
+	}
+	return sf, nil
+}
+
+func (s *shellFiles) remove() { os.RemoveAll(s.dir) }
+
+// cleanStaleSessions removes the files of sessions whose fence client is
+// gone (killed, or the machine rebooted).
+func cleanStaleSessions(sessions string) {
+	ents, err := os.ReadDir(sessions)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pidStr, _, _ := strings.Cut(e.Name(), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(filepath.Join(sessions, e.Name()))
+		}
+	}
 }

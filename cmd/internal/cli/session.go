@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/fence-dev/fence/cmd/internal/config"
+)
+
+func hasInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// watchPolicy watches the config chain of res and, when a change alters the
+// filesystem policy (which only applies to a new sandbox), writes a notice
+// for the inner shell to print at its next prompt. Network changes are the
+// daemon's and apply live. The returned function stops watching.
+func watchPolicy(res *config.Resolved, opts config.Options, notice string) (stop func()) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return func() {}
+	}
+	// Editors replace files by rename: watch directories, not files.
+	dirs := map[string]bool{}
+	for _, s := range res.Chain {
+		if s.File != "" {
+			dirs[filepath.Dir(s.File)] = true
+		}
+	}
+	for d := range dirs {
+		_ = w.Add(d)
+	}
+	files := map[string]bool{}
+	for _, s := range res.Chain {
+		if s.File != "" {
+			files[filepath.Clean(s.File)] = true
+		}
+	}
+	opts.ReadOnly = true
+	var once sync.Once
+	done := make(chan struct{})
+	go func() {
+		gen := 0
+		last := ""
+		var timer <-chan time.Time
+		for {
+			select {
+			case <-done:
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if files[filepath.Clean(ev.Name)] {
+					timer = time.After(100 * time.Millisecond)
+				}
+			case <-w.Errors:
+			case <-timer:
+				timer = nil
+				msg := policyChange(res, opts)
+				if msg == "" || msg == last {
+					continue
+				}
+				last = msg
+				gen++
+				_ = os.WriteFile(notice, []byte(fmt.Sprintf("%d %s\n", gen, msg)), 0o600)
+			}
+		}
+	}()
+	return func() {
+		once.Do(func() {
+			close(done)
+			w.Close()
+		})
+	}
+}
+
+// policyChange says what changed between the running session's policy and
+// the config on disk now, in one line for the inner shell, or "".
+func policyChange(cur *config.Resolved, opts config.Options) string {
+	res, err := config.Load(opts)
+	if err != nil {
+		return fmt.Sprintf("config error, the running policy stays: %v", err)
+	}
+	if cur.Trust == config.Trusted && res.Trust == config.Changed {
+		return "the project config now grants more; run 'fence allow' outside the sandbox, then 'fence reload'"
+	}
+	if !reflect.DeepEqual(res.Sandbox, cur.Sandbox) {
+		return "the filesystem policy changed; run 'fence reload' to restart this shell with it"
+	}
+	return ""
+}
