@@ -52,6 +52,7 @@ func RunInit() int {
 		return 125
 	}
 	cfg := m.Config
+	initStamps = append(initStamps, stamp{"init-config", monoNow()})
 	st, err := setup(cfg)
 	if err != nil {
 		msg := &message{Kind: "error", Error: err.Error()}
@@ -65,9 +66,15 @@ func RunInit() int {
 	return st.run()
 }
 
+// initStamps times the init's phases for -d.
+var initStamps []stamp
+
 // initState is what setup leaves for the running phase.
 type initState struct {
-	cfg     *initConfig
+	cfg        *initConfig
+	landlockFD int
+	seccomp    seccompOptions
+	noSeccomp  bool
 	tty     *os.File // PTY slave for a TTY session
 	debug   []string
 	notices []string
@@ -78,7 +85,7 @@ func (st *initState) debugf(format string, args ...any) {
 }
 
 func setup(cfg *initConfig) (*initState, error) {
-	st := &initState{cfg: cfg}
+	st := &initState{cfg: cfg, landlockFD: -1}
 	if err := checkAllThreads(); err != nil {
 		return nil, failf("build fence with CGO_ENABLED=0 (the release builds are)", "%v", err)
 	}
@@ -93,6 +100,7 @@ func setup(cfg *initConfig) (*initState, error) {
 	if err := buildRoot(st, &cfg.Mounts); err != nil {
 		return nil, err
 	}
+	initStamps = append(initStamps, stamp{"mounts", monoNow()})
 	if cfg.TTY {
 		if err := st.openPTY(); err != nil {
 			return nil, err
@@ -107,46 +115,45 @@ func setup(cfg *initConfig) (*initState, error) {
 	if err := st.lockdown(); err != nil {
 		return nil, err
 	}
+	initStamps = append(initStamps, stamp{"lockdown", monoNow()})
 	return st, nil
 }
 
-// lockdown applies the process restrictions to every thread of the init;
-// the command inherits them through fork and exec.
+// lockdown restricts the init's main thread, from which the command is
+// forked: its restrictions pass to the command through fork and exec.
+// Restricting every thread of the init costs a stop-the-world round per
+// syscall, so the rest of the init follows in lockProcess, once the command
+// runs.
 func (st *initState) lockdown() error {
 	cfg := st.cfg
-	degraded := func(name string) bool {
-		for _, d := range cfg.AllowDegraded {
-			if d == name {
-				return true
-			}
-		}
-		return false
-	}
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
 		return failf("", "setrlimit(RLIMIT_CORE): %w", err)
 	}
-	if err := dropPrivileges(); err != nil {
+	if err := dropThreadPrivileges(); err != nil {
 		return failf("", "drop privileges: %w", err)
 	}
-	res, err := applyLandlock(cfg.Landlock)
+	rfd, res, err := applyLandlock(cfg.Landlock)
 	switch {
-	case err != nil && degraded("landlock"):
+	case err != nil && st.degraded("landlock"):
 		st.notices = append(st.notices, fmt.Sprintf("running without Landlock (%v), as allowDegraded says", err))
 	case err != nil:
 		return failf(`Landlock needs Linux 5.13+ with "landlock" in the lsm= boot parameter (see 'fence doctor'); or accept the weaker mode with [sandbox] allowDegraded = ["landlock"] in your user config`,
 			"install Landlock: %w", err)
 	default:
+		st.landlockFD = rfd
 		st.debugf("landlock: ABI %d, writable %v, bind restricted %v (allowed ports %v)", res.ABI, cfg.Landlock.Writable, cfg.Landlock.RestrictBind, cfg.Landlock.BindPorts)
 		for _, d := range res.Downgrade {
 			st.debugf("%s", d)
 		}
 	}
-	if err := installSeccomp(seccompOptions{DenyMPTCP: cfg.DenyMPTCP}); err != nil {
-		if !degraded("seccomp") {
+	st.seccomp = seccompOptions{DenyMPTCP: cfg.DenyMPTCP}
+	if err := installSeccomp(st.seccomp, false); err != nil {
+		if !st.degraded("seccomp") {
 			return failf(`seccomp needs a kernel with CONFIG_SECCOMP_FILTER (see 'fence doctor'); or accept the weaker mode with [sandbox] allowDegraded = ["seccomp"]`,
 				"install the seccomp filter: %w", err)
 		}
 		st.notices = append(st.notices, fmt.Sprintf("running without seccomp (%v), as allowDegraded says", err))
+		st.noSeccomp = true
 	} else {
 		st.debugf("seccomp: arch check, %d denied syscalls, clone/unshare namespace flags, clone3 ENOSYS, socket families unix/inet/inet6/netlink-route, ioctl TIOCSTI/TIOCLINUX", len(deniedSyscalls))
 	}
@@ -154,6 +161,34 @@ func (st *initState) lockdown() error {
 		return failf("", "%w", err)
 	}
 	return nil
+}
+
+// lockProcess extends the main thread's restrictions to every thread of
+// the init.
+func (st *initState) lockProcess() error {
+	if err := dropProcessPrivileges(); err != nil {
+		return err
+	}
+	if st.landlockFD >= 0 {
+		if err := restrictAllThreads(st.landlockFD); err != nil {
+			return err
+		}
+		unix.Close(st.landlockFD)
+		st.landlockFD = -1
+	}
+	if !st.noSeccomp {
+		return installSeccomp(st.seccomp, true)
+	}
+	return nil
+}
+
+func (st *initState) degraded(name string) bool {
+	for _, d := range st.cfg.AllowDegraded {
+		if d == name {
+			return true
+		}
+	}
+	return false
 }
 
 // openPTY opens a PTY in the sandbox's own devpts and sends the master to
@@ -193,13 +228,27 @@ func (st *initState) run() int {
 	signal.Notify(sigs)
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN)
 
+	// With something to print first, wait until the client has printed
+	// it, so that it comes before the command's own output.
+	sync := cfg.Debug || len(st.notices) > 0
+	if cfg.Debug {
+		st.debugf("init %s", fmtStamps(append([]stamp{{"client", cfg.T0}}, initStamps...)))
+	}
+	if err := sendMsg(initFD, &message{Kind: "ready", Debug: st.debug, Notices: st.notices, Sync: sync}); err != nil {
+		return 125
+	}
+	if sync {
+		if m, _, err := recvMsg(initFD); err != nil || m.Kind != "go" {
+			return 125
+		}
+	}
 	status, pid := st.startCommand()
 	if pid == 0 {
-		sendMsg(initFD, &message{Kind: "ready", Debug: st.debug, Notices: st.notices})
 		sendMsg(initFD, &message{Kind: "exit", Status: status})
 		return status
 	}
-	if err := sendMsg(initFD, &message{Kind: "ready", Debug: st.debug, Notices: st.notices}); err != nil {
+	if err := st.lockProcess(); err != nil {
+		fmt.Fprintf(os.Stderr, "fence: sandbox init: lock down: %v\n", err)
 		unix.Kill(-1, unix.SIGKILL)
 		return 125
 	}
@@ -238,7 +287,6 @@ func (st *initState) run() int {
 			unix.Kill(pid, s)
 		}
 	}
-	_ = cfg
 	return 125
 }
 

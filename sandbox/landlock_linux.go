@@ -89,14 +89,17 @@ type landlockResult struct {
 	Downgrade []string // features the kernel lacked, for -d and notices
 }
 
-// applyLandlock restricts every thread of the process: writes only beneath
+// applyLandlock restricts the calling thread (the command is forked from
+// it; see [dropThreadPrivileges]): writes only beneath
 // plan.Writable, TCP binds only to plan.BindPorts when RestrictBind, and on
 // ABI >= 6 no signals or abstract unix connections out of the domain.
 // no_new_privs must be set already.
-func applyLandlock(plan landlockPlan) (landlockResult, error) {
+// It returns the ruleset fd so that the rest of the process can be
+// restricted the same way later ([restrictAllThreads]); -1 on error.
+func applyLandlock(plan landlockPlan) (int, landlockResult, error) {
 	res := landlockResult{ABI: landlockABI()}
 	if res.ABI < 1 {
-		return res, fmt.Errorf("landlock is not available")
+		return -1, res, fmt.Errorf("landlock is not available")
 	}
 	handled := uint64(llFSWriteFile | llFSRemoveDir | llFSRemoveFile | llFSMakeChar | llFSMakeDir |
 		llFSMakeReg | llFSMakeSock | llFSMakeFifo | llFSMakeBlock | llFSMakeSym)
@@ -131,17 +134,22 @@ func applyLandlock(plan landlockPlan) (landlockResult, error) {
 	}
 	fd, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), size, 0)
 	if e != 0 {
-		return res, fmt.Errorf("landlock_create_ruleset: %w", e)
+		return -1, res, fmt.Errorf("landlock_create_ruleset: %w", e)
 	}
 	rfd := int(fd)
-	defer unix.Close(rfd)
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(rfd)
+		}
+	}()
 	for _, r := range plan.Writable {
 		pfd, err := unix.Open(r.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
 			if err == unix.ENOENT {
 				continue
 			}
-			return res, fmt.Errorf("landlock: open %q: %w", r.Path, err)
+			return -1, res, fmt.Errorf("landlock: open %q: %w", r.Path, err)
 		}
 		allowed := handled
 		if r.File {
@@ -152,7 +160,7 @@ func applyLandlock(plan landlockPlan) (landlockResult, error) {
 			uintptr(unsafe.Pointer(&pb)), 0, 0, 0)
 		unix.Close(pfd)
 		if e != 0 {
-			return res, fmt.Errorf("landlock_add_rule %q: %w", r.Path, e)
+			return -1, res, fmt.Errorf("landlock_add_rule %q: %w", r.Path, e)
 		}
 	}
 	if attr.handledNet != 0 {
@@ -161,12 +169,21 @@ func applyLandlock(plan landlockPlan) (landlockResult, error) {
 			_, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(rfd), 2, /* LANDLOCK_RULE_NET_PORT */
 				uintptr(unsafe.Pointer(&np)), 0, 0, 0)
 			if e != 0 {
-				return res, fmt.Errorf("landlock_add_rule port %d: %w", port, e)
+				return -1, res, fmt.Errorf("landlock_add_rule port %d: %w", port, e)
 			}
 		}
 	}
-	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rfd), 0, 0); e != 0 {
-		return res, fmt.Errorf("landlock_restrict_self: %w", e)
+	if _, _, e := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rfd), 0, 0); e != 0 {
+		return -1, res, fmt.Errorf("landlock_restrict_self: %w", e)
 	}
-	return res, nil
+	ok = true
+	return rfd, res, nil
+}
+
+// restrictAllThreads applies a ruleset to every thread of the process.
+func restrictAllThreads(rfd int) error {
+	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rfd), 0, 0); e != 0 {
+		return fmt.Errorf("landlock_restrict_self: %w", e)
+	}
+	return nil
 }

@@ -19,6 +19,8 @@ type message struct {
 	// and downgrade notices ride along.
 	Debug   []string `json:"debug,omitempty"`
 	Notices []string `json:"notices,omitempty"`
+	// Sync asks the client to answer "go" once it has printed them.
+	Sync bool `json:"sync,omitempty"`
 	// "error" (init → client): setup failed.
 	Error string `json:"error,omitempty"`
 	Hint  string `json:"hint,omitempty"`

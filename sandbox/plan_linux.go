@@ -28,6 +28,10 @@ type initConfig struct {
 	Landlock      landlockPlan
 	DenyMPTCP     bool
 	AllowDegraded []string
+	// Debug asks for the init's explanations (-d).
+	Debug bool
+	// T0 is when the client started the init (CLOCK_MONOTONIC ns).
+	T0 int64
 }
 
 // mountPlan is the filesystem view, computed outside from the policy and

@@ -145,9 +145,10 @@ func seccompProgram(opts seccompOptions) ([]bpf.RawInstruction, error) {
 	return bpf.Assemble(p)
 }
 
-// installSeccomp loads the filter on every thread of the process
-// (SECCOMP_FILTER_FLAG_TSYNC). no_new_privs must be set already.
-func installSeccomp(opts seccompOptions) error {
+// installSeccomp loads the filter on the calling thread, or on every thread
+// of the process with allThreads (SECCOMP_FILTER_FLAG_TSYNC). no_new_privs
+// must be set already.
+func installSeccomp(opts seccompOptions, allThreads bool) error {
 	raw, err := seccompProgram(opts)
 	if err != nil {
 		return err
@@ -157,8 +158,11 @@ func installSeccomp(opts seccompOptions) error {
 		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	r, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
-		unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&prog)))
+	var flags uintptr
+	if allThreads {
+		flags = unix.SECCOMP_FILTER_FLAG_TSYNC
+	}
+	r, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(&prog)))
 	if e != 0 {
 		return fmt.Errorf("seccomp(SECCOMP_SET_MODE_FILTER): %w", e)
 	}

@@ -69,6 +69,7 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 	if r, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = r
 	}
+	t0 := monoNow()
 	pl, err := buildPlan(spec, exe)
 	if err != nil {
 		return nil, err
@@ -84,6 +85,7 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 	cfg.AllowDegraded = spec.Policy.AllowDegraded
 	cfg.Env = SandboxEnv(spec.Env, EnvOptions{Pass: spec.Policy.EnvPass, TMPDIR: "/tmp", Session: spec.SessionID, Fence: exe})
 	if spec.Debug != nil {
+		cfg.Debug = true
 		debugPlan(spec.Debug, pl)
 	}
 
@@ -129,9 +131,14 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 			cmd.Stdout = os.Stdout
 		}
 	}
+	t1 := monoNow()
+	cfg.T0 = t1
 	if err := cmd.Start(); err != nil {
 		unix.Close(fds[0])
 		return nil, startError(err)
+	}
+	if spec.Debug != nil {
+		fmt.Fprintf(spec.Debug, "fence: debug: client timing: plan +%.2fms, clone+exec +%.2fms\n", float64(t1-t0)/1e6, float64(monoNow()-t1)/1e6)
 	}
 	p := &Process{cmd: cmd, sock: fds[0], spec: spec, done: make(chan struct{})}
 	initEnd.Close()
@@ -219,6 +226,9 @@ func (p *Process) readLoop(ready chan<- error) {
 			}
 			for _, n := range m.Notices {
 				p.notice(n)
+			}
+			if m.Sync {
+				sendMsg(p.sock, &message{Kind: "go"})
 			}
 			answer(nil)
 		case "error":
