@@ -75,9 +75,9 @@ type initState struct {
 	landlockFD int
 	seccomp    seccompOptions
 	noSeccomp  bool
-	tty     *os.File // PTY slave for a TTY session
-	debug   []string
-	notices []string
+	tty        *os.File // PTY slave for a TTY session
+	debug      []string
+	notices    []string
 }
 
 func (st *initState) debugf(format string, args ...any) {
