@@ -160,7 +160,7 @@ func (r *Rules) Check(t Target) Verdict {
 	}
 	// Host loopback ports listed in allowLocalOutbound, by loopback literal
 	// or by the name localhost (which fence never sends to DNS).
-	if r.localPort(t.Port) && (t.IP.IsValid() && t.IP.IsLoopback() || isLocalhostName(t.Host)) {
+	if r.localPort(t.Port) && (isLocalAddr(t.IP) || isLocalhostName(t.Host)) {
 		return Verdict{Allowed: true, Exact: true, Rule: "allowLocalOutbound: " + strconv.Itoa(t.Port), Reason: "allowed by allowLocalOutbound"}
 	}
 	var wild *Pattern
@@ -214,7 +214,7 @@ func (r *Rules) CheckAddr(v Verdict, t Target, a netip.Addr) (bool, string) {
 		}
 		return false, fmt.Sprintf("resolves to a private address (%s, %s); private addresses need an exact allowedDomains entry, not a wildcard", a, what)
 	case ClassLoopback:
-		if r.localPort(t.Port) {
+		if r.localPort(t.Port) && isLocalAddr(a) {
 			return true, ""
 		}
 		return false, fmt.Sprintf("resolves to a loopback address (%s); host loopback ports need allowLocalOutbound", a)
@@ -223,6 +223,13 @@ func (r *Rules) CheckAddr(v Verdict, t Target, a netip.Addr) (bool, string) {
 }
 
 func (r *Rules) localPort(port int) bool { return slices.Contains(r.LocalOutbound, port) }
+
+// isLocalAddr reports whether a is one of the two addresses
+// allowLocalOutbound opens ports on: 127.0.0.1 and ::1 (not the rest of
+// 127.0.0.0/8, where other services may listen).
+func isLocalAddr(a netip.Addr) bool {
+	return a == netip.AddrFrom4([4]byte{127, 0, 0, 1}) || a == netip.IPv6Loopback()
+}
 
 func isLocalhostName(h string) bool { return h == "localhost" || strings.HasSuffix(h, ".localhost") }
 

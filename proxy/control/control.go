@@ -1,0 +1,146 @@
+// Package control is the protocol between the fence command line and the
+// proxy daemon over the daemon's control socket: one JSON request per
+// connection, one JSON response, then (for sessions and monitors) a stream
+// of events until either side closes. It holds the message types and the
+// client side; the daemon serves it.
+//
+// The control socket only answers peers outside every sandbox (the daemon
+// checks the peer's namespaces); nothing in these messages identifies or
+// authenticates anyone.
+package control
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/fence-dev/fence/proxy"
+)
+
+// SocketName is the control socket's file name in the runtime directory.
+const SocketName = "ctl.sock"
+
+// Operations.
+const (
+	OpOpen    = "open"    // register a session; the connection is its lease
+	OpAttach  = "attach"  // take the lease of a restored session after a daemon restart
+	OpStatus  = "status"  // daemon and session summary
+	OpMonitor = "monitor" // stream events (all sessions, or one project)
+	OpStop    = "stop"    // ask the daemon to exit
+)
+
+// Spec is what the daemon needs to resolve (and re-resolve) a session's
+// policy: the inputs, never the result, so that a live reload reads the
+// same files the session started from.
+type Spec struct {
+	Dir       string   `json:"dir"`
+	Settings  string   `json:"settings,omitempty"`
+	Templates []string `json:"templates,omitempty"`
+	Publish   []int    `json:"publish,omitempty"`
+}
+
+// Request is the one message a client sends.
+type Request struct {
+	Op   string `json:"op"`
+	Spec *Spec  `json:"spec,omitempty"` // open
+	ID   string `json:"id,omitempty"`   // attach
+	Root string `json:"root,omitempty"` // monitor, status: only this project ("" all)
+}
+
+// Response is the daemon's answer; for open, attach and monitor it is
+// followed by [Message] lines.
+type Response struct {
+	Error   string       `json:"error,omitempty"`
+	Session *SessionInfo `json:"session,omitempty"`
+	Status  *Status      `json:"status,omitempty"`
+}
+
+// SessionInfo describes one session.
+type SessionInfo struct {
+	ID      string         `json:"id"`
+	Dir     string         `json:"dir"` // holds http.sock and socks.sock
+	Root    string         `json:"root,omitempty"`
+	Started time.Time      `json:"started"`
+	Client  int            `json:"clientPid,omitempty"`
+	Active  int            `json:"activeConnections"`
+	Blocked int            `json:"blocked"`
+	Hosts   map[string]int `json:"blockedHosts,omitempty"`
+	Errors  int            `json:"configErrors,omitempty"`
+	Rules   proxy.Rules    `json:"-"`
+}
+
+// Status is the daemon's summary for `fence status` and `fence daemon status`.
+type Status struct {
+	PID      int           `json:"pid"`
+	Started  time.Time     `json:"started"`
+	Dir      string        `json:"runtimeDir"`
+	Sessions []SessionInfo `json:"sessions"`
+}
+
+// Message is one line of an event stream.
+type Message struct {
+	Event proxy.Event `json:"event"`
+}
+
+// ErrNoDaemon is returned by [Dial] when no daemon answers.
+var ErrNoDaemon = errors.New("the fence daemon is not running")
+
+// Conn is a client connection to the daemon.
+type Conn struct {
+	c   net.Conn
+	dec *json.Decoder
+}
+
+// Dial connects to the daemon of runtime directory dir.
+func Dial(dir string) (*Conn, error) {
+	c, err := net.DialTimeout("unix", filepath.Join(dir, SocketName), 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoDaemon, err)
+	}
+	return &Conn{c: c, dec: json.NewDecoder(bufio.NewReader(c))}, nil
+}
+
+// Call sends req and reads the response. A daemon that refuses the peer
+// closes the connection; that is an error too.
+func (c *Conn) Call(req Request) (*Response, error) {
+	c.c.SetDeadline(time.Now().Add(30 * time.Second))
+	defer c.c.SetDeadline(time.Time{})
+	if err := json.NewEncoder(c.c).Encode(req); err != nil {
+		return nil, fmt.Errorf("control %s: %w", req.Op, err)
+	}
+	var resp Response
+	if err := c.dec.Decode(&resp); err != nil {
+		return nil, fmt.Errorf("control %s: no answer from the daemon: %w", req.Op, err)
+	}
+	if resp.Error != "" {
+		return &resp, errors.New(resp.Error)
+	}
+	return &resp, nil
+}
+
+// Next reads the next streamed event. It returns an error when the stream
+// ends (the daemon exited, or closed the session).
+func (c *Conn) Next() (proxy.Event, error) {
+	var m Message
+	if err := c.dec.Decode(&m); err != nil {
+		return proxy.Event{}, err
+	}
+	return m.Event, nil
+}
+
+// Close closes the connection; for a session's lease, that ends the session.
+func (c *Conn) Close() error { return c.c.Close() }
+
+// Do dials dir, sends req and closes the connection.
+func Do(dir string, req Request) (*Response, error) {
+	c, err := Dial(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Call(req)
+}

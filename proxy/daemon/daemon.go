@@ -1,0 +1,678 @@
+// Package daemon is the per-user proxy daemon: it owns the runtime
+// directory, serves the control socket (only to peers outside every
+// sandbox), runs each session's proxies on the session's own unix sockets,
+// reloads session policies when their config files change, and reports
+// events. Sessions are recorded in the runtime directory so that a new
+// daemon, after a crash, serves the same session sockets again.
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
+
+	"github.com/fence-dev/fence/proxy"
+	"github.com/fence-dev/fence/proxy/control"
+)
+
+// Resolution is a session's resolved network policy, as the CLI's
+// resolver computes it from a [control.Spec].
+type Resolution struct {
+	Root  string
+	Rules proxy.Rules
+	// Watch are files and directories whose changes may change the policy
+	// (the config chain, the trust store). The daemon watches their
+	// directories (editors replace files by renaming).
+	Watch []string
+	// Keep asks, on a reload, to keep the rules in force: the config was
+	// edited to loosen and waits for `fence allow`. Notice says so.
+	Keep   bool
+	Notice string
+}
+
+// Options configure [Run].
+type Options struct {
+	// Dir is the runtime directory (created 0700 if missing; its parent
+	// must exist).
+	Dir string
+	// Resolve computes a session's policy; it is called when a session
+	// opens and whenever one of its watched files changes. It runs in the
+	// daemon; a panic in it is turned into an error.
+	Resolve func(control.Spec) (Resolution, error)
+	// Idle is how long the daemon lives with no sessions and no monitors;
+	// 0 means 5 minutes.
+	Idle time.Duration
+	// Debounce is how long a burst of file changes is collected before a
+	// reload; 0 means 15ms.
+	Debounce time.Duration
+	// Resolver resolves allowed names for the proxies; nil means the
+	// system resolver.
+	Resolver proxy.Resolver
+	// Log receives the daemon's diagnostics; nil discards them.
+	Log *log.Logger
+	// Ready, if set, is called once the control socket accepts connections.
+	Ready func()
+}
+
+// ErrRunning is returned by [Run] when another daemon holds the lock.
+var ErrRunning = errors.New("a fence daemon is already running")
+
+// File and directory names in the runtime directory.
+const (
+	lockName    = "daemon.lock"
+	sessionsDir = "s"
+	recordsDir  = "records"
+	LogName     = "daemon.log" // the detached daemon's stdout and stderr
+)
+
+type daemon struct {
+	opts    Options
+	self    map[string]nsID
+	started time.Time
+	watcher *fsnotify.Watcher
+	wake    chan struct{}
+
+	mu        sync.Mutex // guards everything below
+	sessions  map[string]*session
+	monitors  map[*stream]struct{}
+	watched   map[string]map[*session]struct{} // directory -> sessions watching it
+	idleSince time.Time
+	stopping  bool
+}
+
+type session struct {
+	id      string
+	spec    control.Spec
+	root    string
+	dir     string
+	started time.Time
+	client  peer
+	px      *proxy.Session
+	dirs    []string // watched directories
+
+	// guarded by daemon.mu
+	lease      *stream
+	detachedAt time.Time
+	blocked    int
+	hosts      map[string]int
+	errors     int
+	lastNotice string
+	timer      *time.Timer
+	closed     bool
+}
+
+// record is what survives a daemon restart, in records/ID.json: the
+// inputs of the policy, the last good rules, and who owns the session.
+type record struct {
+	ID          string       `json:"id"`
+	Spec        control.Spec `json:"spec"`
+	Root        string       `json:"root"`
+	Started     time.Time    `json:"started"`
+	ClientPID   int          `json:"clientPid"`
+	ClientStart uint64       `json:"clientStart"`
+	Rules       proxy.Rules  `json:"rules"`
+	Watch       []string     `json:"watch"`
+}
+
+// stream is a connection that receives events: a session's lease or a
+// monitor.
+type stream struct {
+	c    net.Conn
+	ch   chan proxy.Event
+	root string // monitor filter
+	done chan struct{}
+	once sync.Once
+}
+
+func newStream(c net.Conn) *stream {
+	s := &stream{c: c, ch: make(chan proxy.Event, 256), done: make(chan struct{})}
+	go func() {
+		enc := json.NewEncoder(c)
+		for {
+			select {
+			case e := <-s.ch:
+				c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				if enc.Encode(control.Message{Event: e}) != nil {
+					s.close()
+					return
+				}
+			case <-s.done:
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// send queues e; a reader too slow to keep up loses events rather than
+// slowing the proxies.
+func (s *stream) send(e proxy.Event) {
+	select {
+	case s.ch <- e:
+	default:
+	}
+}
+
+func (s *stream) close() {
+	s.once.Do(func() {
+		close(s.done)
+		s.c.Close()
+	})
+}
+
+// Run runs the daemon until ctx is done, a stop request arrives, or it has
+// been idle for opts.Idle. It returns [ErrRunning] if another daemon holds
+// the runtime directory's lock.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Idle == 0 {
+		opts.Idle = 5 * time.Minute
+	}
+	if opts.Debounce == 0 {
+		opts.Debounce = 15 * time.Millisecond
+	}
+	if opts.Log == nil {
+		opts.Log = log.New(io.Discard, "", 0)
+	}
+	if opts.Resolve == nil {
+		return errors.New("daemon: no policy resolver")
+	}
+	if err := EnsureDir(opts.Dir); err != nil {
+		return err
+	}
+	for _, sub := range []string{sessionsDir, recordsDir} {
+		if err := EnsureDir(filepath.Join(opts.Dir, sub)); err != nil {
+			return err
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(opts.Dir, lockName), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("daemon lock: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return ErrRunning
+		}
+		return fmt.Errorf("daemon lock: %w", err)
+	}
+	lock.Truncate(0)
+	fmt.Fprintf(lock, "%d\n", os.Getpid())
+
+	self, err := selfNamespaces()
+	if err != nil {
+		return err
+	}
+	// Without a watcher, tightening edits would not apply: fail closed.
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("daemon: cannot watch config files: %w", err)
+	}
+	defer w.Close()
+
+	// Holding the lock, any socket left is stale.
+	sock := filepath.Join(opts.Dir, control.SocketName)
+	os.Remove(sock)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	os.Chmod(sock, 0o600)
+	defer func() {
+		ln.Close()
+		os.Remove(sock)
+	}()
+
+	d := &daemon{
+		opts: opts, self: self, started: time.Now(), watcher: w, wake: make(chan struct{}, 1),
+		sessions: map[string]*session{}, monitors: map[*stream]struct{}{},
+		watched: map[string]map[*session]struct{}{}, idleSince: time.Now(),
+	}
+	d.restore()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go d.watch(ctx)
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	go d.housekeeping(ctx, cancel)
+	if opts.Ready != nil {
+		opts.Ready()
+	}
+	opts.Log.Printf("daemon %d serving %s", os.Getpid(), opts.Dir)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		go d.serve(ctx, c, cancel)
+	}
+	// Exiting: close the proxies but keep the records, so that the next
+	// daemon serves running sessions again.
+	d.mu.Lock()
+	d.stopping = true
+	var all []*session
+	var streams []*stream
+	for _, s := range d.sessions {
+		all = append(all, s)
+		if s.lease != nil {
+			streams = append(streams, s.lease)
+		}
+	}
+	for m := range d.monitors {
+		streams = append(streams, m)
+	}
+	d.mu.Unlock()
+	for _, s := range all {
+		s.px.Close()
+	}
+	for _, st := range streams {
+		st.close()
+	}
+	opts.Log.Printf("daemon %d exiting", os.Getpid())
+	return nil
+}
+
+// housekeeping ends detached sessions whose client is gone and stops the
+// daemon when it has been idle long enough.
+func (d *daemon) housekeeping(ctx context.Context, stop func()) {
+	tick := time.NewTicker(min(time.Second, d.opts.Idle/4+time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var gone []*session
+		d.mu.Lock()
+		for _, s := range d.sessions {
+			if s.lease == nil && (!alive(s.client) || time.Since(s.detachedAt) > 5*time.Minute) {
+				gone = append(gone, s)
+			}
+		}
+		d.mu.Unlock()
+		for _, s := range gone {
+			d.opts.Log.Printf("session %s: client %d is gone; ending it", s.id, s.client.pid)
+			d.end(s)
+		}
+		d.mu.Lock()
+		idle := len(d.sessions) == 0 && len(d.monitors) == 0 && time.Since(d.idleSince) >= d.opts.Idle
+		d.mu.Unlock()
+		if idle {
+			d.opts.Log.Printf("idle for %v; exiting", d.opts.Idle)
+			stop()
+			return
+		}
+	}
+}
+
+func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
+	p, err := checkPeer(c, d.self)
+	if err != nil {
+		d.opts.Log.Printf("control: refused peer: %v", err)
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(io.LimitReader(c, 1<<20))
+	var req control.Request
+	if err := json.NewDecoder(br).Decode(&req); err != nil {
+		reply(c, control.Response{Error: "bad request"})
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	switch req.Op {
+	case control.OpOpen:
+		if req.Spec == nil {
+			reply(c, control.Response{Error: "open: no spec"})
+			c.Close()
+			return
+		}
+		d.open(c, p, *req.Spec)
+	case control.OpAttach:
+		d.attach(c, p, req.ID)
+	case control.OpStatus:
+		st := d.status(req.Root)
+		reply(c, control.Response{Status: &st})
+		c.Close()
+	case control.OpMonitor:
+		d.monitor(c, req.Root)
+	case control.OpStop:
+		reply(c, control.Response{})
+		c.Close()
+		stop()
+	default:
+		reply(c, control.Response{Error: fmt.Sprintf("unknown operation %q", req.Op)})
+		c.Close()
+	}
+}
+
+func reply(c net.Conn, r control.Response) error {
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetWriteDeadline(time.Time{})
+	return json.NewEncoder(c).Encode(r)
+}
+
+func (d *daemon) resolve(spec control.Spec) (res Resolution, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("BUG: policy resolver panicked: %v", r)
+		}
+	}()
+	return d.opts.Resolve(spec)
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// open registers a new session for the peer p; c becomes its lease.
+func (d *daemon) open(c net.Conn, p peer, spec control.Spec) {
+	res, err := d.resolve(spec)
+	if err != nil {
+		reply(c, control.Response{Error: err.Error()})
+		c.Close()
+		return
+	}
+	s := &session{id: newID(), spec: spec, root: res.Root, started: time.Now(), client: p, hosts: map[string]int{}}
+	s.dir = filepath.Join(d.opts.Dir, sessionsDir, s.id)
+	if err := os.Mkdir(s.dir, 0o700); err != nil {
+		reply(c, control.Response{Error: fmt.Sprintf("session directory: %v", err)})
+		c.Close()
+		return
+	}
+	if err := d.start(s, res.Rules); err != nil {
+		os.RemoveAll(s.dir)
+		reply(c, control.Response{Error: err.Error()})
+		c.Close()
+		return
+	}
+	if err := d.setWatch(s, res.Watch); err != nil {
+		d.end(s)
+		reply(c, control.Response{Error: err.Error()})
+		c.Close()
+		return
+	}
+	d.save(s)
+	d.opts.Log.Printf("session %s: opened for %s by pid %d", s.id, s.root, p.pid)
+	d.lease(c, s)
+}
+
+// start serves s's proxies on its directory's sockets and registers it.
+func (d *daemon) start(s *session, rules proxy.Rules) error {
+	s.px = proxy.NewSession(proxy.Config{
+		ID: s.id, Project: s.root, Rules: rules, Resolver: d.opts.Resolver, Log: d.opts.Log,
+		Emit: func(e proxy.Event) { d.emit(s, e) },
+	})
+	var lns []net.Listener
+	for _, name := range []string{"http.sock", "socks.sock"} {
+		path := filepath.Join(s.dir, name)
+		os.Remove(path)
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("session socket: %w", err)
+		}
+		os.Chmod(path, 0o600)
+		lns = append(lns, ln)
+	}
+	go s.px.ServeHTTP(lns[0])
+	go s.px.ServeSOCKS(lns[1])
+	d.mu.Lock()
+	d.sessions[s.id] = s
+	d.mu.Unlock()
+	return nil
+}
+
+// lease ties s to c: events of s stream on c, and when c closes (the
+// client ended or died) s ends.
+func (d *daemon) lease(c net.Conn, s *session) {
+	st := newStream(c)
+	d.mu.Lock()
+	if s.lease != nil {
+		s.lease.close()
+	}
+	s.lease = st
+	info := d.info(s)
+	d.mu.Unlock()
+	if err := reply(c, control.Response{Session: &info}); err != nil {
+		st.close()
+	}
+	// The client sends nothing more; a read returns when it closes.
+	io.Copy(io.Discard, c)
+	st.close()
+	d.mu.Lock()
+	current := s.lease == st
+	stopping := d.stopping
+	d.mu.Unlock()
+	if current && !stopping {
+		d.end(s)
+	}
+}
+
+// attach gives a restored session a new lease.
+func (d *daemon) attach(c net.Conn, p peer, id string) {
+	d.mu.Lock()
+	s := d.sessions[id]
+	d.mu.Unlock()
+	if s == nil {
+		reply(c, control.Response{Error: fmt.Sprintf("no session %q (it ended, or its daemon lost it)", id)})
+		c.Close()
+		return
+	}
+	// Only the process that opened the session may take it over.
+	if s.client.pid != 0 && (p.pid != s.client.pid || p.start != s.client.start) {
+		reply(c, control.Response{Error: fmt.Sprintf("session %q belongs to another process", id)})
+		c.Close()
+		return
+	}
+	d.opts.Log.Printf("session %s: reattached", id)
+	d.lease(c, s)
+}
+
+// end stops s and removes its sockets, record and watches.
+func (d *daemon) end(s *session) {
+	d.mu.Lock()
+	if s.closed {
+		d.mu.Unlock()
+		return
+	}
+	s.closed = true
+	delete(d.sessions, s.id)
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	for _, dir := range s.dirs {
+		d.unwatchLocked(dir, s)
+	}
+	if len(d.sessions) == 0 {
+		d.idleSince = time.Now()
+	}
+	lease := s.lease
+	d.mu.Unlock()
+	if lease != nil {
+		lease.close()
+	}
+	s.px.Close()
+	os.RemoveAll(s.dir)
+	os.Remove(filepath.Join(d.opts.Dir, recordsDir, s.id+".json"))
+	d.opts.Log.Printf("session %s: ended", s.id)
+}
+
+func (d *daemon) info(s *session) control.SessionInfo {
+	hosts := make(map[string]int, len(s.hosts))
+	for h, n := range s.hosts {
+		hosts[h] = n
+	}
+	return control.SessionInfo{ID: s.id, Dir: s.dir, Root: s.root, Started: s.started, Client: s.client.pid,
+		Active: s.px.Active(), Blocked: s.blocked, Hosts: hosts, Errors: s.errors, Rules: s.px.Rules()}
+}
+
+func (d *daemon) status(root string) control.Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := control.Status{PID: os.Getpid(), Started: d.started, Dir: d.opts.Dir, Sessions: []control.SessionInfo{}}
+	for _, s := range d.sessions {
+		if root == "" || s.root == root {
+			st.Sessions = append(st.Sessions, d.info(s))
+		}
+	}
+	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].Started.Before(st.Sessions[j].Started) })
+	return st
+}
+
+func (d *daemon) monitor(c net.Conn, root string) {
+	st := newStream(c)
+	st.root = root
+	d.mu.Lock()
+	d.monitors[st] = struct{}{}
+	d.mu.Unlock()
+	if reply(c, control.Response{}) == nil {
+		io.Copy(io.Discard, c)
+	}
+	st.close()
+	d.mu.Lock()
+	delete(d.monitors, st)
+	if len(d.sessions) == 0 && len(d.monitors) == 0 {
+		d.idleSince = time.Now()
+	}
+	d.mu.Unlock()
+}
+
+// emit counts e for s and sends it to s's lease and to the monitors.
+func (d *daemon) emit(s *session, e proxy.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Session, e.Project = s.id, s.root
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch e.Kind {
+	case proxy.KindBlocked:
+		s.blocked++
+		h := e.Host
+		if h == "" {
+			h = e.Target
+		}
+		if len(s.hosts) < 1000 {
+			s.hosts[h]++
+		}
+	case proxy.KindConfigError:
+		s.errors++
+	}
+	if s.lease != nil {
+		s.lease.send(e)
+	}
+	for m := range d.monitors {
+		if m.root == "" || m.root == s.root {
+			m.send(e)
+		}
+	}
+}
+
+// save writes s's record atomically.
+func (d *daemon) save(s *session) {
+	d.mu.Lock()
+	r := record{ID: s.id, Spec: s.spec, Root: s.root, Started: s.started, ClientPID: s.client.pid,
+		ClientStart: s.client.start, Rules: s.px.Rules(), Watch: s.dirs}
+	d.mu.Unlock()
+	b, _ := json.MarshalIndent(r, "", "  ")
+	path := filepath.Join(d.opts.Dir, recordsDir, s.id+".json")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		d.opts.Log.Printf("session %s: record: %v", s.id, err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		d.opts.Log.Printf("session %s: record: %v", s.id, err)
+	}
+}
+
+// restore serves again the sessions a previous daemon left records for,
+// on the same sockets, so that running sandboxes keep their network.
+func (d *daemon) restore() {
+	dir := filepath.Join(d.opts.Dir, recordsDir)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		path := filepath.Join(dir, e.Name())
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			os.Remove(path)
+			continue
+		}
+		b, err := os.ReadFile(path)
+		var r record
+		if err == nil {
+			err = json.Unmarshal(b, &r)
+		}
+		if err != nil || r.ID != id || len(id) != 16 || strings.ContainsAny(id, "/.") {
+			d.opts.Log.Printf("records: dropping %s: unreadable", e.Name())
+			os.Remove(path)
+			continue
+		}
+		s := &session{id: id, spec: r.Spec, root: r.Root, started: r.Started,
+			client: peer{pid: r.ClientPID, start: r.ClientStart}, hosts: map[string]int{}, detachedAt: time.Now()}
+		s.dir = filepath.Join(d.opts.Dir, sessionsDir, id)
+		if !alive(s.client) {
+			d.opts.Log.Printf("session %s: client %d is gone; dropping", id, r.ClientPID)
+			os.Remove(path)
+			os.RemoveAll(s.dir)
+			continue
+		}
+		rules, watch := r.Rules, r.Watch
+		if res, err := d.resolve(r.Spec); err == nil && !res.Keep {
+			rules, watch = res.Rules, res.Watch
+		} else if err != nil {
+			d.opts.Log.Printf("session %s: %v; keeping its last good policy", id, err)
+		}
+		if err := os.Mkdir(s.dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			d.opts.Log.Printf("session %s: %v", id, err)
+			continue
+		}
+		if err := d.start(s, rules); err != nil {
+			d.opts.Log.Printf("session %s: %v", id, err)
+			continue
+		}
+		if err := d.setWatch(s, watch); err != nil {
+			d.opts.Log.Printf("session %s: %v", id, err)
+			d.end(s)
+			continue
+		}
+		d.save(s)
+		d.opts.Log.Printf("session %s: restored", id)
+	}
+}
+
+func rulesEqual(a, b proxy.Rules) bool { return reflect.DeepEqual(a, b) }

@@ -1,0 +1,508 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fence-dev/fence/proxy"
+	"github.com/fence-dev/fence/proxy/control"
+)
+
+// The test binary doubles as a helper process: a daemon to kill -9, or a
+// control client to run inside other namespaces.
+func TestMain(m *testing.M) {
+	switch os.Getenv("FENCE_DAEMON_TEST_HELPER") {
+	case "daemon":
+		err := Run(context.Background(), Options{Dir: os.Getenv("FENCE_DAEMON_TEST_DIR"), Resolve: fileResolver, Idle: time.Minute, Resolver: loopResolver{}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	case "status":
+		resp, err := control.Do(os.Getenv("FENCE_DAEMON_TEST_DIR"), control.Request{Op: control.OpStatus})
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(1)
+		}
+		fmt.Println("OK pid", resp.Status.PID)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func strict() bool { return os.Getenv("FENCE_TEST_STRICT") == "1" }
+
+// loopResolver answers every name with 127.0.0.1, so that allowed names
+// reach the tests' loopback servers (through allowLocalOutbound ports).
+type loopResolver struct{}
+
+func (loopResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+}
+
+// fileResolver reads a tiny policy format from Spec.Dir/policy:
+// "allow PATTERN", "deny PATTERN", "local PORT", "keep NOTICE", "broken".
+func fileResolver(spec control.Spec) (Resolution, error) {
+	path := filepath.Join(spec.Dir, "policy")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Resolution{}, err
+	}
+	res := Resolution{Root: spec.Dir, Watch: []string{path}}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "allow", "deny":
+			p, err := proxy.ParsePattern(f[1])
+			if err != nil {
+				return Resolution{}, err
+			}
+			if f[0] == "allow" {
+				res.Rules.Allow = append(res.Rules.Allow, p)
+			} else {
+				res.Rules.Deny = append(res.Rules.Deny, p)
+			}
+		case "local":
+			n, _ := strconv.Atoi(f[1])
+			res.Rules.LocalOutbound = append(res.Rules.LocalOutbound, n)
+		case "keep":
+			res.Keep, res.Notice = true, strings.Join(f[1:], " ")
+		default:
+			return Resolution{}, fmt.Errorf("%s: bad line %q", path, line)
+		}
+	}
+	return res, nil
+}
+
+func shortTemp(t testing.TB) string {
+	// Unix socket paths are limited to 108 bytes: keep them short.
+	d, err := os.MkdirTemp("", "fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+type harness struct {
+	rt     string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startDaemon(t testing.TB, rt string, idle time.Duration) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	h := &harness{rt: rt, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		h.done <- Run(ctx, Options{Dir: rt, Resolve: fileResolver, Idle: idle, Resolver: loopResolver{}, Ready: func() { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-h.done:
+		t.Fatalf("daemon: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("daemon did not start")
+	}
+	t.Cleanup(func() { cancel(); <-h.done; h.done <- nil })
+	return h
+}
+
+func server(t testing.TB) int {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello "+r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().(*net.TCPAddr).Port
+}
+
+func writePolicy(t testing.TB, dir, body string) {
+	t.Helper()
+	tmp := filepath.Join(dir, ".policy.tmp")
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "policy")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func open(t testing.TB, rt, dir string) (*control.Conn, *control.SessionInfo) {
+	t.Helper()
+	c, err := control.Dial(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Call(control.Request{Op: control.OpOpen, Spec: &control.Spec{Dir: dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, resp.Session
+}
+
+func get(sessDir, url string) (int, error) {
+	c, err := net.DialTimeout("unix", filepath.Join(sessDir, "http.sock"), time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", url)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func TestSessionLifecycle(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	startDaemon(t, rt, time.Minute)
+	port := server(t)
+	proj := shortTemp(t)
+	writePolicy(t, proj, fmt.Sprintf("allow a.test:%d\nlocal %d\n", port, port))
+	c, info := open(t, rt, proj)
+	url := fmt.Sprintf("http://a.test:%d/x", port)
+	if code, err := get(info.Dir, url); err != nil || code != 200 {
+		t.Fatalf("allowed request: %d %v", code, err)
+	}
+	if code, _ := get(info.Dir, fmt.Sprintf("http://b.test:%d/x", port)); code != 403 {
+		t.Fatalf("unlisted name: %d", code)
+	}
+	ev, err := c.Next()
+	if err != nil || ev.Kind != proxy.KindBlocked || !strings.HasPrefix(ev.Target, "b.test:") || ev.Session != info.ID {
+		t.Fatalf("lease event: %+v %v", ev, err)
+	}
+	resp, err := control.Do(rt, control.Request{Op: control.OpStatus})
+	if err != nil || len(resp.Status.Sessions) != 1 || resp.Status.Sessions[0].Blocked != 1 {
+		t.Fatalf("status: %+v %v", resp, err)
+	}
+	for _, p := range []string{rt, filepath.Join(rt, "s"), info.Dir} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v, want mode 0700", p, fi.Mode(), err)
+		}
+	}
+	c.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if _, err := os.Stat(info.Dir); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("session directory still there after the lease closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := get(info.Dir, url); err == nil {
+		t.Fatal("ended session still answers")
+	}
+}
+
+func TestLiveReload(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	startDaemon(t, rt, time.Minute)
+	port := server(t)
+	proj := shortTemp(t)
+	allowed := fmt.Sprintf("allow a.test:%d\nallow b.test:%d\nlocal %d\n", port, port, port)
+	writePolicy(t, proj, allowed)
+	c, info := open(t, rt, proj)
+	defer c.Close()
+	events := make(chan proxy.Event, 100)
+	go func() {
+		for {
+			e, err := c.Next()
+			if err != nil {
+				close(events)
+				return
+			}
+			events <- e
+		}
+	}()
+	url := fmt.Sprintf("http://b.test:%d/", port)
+	if code, _ := get(info.Dir, url); code != 200 {
+		t.Fatalf("before: %d", code)
+	}
+
+	// Tightening applies to new connections; measure how fast.
+	var worst time.Duration
+	for i := 0; i < 5; i++ {
+		writePolicy(t, proj, fmt.Sprintf("allow a.test:%d\nlocal %d\n", port, port))
+		t0 := time.Now()
+		for {
+			if code, _ := get(info.Dir, url); code == 403 {
+				break
+			}
+			if time.Since(t0) > 2*time.Second {
+				t.Fatal("tightening not applied after 2s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		el := time.Since(t0)
+		worst = max(worst, el)
+		writePolicy(t, proj, allowed)
+		t0 = time.Now()
+		for code, _ := get(info.Dir, url); code != 200; code, _ = get(info.Dir, url) {
+			if time.Since(t0) > 2*time.Second {
+				t.Fatal("loosening (trusted by the resolver) not applied")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Logf("config edit to enforced policy: worst %v of 5", worst)
+	if worst > 100*time.Millisecond {
+		t.Errorf("tightening took %v, want under 100ms", worst)
+	}
+
+	// A broken edit keeps the last good policy and reports an error.
+	writePolicy(t, proj, "allow a.test:"+strconv.Itoa(port)+"\nbroken\n")
+	waitEvent(t, events, proxy.KindConfigError)
+	if code, _ := get(info.Dir, url); code != 200 {
+		t.Fatalf("broken edit changed the policy: %d", code)
+	}
+	// An edit the resolver says must wait for `fence allow` keeps it too.
+	writePolicy(t, proj, fmt.Sprintf("allow a.test:%d\nallow c.test:%d\nlocal %d\nkeep needs fence allow\n", port, port, port))
+	e := waitEvent(t, events, proxy.KindPending)
+	if !strings.Contains(e.Line(), "needs fence allow") {
+		t.Errorf("pending event: %q", e.Line())
+	}
+	if code, _ := get(info.Dir, fmt.Sprintf("http://c.test:%d/", port)); code != 403 {
+		t.Fatalf("loosening applied without approval: %d", code)
+	}
+}
+
+func waitEvent(t testing.TB, ch chan proxy.Event, kind string) proxy.Event {
+	t.Helper()
+	timeout := time.After(3 * time.Second)
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				t.Fatalf("event stream ended waiting for %s", kind)
+			}
+			if e.Kind == kind {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no %s event", kind)
+		}
+	}
+}
+
+func TestSingleDaemonAndIdleExit(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	h := startDaemon(t, rt, 300*time.Millisecond)
+	err := Run(context.Background(), Options{Dir: rt, Resolve: fileResolver})
+	if !errors.Is(err, ErrRunning) {
+		t.Fatalf("second daemon: %v, want ErrRunning", err)
+	}
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.done <- nil
+	case <-time.After(5 * time.Second):
+		t.Fatal("daemon did not exit when idle")
+	}
+	if _, err := os.Stat(filepath.Join(rt, control.SocketName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("control socket left behind: %v", err)
+	}
+	// A stale socket (a daemon that died) does not stop the next one.
+	l, _ := net.Listen("unix", filepath.Join(rt, control.SocketName))
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	startDaemon(t, rt, time.Minute)
+	if _, err := control.Do(rt, control.Request{Op: control.OpStatus}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRuntimeDirChecks(t *testing.T) {
+	base := shortTemp(t)
+	open := filepath.Join(base, "open")
+	os.Mkdir(open, 0o755)
+	if err := EnsureDir(open); err == nil || !strings.Contains(err.Error(), "0700") {
+		t.Errorf("mode 0755: %v", err)
+	}
+	link := filepath.Join(base, "link")
+	os.Symlink(shortTemp(t), link)
+	if err := EnsureDir(link); err == nil {
+		t.Error("symlink accepted")
+	}
+	if os.Geteuid() == 0 {
+		other := filepath.Join(base, "other")
+		os.Mkdir(other, 0o700)
+		os.Chown(other, 65534, 65534)
+		if err := EnsureDir(other); err == nil || !strings.Contains(err.Error(), "owned by") {
+			t.Errorf("other owner: %v", err)
+		}
+	}
+	if err := EnsureDir(filepath.Join(base, "new")); err != nil {
+		t.Errorf("new dir: %v", err)
+	}
+}
+
+// TestControlRefusesSandboxedPeer runs a control client in new user, net
+// and mount namespaces: the daemon must refuse it. The same client
+// outside is answered (so the test can fail).
+func TestControlRefusesSandboxedPeer(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	startDaemon(t, rt, time.Minute)
+	os.Chmod(filepath.Dir(rt), 0o755)
+	run := func(flags uintptr) (string, error) {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "FENCE_DAEMON_TEST_HELPER=status", "FENCE_DAEMON_TEST_DIR="+rt)
+		if flags != 0 {
+			uid, gid := os.Getuid(), os.Getgid()
+			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags,
+				UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
+				GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}}
+		}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(0)
+	if err != nil || !strings.HasPrefix(out, "OK") {
+		t.Fatalf("peer outside: %q %v", out, err)
+	}
+	for _, f := range []struct {
+		name  string
+		flags uintptr
+	}{
+		{"user+net+mnt", syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET | syscall.CLONE_NEWNS},
+		{"user", syscall.CLONE_NEWUSER},
+		{"user+net", syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET},
+	} {
+		out, err := run(f.flags)
+		if err != nil && strings.Contains(out, "ERR") {
+			continue // refused: the daemon closed without answering
+		}
+		if err != nil && !strings.Contains(out, "OK") {
+			if strict() {
+				t.Fatalf("%s: helper could not run: %q %v", f.name, out, err)
+			}
+			t.Skipf("%s: cannot create namespaces here: %q %v", f.name, out, err)
+		}
+		t.Errorf("%s: sandboxed peer was answered: %q", f.name, out)
+	}
+}
+
+// TestKillMidTransfer kills -9 a daemon during a tunnelled transfer: the
+// transfer fails, the session's sockets refuse connections while no daemon
+// runs, and the next daemon serves the same session again.
+func TestKillMidTransfer(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	spawn := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "FENCE_DAEMON_TEST_HELPER=daemon", "FENCE_DAEMON_TEST_DIR="+rt)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 200; i++ {
+			if _, err := control.Do(rt, control.Request{Op: control.OpStatus}); err == nil {
+				return cmd
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("helper daemon did not start")
+		return nil
+	}
+	d1 := spawn()
+	// A server that streams forever.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 32<<10)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	web := server(t)
+	proj := shortTemp(t)
+	writePolicy(t, proj, fmt.Sprintf("local %d\nlocal %d\n", port, web))
+	lease, info := open(t, rt, proj)
+	defer lease.Close()
+
+	c, err := net.Dial("unix", filepath.Join(info.Dir, "http.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n", port)
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	if _, err := io.ReadFull(br, make([]byte, 1<<20)); err != nil {
+		t.Fatalf("transfer before kill: %v", err)
+	}
+	d1.Process.Signal(syscall.SIGKILL)
+	d1.Wait()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.Copy(io.Discard, br)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("transfer kept going after kill -9")
+	}
+	c.Close()
+	// The lease saw the daemon die.
+	if _, err := lease.Next(); err == nil {
+		t.Fatal("lease still open after kill -9")
+	}
+	// Fail closed: nothing answers on the session's socket.
+	if _, err := get(info.Dir, fmt.Sprintf("http://127.0.0.1:%d/", web)); err == nil {
+		t.Fatal("session socket answered with no daemon")
+	}
+	d2 := spawn()
+	defer func() { d2.Process.Kill(); d2.Wait() }()
+	// The restored session serves the same sockets; no new session needed.
+	if code, err := get(info.Dir, fmt.Sprintf("http://127.0.0.1:%d/", web)); err != nil || code != 200 {
+		t.Fatalf("after restart: %d %v", code, err)
+	}
+	if code, _ := get(info.Dir, fmt.Sprintf("http://127.0.0.2:%d/", web)); code != 403 {
+		t.Fatalf("after restart, unlisted target: %d", code)
+	}
+	// The client takes the lease back.
+	c2, err := control.Dial(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, err := c2.Call(control.Request{Op: control.OpAttach, ID: info.ID}); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+}
