@@ -147,9 +147,16 @@ func ResolveProtected(p Policy, home, exe string) []ProtectedPath {
 			if !strings.Contains(n.Name, "*") {
 				continue
 			}
-			matches, _ := filepath.Glob(filepath.Join(escapeGlob(root), filepath.FromSlash(n.Name)))
+			// Glob the directories up to the last "*" only: what follows
+			// need not exist yet to be protected.
+			i := strings.LastIndex(n.Name, "*")
+			dirs, rest := n.Name[:i+1], n.Name[i+1:]
+			matches, _ := filepath.Glob(filepath.Join(escapeGlob(root), filepath.FromSlash(dirs)))
 			for _, m := range matches {
-				out = append(out, ProtectedPath{Path: m, Dir: n.Dir, Reason: n.Reason})
+				if fi, err := os.Stat(m); err != nil || !fi.IsDir() {
+					continue
+				}
+				out = append(out, ProtectedPath{Path: filepath.Join(m, filepath.FromSlash(rest)), Dir: n.Dir, Reason: n.Reason})
 			}
 		}
 		if hp := gitHooksPath(filepath.Join(root, ".git", "config")); hp != "" {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -487,6 +488,32 @@ func sbValidPorts(ports []int) []int {
 		if sbValidPort(p) {
 			out = append(out, p)
 		}
+	}
+	return out
+}
+
+// seatbeltRelayEnv points the proxy variables [SandboxEnv] set at the session's
+// relay ports on the host's loopback (macOS has no network namespace in
+// which the fixed ports could be used). With no relay they keep pointing at
+// ports the profile does not let the command reach: fail closed.
+func seatbeltRelayEnv(env []string, httpPort, socksPort int) []string {
+	if httpPort == 0 || socksPort == 0 {
+		return env
+	}
+	h := "127.0.0.1:" + strconv.Itoa(httpPort)
+	s := "127.0.0.1:" + strconv.Itoa(socksPort)
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy":
+			v = "http://" + h
+		case "ALL_PROXY", "all_proxy":
+			v = "socks5h://" + s
+		case "JAVA_TOOL_OPTIONS":
+			v = strings.ReplaceAll(v, "Port="+strconv.Itoa(HTTPProxyPort), "Port="+strconv.Itoa(httpPort))
+		}
+		out = append(out, k+"="+v)
 	}
 	return out
 }

@@ -661,3 +661,61 @@ func decide(t *testing.T, rules []rule, q query) bool {
 	}
 	return allowed
 }
+
+func TestSeatbeltRelayEnv(t *testing.T) {
+	env := SandboxEnv([]string{"PATH=/usr/bin", "HTTP_PROXY=http://evil:1", "DYLD_INSERT_LIBRARIES=/x.dylib", "SSH_AUTH_SOCK=/tmp/agent"},
+		EnvOptions{TMPDIR: tTmp, Session: "s1"})
+	got := map[string]string{}
+	for _, kv := range seatbeltRelayEnv(env, 50001, 50002) {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = v
+	}
+	for k, want := range map[string]string{
+		"HTTP_PROXY": "http://127.0.0.1:50001", "https_proxy": "http://127.0.0.1:50001",
+		"ALL_PROXY": "socks5h://127.0.0.1:50002", "all_proxy": "socks5h://127.0.0.1:50002",
+		"TMPDIR": tTmp, "FENCE_SESSION": "s1", "PATH": "/usr/bin",
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %q, want %q", k, got[k], want)
+		}
+	}
+	for _, k := range []string{"DYLD_INSERT_LIBRARIES", "SSH_AUTH_SOCK"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("%s reached the sandbox", k)
+		}
+	}
+	if j := got["JAVA_TOOL_OPTIONS"]; !strings.Contains(j, "proxyPort=50001") || strings.Contains(j, "3128") {
+		t.Errorf("JAVA_TOOL_OPTIONS = %q", j)
+	}
+	// No relay: the fixed ports stay, and no profile lets the command reach them.
+	for _, kv := range seatbeltRelayEnv(env, 0, 0) {
+		if strings.HasPrefix(kv, "HTTP_PROXY=") && kv != "HTTP_PROXY=http://127.0.0.1:3128" {
+			t.Errorf("without relay: %s", kv)
+		}
+	}
+}
+
+func TestResolveProtectedHooksPath(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{".git/modules/sub/hooks", "tools/hooks"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := "[core]\n\trepositoryformatversion = 0\n\thooksPath = tools/hooks\n[remote \"origin\"]\n\turl = x\n"
+	if err := os.WriteFile(filepath.Join(root, ".git", "config"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, pp := range ResolveProtected(Policy{AllowWrite: []string{root}}, "", "") {
+		got[pp.Path] = pp.Dir
+	}
+	for _, want := range []string{"tools/hooks", ".git/modules/sub/hooks", ".git/modules/sub/config", ".git/hooks", ".envrc"} {
+		if _, ok := got[filepath.Join(root, want)]; !ok {
+			t.Errorf("%s not protected", want)
+		}
+	}
+	if !got[filepath.Join(root, "tools/hooks")] {
+		t.Error("core.hooksPath protected as a file, not a tree")
+	}
+}

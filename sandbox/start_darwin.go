@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -125,7 +124,7 @@ func Start(ctx context.Context, spec *Spec) (_ *Process, err error) {
 		}
 	}
 	env := SandboxEnv(spec.Env, EnvOptions{Pass: spec.Policy.EnvPass, TMPDIR: p.tmpDir, Session: spec.SessionID, Fence: exe})
-	env = relayEnv(env, opts.HTTPProxyPort, opts.SOCKSPort)
+	env = seatbeltRelayEnv(env, opts.HTTPProxyPort, opts.SOCKSPort)
 
 	cmd := &exec.Cmd{
 		Path: sandboxExec,
@@ -238,31 +237,6 @@ func canonical(path string) string {
 		return r
 	}
 	return filepath.Clean(path)
-}
-
-// relayEnv points the proxy variables [SandboxEnv] set at the session's
-// relay ports on the host's loopback. With no relay they keep pointing at
-// ports the profile does not let the command reach: fail closed.
-func relayEnv(env []string, httpPort, socksPort int) []string {
-	if httpPort == 0 || socksPort == 0 {
-		return env
-	}
-	h := "127.0.0.1:" + strconv.Itoa(httpPort)
-	s := "127.0.0.1:" + strconv.Itoa(socksPort)
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy":
-			v = "http://" + h
-		case "ALL_PROXY", "all_proxy":
-			v = "socks5h://" + s
-		case "JAVA_TOOL_OPTIONS":
-			v = strings.ReplaceAll(v, "Port="+strconv.Itoa(HTTPProxyPort), "Port="+strconv.Itoa(httpPort))
-		}
-		out = append(out, k+"="+v)
-	}
-	return out
 }
 
 // terminalNames returns the /dev/ttys* devices among files: the terminal
