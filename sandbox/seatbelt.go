@@ -143,7 +143,7 @@ func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 		b.WriteString(";; denyRead (also unwritable: on Linux writes there never reach the host)\n")
 		b.WriteString("(deny file-read* file-write*")
 		for _, d := range deny {
-			for _, s := range sbSpellings(d) {
+			for _, s := range sbDenySpellings(d) {
 				b.WriteString("\n  " + sbSubpath(s))
 				b.WriteString("\n  " + sbRegexFilterCI(s, true))
 			}
@@ -154,7 +154,7 @@ func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 		b.WriteString(";; denyWrite\n")
 		b.WriteString("(deny file-write*")
 		for _, d := range deny {
-			for _, s := range sbSpellings(d) {
+			for _, s := range sbDenySpellings(d) {
 				b.WriteString("\n  " + sbSubpath(s))
 				b.WriteString("\n  " + sbRegexFilterCI(s, true))
 			}
@@ -164,16 +164,20 @@ func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 	protected := dedupe(append(ProtectedPaths(p, opts.Home, opts.Executable), opts.ExtraProtected...))
 	b.WriteString(";; always protected (DESIGN.md §6.3), existing or not; whole trees, and in any letter case\n")
 	b.WriteString("(deny file-write*")
+	names := ProtectedNames(p)
 	for _, pp := range protected {
-		for _, s := range sbSpellings(pp.Path) {
+		covered := sbCoveredByNames(pp.Path, names)
+		for _, s := range sbDenySpellings(pp.Path) {
 			b.WriteString("\n  " + sbSubpath(s))
-			b.WriteString("\n  " + sbRegexFilterCI(s, true))
+			if !covered {
+				b.WriteString("\n  " + sbRegexFilterCI(s, true))
+			}
 		}
 	}
 	b.WriteString(")\n")
 	b.WriteString(";; protected names at any depth, in every writable directory\n")
 	b.WriteString("(deny file-write*")
-	for _, re := range sbNameRegexes(ProtectedNames(p)) {
+	for _, re := range sbNameRegexes(names) {
 		b.WriteString("\n  (regex #\"" + re + "\")")
 	}
 	b.WriteString(")\n")
@@ -181,7 +185,7 @@ func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 		b.WriteString(";; their parents inside writable paths: renaming one away would carry the protected path out of its rules\n")
 		b.WriteString("(deny file-write*")
 		for _, a := range anc {
-			for _, s := range sbSpellings(a) {
+			for _, s := range sbDenySpellings(a) {
 				b.WriteString("\n  " + sbLiteral(s))
 			}
 		}
@@ -317,6 +321,43 @@ func sbCanonical(path string) string {
 		}
 	}
 	return path
+}
+
+// sbFirmlinked are the top-level directories macOS firmlinks to the data
+// volume: /Users/a and /System/Volumes/Data/Users/a are the same file.
+var sbFirmlinked = []string{"/Applications", "/Library", "/Users", "/Volumes", "/cores", "/opt", "/private", "/usr/local"}
+
+// sbDenySpellings returns [sbSpellings] of path plus their data-volume
+// spellings. Denies use them all: a spelling the kernel might report that a
+// deny does not name would let the write through, while an extra one costs
+// nothing.
+func sbDenySpellings(path string) []string {
+	out := sbSpellings(path)
+	for _, s := range out {
+		for _, f := range sbFirmlinked {
+			if sbWithin(s, f) {
+				out = append(out, "/System/Volumes/Data"+s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// sbCoveredByNames reports whether a deny of one of names (matched at any
+// depth and in any letter case) already covers path, so that its own
+// case-insensitive regex would be redundant.
+func sbCoveredByNames(path string, names []ProtectedName) bool {
+	for _, n := range names {
+		if strings.Contains(n.Name, "*") {
+			continue
+		}
+		suffix := "/" + n.Name
+		if strings.HasSuffix(path, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // sbSpellings returns path and, when macOS aliases it, its other spelling:

@@ -319,6 +319,12 @@ func TestSeatbeltDecisions(t *testing.T) {
 			{w(tHome + "/.gitconfig"), false},
 			{w(tHome), false},
 		}},
+		{"data volume spelling", Policy{Root: tProj, AllowWrite: []string{"/System/Volumes/Data" + tHome}}, tOpts(), []check{
+			{w("/System/Volumes/Data" + tHome + "/x"), true},
+			{w("/System/Volumes/Data" + tHome + "/.bashrc"), false},
+			{w("/System/Volumes/Data" + tHome + "/.config/fish/config.fish"), false},
+			{w("/System/Volumes/Data" + tHome + "/.ssh/authorized_keys"), false},
+		}},
 		{"binding and ports", Policy{Root: tProj, AllowLocalBinding: true, Publish: []int{3000}, LocalOutbound: []int{5432}}, tOpts(), []check{
 			{bind(3000), true},
 			{bind(41234), true},
