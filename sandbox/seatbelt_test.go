@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -613,7 +614,7 @@ func filterMatches(t *testing.T, f []sexp, q query) bool {
 	case "subpath":
 		return q.path != "" && (q.path == arg(1) || strings.HasPrefix(q.path, strings.TrimSuffix(arg(1), "/")+"/"))
 	case "regex":
-		return q.path != "" && regexp.MustCompile(arg(1)).MatchString(q.path)
+		return q.path != "" && cachedRegexp(arg(1)).MatchString(q.path)
 	case "require-all":
 		for _, sub := range f[1:] {
 			if !filterMatches(t, sub.([]sexp), q) {
@@ -629,6 +630,17 @@ func filterMatches(t *testing.T, f []sexp, q query) bool {
 		return atom(f[1]) == "ip" && q.local != "" && ipMatches(arg(2), q.local)
 	}
 	return false // sysctl-name, global-name, target, ...: not queried here
+}
+
+var regexpCache sync.Map
+
+func cachedRegexp(re string) *regexp.Regexp {
+	if v, ok := regexpCache.Load(re); ok {
+		return v.(*regexp.Regexp)
+	}
+	c := regexp.MustCompile(re)
+	regexpCache.Store(re, c)
+	return c
 }
 
 func ipMatches(pattern, addr string) bool {
