@@ -201,7 +201,7 @@ func Start(ctx context.Context, spec *Spec) (_ *Process, err error) {
 	go func() {
 		select {
 		case <-ctx.Done():
-			p.cmd.Process.Kill()
+			killSession(p.cmd.Process.Pid)
 		case <-p.done:
 		}
 	}()
@@ -280,6 +280,27 @@ func terminalNames(files ...*os.File) []string {
 	return out
 }
 
+// killSession kills every process of the user in session sid (the
+// command's: Start gives it a session of its own). Background jobs must not
+// outlive the session, as on Linux, where the pid namespace ends with it. A
+// process that left the session with setsid survives, still sandboxed, but
+// without network (the relay is closed) or TMPDIR.
+func killSession(sid int) {
+	procs, err := unix.SysctlKinfoProcSlice("kern.proc.uid", os.Getuid())
+	if err != nil {
+		return
+	}
+	for _, kp := range procs {
+		pid := int(kp.Proc.P_pid)
+		if pid <= 1 {
+			continue
+		}
+		if s, err := unix.Getsid(pid); err == nil && s == sid {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}
+
 func (p *Process) cleanup() {
 	for _, c := range p.closers {
 		c.Close()
@@ -298,6 +319,7 @@ func (p *Process) Wait() (int, error) {
 	p.waitOnce.Do(func() {
 		err := p.cmd.Wait()
 		close(p.done)
+		killSession(p.cmd.Process.Pid)
 		p.cleanup()
 		var ee *exec.ExitError
 		switch {
