@@ -18,6 +18,10 @@ type Target struct {
 	Host string     // canonical name (lower case, no trailing dot); "" for IP literals
 	IP   netip.Addr // the IP literal, unmapped; invalid for names
 	Port int
+	// Mapped records that the literal was written as an IPv4-mapped IPv6
+	// address ([::ffff:127.0.0.1]): it is judged as the IPv4 address, but
+	// never counts as the host loopback of allowLocalOutbound.
+	Mapped bool
 }
 
 // ParseTarget builds a Target from a host (a name, an IPv4 literal, or an
@@ -42,7 +46,7 @@ func ParseTarget(host string, port int) (Target, error) {
 		if ip.Zone() != "" {
 			return Target{}, fmt.Errorf("zoned address %q not allowed", host)
 		}
-		return Target{IP: ip.Unmap(), Port: port}, nil
+		return Target{IP: ip.Unmap(), Port: port, Mapped: ip.Is4In6()}, nil
 	}
 	name, err := CanonicalHost(h)
 	if err != nil {
@@ -160,7 +164,7 @@ func (r *Rules) Check(t Target) Verdict {
 	}
 	// Host loopback ports listed in allowLocalOutbound, by loopback literal
 	// or by the name localhost (which fence never sends to DNS).
-	if r.localPort(t.Port) && (isLocalAddr(t.IP) || isLocalhostName(t.Host)) {
+	if r.localPort(t.Port) && (isLocalAddr(t.IP) && !t.Mapped || isLocalhostName(t.Host)) {
 		return Verdict{Allowed: true, Exact: true, Rule: "allowLocalOutbound: " + strconv.Itoa(t.Port), Reason: "allowed by allowLocalOutbound"}
 	}
 	var wild *Pattern
@@ -214,7 +218,7 @@ func (r *Rules) CheckAddr(v Verdict, t Target, a netip.Addr) (bool, string) {
 		}
 		return false, fmt.Sprintf("resolves to a private address (%s, %s); private addresses need an exact allowedDomains entry, not a wildcard", a, what)
 	case ClassLoopback:
-		if r.localPort(t.Port) && isLocalAddr(a) {
+		if r.localPort(t.Port) && isLocalAddr(a) && !t.Mapped {
 			return true, ""
 		}
 		return false, fmt.Sprintf("resolves to a loopback address (%s); host loopback ports need allowLocalOutbound", a)

@@ -63,6 +63,7 @@ func TestCheck(t *testing.T) {
 		{"localhost", 5555, true, true, ""},
 		{"127.0.0.1", 5556, false, false, "not in"},
 		{"[::ffff:127.0.0.1]", 80, false, false, "not in"},
+		{"[::ffff:127.0.0.1]", 5555, false, false, "not in"},
 		{"metadata.google.internal", 80, false, false, "metadata"},
 		{"telemetry.example", 443, false, false, "denied"},
 	}
@@ -306,6 +307,7 @@ func FuzzParseHostPort(f *testing.F) {
 			t.Fatalf("ParseHostPort(%q) accepted unprintable target %q", s, tg.String())
 		}
 		tg2, err := ParseHostPort(tg.String())
+		tg.Mapped = false
 		if err != nil || tg2 != tg {
 			t.Fatalf("ParseHostPort(%q) = %s does not round-trip: %+v %v", s, tg, tg2, err)
 		}

@@ -106,6 +106,7 @@ type session struct {
 	client  peer
 	px      *proxy.Session
 	dirs    []string // watched directories
+	paths   []string // the files and directories the policy depends on
 
 	// guarded by daemon.mu
 	lease      *stream

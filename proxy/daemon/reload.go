@@ -48,6 +48,21 @@ func watchDirs(paths []string) []string {
 	return out
 }
 
+// relevant reports whether a change of name can change a policy that
+// depends on paths: name is one of them, inside one of them (a watched
+// directory), or an ancestor of one (a missing directory being created).
+// Other files in a watched directory (the project root is one, and the
+// sandbox may write there) do not cause reloads.
+func relevant(paths []string, name string) bool {
+	name = filepath.Clean(name)
+	for _, p := range paths {
+		if name == p || strings.HasPrefix(name, p+"/") || strings.HasPrefix(p, name+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // setWatch makes s watch exactly the directories of paths.
 func (d *daemon) setWatch(s *session, paths []string) error {
 	dirs := watchDirs(paths)
@@ -55,6 +70,12 @@ func (d *daemon) setWatch(s *session, paths []string) error {
 	defer d.mu.Unlock()
 	if s.closed {
 		return nil
+	}
+	s.paths = s.paths[:0]
+	for _, p := range paths {
+		if filepath.IsAbs(p) {
+			s.paths = append(s.paths, filepath.Clean(p))
+		}
 	}
 	var added []string
 	for _, dir := range dirs {
@@ -117,14 +138,12 @@ func (d *daemon) watch(ctx context.Context) {
 				return
 			}
 			d.mu.Lock()
-			var hit []*session
 			for _, dir := range []string{filepath.Dir(ev.Name), ev.Name} {
 				for s := range d.watched[dir] {
-					hit = append(hit, s)
+					if relevant(s.paths, ev.Name) {
+						d.scheduleLocked(s)
+					}
 				}
-			}
-			for _, s := range hit {
-				d.scheduleLocked(s)
 			}
 			d.mu.Unlock()
 		case err, ok := <-d.watcher.Errors:

@@ -1,19 +1,147 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fence-dev/fence/cmd/internal/config"
+	"github.com/fence-dev/fence/proxy/control"
+	"github.com/fence-dev/fence/proxy/daemon"
+)
 
 func init() {
 	register(&command{
 		name:    "daemon",
-		args:    "start|stop|status|run",
+		args:    "start|stop|status|run [--json]",
 		summary: "manage the per-user proxy daemon (it also starts on demand)",
-		run: func(ctx context.Context, stdio Stdio, args []string) error {
-			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-				fs := newFlagSet(stdio, lookup("daemon"))
-				fs.Usage()
-				return nil
-			}
-			return errNotAvailable("fence daemon")
-		},
+		run:     runDaemon,
 	})
+}
+
+func runDaemon(ctx context.Context, stdio Stdio, args []string) error {
+	fs := newFlagSet(stdio, lookup("daemon"))
+	asJSON := fs.Bool("json", false, "status as JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("fence daemon: want one of start, stop, status, run")
+	}
+	switch pos[0] {
+	case "run":
+		return daemonRun(ctx, stdio)
+	case "start":
+		rt, err := runtimeDir()
+		if err != nil {
+			return err
+		}
+		c, err := connectDaemon(rt, true)
+		if err != nil {
+			return withHint(err, daemonHint)
+		}
+		resp, err := c.Call(control.Request{Op: control.OpStatus})
+		c.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Out, "fence: daemon running (pid %d)\n", resp.Status.PID)
+		return nil
+	case "stop":
+		rt := config.RuntimeDir()
+		resp, err := control.Do(rt, control.Request{Op: control.OpStatus})
+		if errors.Is(err, control.ErrNoDaemon) {
+			fmt.Fprintln(stdio.Out, "fence: daemon not running")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n := len(resp.Status.Sessions); n > 0 {
+			fmt.Fprintf(stdio.Err, "fence: %d running sessions lose their network until their daemon is back; they restart it by themselves\n", n)
+		}
+		if _, err := control.Do(rt, control.Request{Op: control.OpStop}); err != nil {
+			return err
+		}
+		// Wait until it has let go of its socket.
+		for i := 0; i < 200; i++ {
+			if _, err := os.Lstat(filepath.Join(rt, control.SocketName)); err != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		fmt.Fprintf(stdio.Out, "fence: daemon stopped (pid %d)\n", resp.Status.PID)
+		return nil
+	case "status":
+		lines, v := daemonStatus(ctx, "")
+		if *asJSON {
+			enc := json.NewEncoder(stdio.Out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(v)
+		}
+		for _, l := range lines {
+			fmt.Fprintln(stdio.Out, l)
+		}
+		return nil
+	}
+	return usagef("fence daemon: unknown action %q (want start, stop, status or run)", pos[0])
+}
+
+// daemonRun runs the daemon in the foreground until it is stopped, goes
+// idle (FENCE_DAEMON_IDLE, default 5m) or ctx ends.
+func daemonRun(ctx context.Context, stdio Stdio) error {
+	rt, err := runtimeDir()
+	if err != nil {
+		return err
+	}
+	idle := 5 * time.Minute
+	if v := os.Getenv("FENCE_DAEMON_IDLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("FENCE_DAEMON_IDLE=%q: want a duration such as 30s or 5m", v)
+		}
+		idle = d
+	}
+	lg := log.New(stdio.Err, "", log.LstdFlags|log.Lmicroseconds)
+	err = daemon.Run(ctx, daemon.Options{Dir: rt, Resolve: resolveSession, Idle: idle, Log: lg})
+	if errors.Is(err, daemon.ErrRunning) {
+		return &exitError{code: 1, err: withHint(err, "'fence daemon status' shows it; 'fence daemon stop' stops it")}
+	}
+	return err
+}
+
+// resolveSession is the daemon's policy resolver: config.Load on the
+// session's inputs, the files to watch, and whether a changed config must
+// wait for `fence allow`.
+func resolveSession(spec control.Spec) (daemon.Resolution, error) {
+	res, err := config.Load(config.Options{Dir: spec.Dir, Settings: spec.Settings, Templates: spec.Templates, Publish: spec.Publish})
+	if err != nil {
+		return daemon.Resolution{}, err
+	}
+	out := daemon.Resolution{Root: res.Root, Rules: res.Network}
+	for _, s := range res.Chain {
+		if s.File != "" {
+			out.Watch = append(out.Watch, s.File)
+		}
+	}
+	// A .fence.toml created or removed, and `fence allow` / `fence deny`.
+	out.Watch = append(out.Watch, filepath.Join(res.Dir, config.ProjectFile), config.TrustDir()+string(filepath.Separator))
+	if res.Root != "" {
+		out.Watch = append(out.Watch, filepath.Join(res.Root, config.ProjectFile))
+	}
+	if res.Trust == config.Changed {
+		out.Keep = true
+		out.Notice = strings.Join(res.Notices, "; ")
+		if out.Notice == "" {
+			out.Notice = "the config changed in a way that loosens the policy; run 'fence allow' to apply it"
+		}
+	}
+	return out, nil
 }

@@ -2,14 +2,42 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
+	"github.com/fence-dev/fence/proxy"
+	"github.com/fence-dev/fence/proxy/control"
+	"github.com/fence-dev/fence/proxy/daemon"
+	"github.com/fence-dev/fence/sandbox"
 )
 
 // netSession is one run's registration with the proxy daemon.
 type netSession struct {
 	ID  string // the session id, exported as FENCE_SESSION
 	Dir string // holds http.sock and socks.sock for the sandbox's relay
+
+	rt      string
+	monitor io.Writer // -m: this session's blocked events; nil without -m
+	notices io.Writer // policy changes and config errors
+
+	mu      sync.Mutex // guards conn, closed, counts
+	conn    *control.Conn
+	closed  bool
+	blocked int
+	hosts   map[string]int
+	order   []string
+	done    chan struct{}
 }
 
 // netOptions carry the running-form flags the daemon needs to re-resolve the
@@ -21,19 +49,315 @@ type netOptions struct {
 	Monitor   bool // print this session's blocked events to stderr
 }
 
+// daemonHint is what to do when the daemon cannot be reached.
+const daemonHint = "run 'fence daemon run' in a terminal to see why it does not start; its log is in the runtime directory ('fence daemon status' shows where)"
+
 // openNetSession registers a session for res with the proxy daemon, starting
 // the daemon if needed. A nil session (no error) means no network relay:
 // every connection from the sandbox fails closed.
 func openNetSession(ctx context.Context, stdio Stdio, res *config.Resolved, opts netOptions) (*netSession, error) {
-	return nil, nil
+	spec := control.Spec{Dir: opts.Dir, Settings: opts.Settings, Templates: opts.Templates}
+	if spec.Dir == "" && res != nil {
+		spec.Dir = res.Dir
+	}
+	for _, p := range []*string{&spec.Dir, &spec.Settings} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return nil, fmt.Errorf("network session: %w", err)
+			}
+			*p = abs
+		}
+	}
+	rt, err := runtimeDir()
+	if err != nil {
+		return nil, err
+	}
+	c, info, err := openLease(rt, control.Request{Op: control.OpOpen, Spec: &spec})
+	if err != nil {
+		return nil, withHint(fmt.Errorf("network session: %w", err), daemonHint)
+	}
+	s := &netSession{ID: info.ID, Dir: info.Dir, rt: rt, conn: c, notices: stdio.Err, hosts: map[string]int{}, done: make(chan struct{})}
+	if opts.Monitor {
+		s.monitor = stdio.Err
+	}
+	go s.follow()
+	return s, nil
+}
+
+// openLease connects to the daemon (starting it if needed) and sends req,
+// an open or attach, whose connection stays open as the session's lease.
+func openLease(rt string, req control.Request) (*control.Conn, *control.SessionInfo, error) {
+	c, err := connectDaemon(rt, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := c.Call(req)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	if resp.Session == nil {
+		c.Close()
+		return nil, nil, errors.New("BUG: the daemon answered without a session")
+	}
+	return c, resp.Session, nil
+}
+
+// follow reads the session's events until Close. If the daemon dies, it
+// starts a new one and takes the session back (the new daemon restored it
+// from its record), so the sandbox's network comes back by itself.
+func (s *netSession) follow() {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		c := s.conn
+		s.mu.Unlock()
+		for {
+			e, err := c.Next()
+			if err != nil {
+				break
+			}
+			s.event(e)
+		}
+		// The stream ended: Close, or the daemon went away.
+		var lost error
+		for attempt := 0; ; attempt++ {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return
+			}
+			time.Sleep(time.Duration(min(attempt, 10)) * 50 * time.Millisecond)
+			nc, _, err := openLease(s.rt, control.Request{Op: control.OpAttach, ID: s.ID})
+			if err == nil {
+				s.mu.Lock()
+				if s.closed {
+					s.mu.Unlock()
+					nc.Close()
+					return
+				}
+				s.conn = nc
+				s.mu.Unlock()
+				break
+			}
+			lost = err
+			if attempt == 20 || (!errors.Is(err, control.ErrNoDaemon) && attempt > 2) {
+				fmt.Fprintf(s.notices, "fence: network session lost (%v); connections from the sandbox now fail\n", lost)
+				return
+			}
+		}
+	}
+}
+
+func (s *netSession) event(e proxy.Event) {
+	switch e.Kind {
+	case proxy.KindBlocked:
+		s.mu.Lock()
+		s.blocked++
+		h := e.Host
+		if h == "" {
+			h = e.Target
+		}
+		if _, ok := s.hosts[h]; !ok {
+			s.order = append(s.order, h)
+		}
+		s.hosts[h]++
+		s.mu.Unlock()
+		if s.monitor != nil {
+			fmt.Fprintf(s.monitor, "[fence:net] %s\n", e.Line())
+		}
+	case proxy.KindPolicy, proxy.KindPending, proxy.KindConfigError:
+		fmt.Fprintf(s.notices, "[fence:net] %s\n", e.Line())
+	}
 }
 
 // Close ends the session and prints the one-line summary of what was blocked.
-func (s *netSession) Close(stdio Stdio) {}
+func (s *netSession) Close(stdio Stdio) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.conn.Close()
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+	case <-time.After(2 * time.Second):
+	}
+	if line := s.summary(); line != "" {
+		fmt.Fprintln(stdio.Err, line)
+	}
+}
+
+// summary is "fence: blocked 3 connections to 2 hosts: evil.example (2),
+// x.example", hosts by count then first seen; "" when nothing was blocked.
+func (s *netSession) summary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blocked == 0 {
+		return ""
+	}
+	hosts := append([]string(nil), s.order...)
+	sort.SliceStable(hosts, func(i, j int) bool { return s.hosts[hosts[i]] > s.hosts[hosts[j]] })
+	const show = 5
+	var parts []string
+	for i, h := range hosts {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("and %d more", len(hosts)-show))
+			break
+		}
+		p := proxy.Escape(h)
+		if n := s.hosts[h]; n > 1 {
+			p += " (" + strconv.Itoa(n) + ")"
+		}
+		parts = append(parts, p)
+	}
+	return fmt.Sprintf("fence: blocked %s to %s: %s", plural(s.blocked, "connection"), plural(len(hosts), "host"), strings.Join(parts, ", "))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// runtimeDir returns the daemon's runtime directory, created private.
+func runtimeDir() (string, error) {
+	rt := config.RuntimeDir()
+	if err := daemon.EnsureDir(rt); err != nil {
+		return "", withHint(err, "the runtime directory must be yours and private (mode 0700); remove it or set XDG_RUNTIME_DIR")
+	}
+	return rt, nil
+}
+
+// connectDaemon connects to the daemon of rt, starting it (detached) when
+// none answers and start is set.
+func connectDaemon(rt string, start bool) (*control.Conn, error) {
+	c, err := control.Dial(rt)
+	if err == nil || !start {
+		return c, err
+	}
+	if sandbox.Inside() {
+		// Inside a sandbox the daemon's directory is masked and its control
+		// socket refuses us: a daemon started here would only be a
+		// confusing copy. Nested sessions get no network of their own.
+		return nil, errors.New("cannot reach the fence daemon from inside a sandbox")
+	}
+	if err := spawnDaemon(rt); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err = control.Dial(rt)
+		if err == nil {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the fence daemon did not start: %w (see %s)", err, filepath.Join(rt, daemon.LogName))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// spawnDaemon starts `fence daemon run` in its own session, with its
+// output in the runtime directory's log. If another one wins the race for
+// the lock, the loser exits quietly.
+func spawnDaemon(rt string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("start the daemon: %w", err)
+	}
+	logPath := filepath.Join(rt, daemon.LogName)
+	if fi, err := os.Lstat(logPath); err == nil && fi.Size() > 1<<20 {
+		os.Rename(logPath, logPath+".1")
+	}
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("start the daemon: %w", err)
+	}
+	defer logf.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return fmt.Errorf("start the daemon: %w", err)
+	}
+	defer devnull.Close()
+	cmd := exec.Command(exe, "daemon", "run")
+	cmd.Dir = "/"
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the daemon: %w", err)
+	}
+	// Reap it if it exits while we run (it lost the lock race, or went
+	// idle); otherwise it outlives us and init reaps it.
+	go cmd.Wait()
+	return nil
+}
 
 // daemonStatus describes the daemon and the live sessions of root (all
 // sessions when root is empty) for `fence status`: human lines and a value
 // for --json.
 func daemonStatus(ctx context.Context, root string) (lines []string, jsonValue any) {
-	return []string{"daemon: not available in this build yet"}, nil
+	type out struct {
+		Running  bool                  `json:"running"`
+		PID      int                   `json:"pid,omitempty"`
+		Dir      string                `json:"runtimeDir"`
+		Sessions []control.SessionInfo `json:"sessions"`
+		Error    string                `json:"error,omitempty"`
+	}
+	rt := config.RuntimeDir()
+	resp, err := control.Do(rt, control.Request{Op: control.OpStatus, Root: root})
+	if err != nil {
+		o := out{Dir: rt, Sessions: []control.SessionInfo{}}
+		if !errors.Is(err, control.ErrNoDaemon) {
+			o.Error = err.Error()
+			return []string{"daemon: not reachable: " + err.Error()}, o
+		}
+		return []string{"daemon: not running (starts on demand)"}, o
+	}
+	st := resp.Status
+	lines = append(lines, fmt.Sprintf("daemon: running, pid %d, since %s, runtime dir %s", st.PID, st.Started.Format(time.RFC3339), st.Dir))
+	what := "sessions"
+	if root != "" {
+		what = "sessions of this project"
+	}
+	lines = append(lines, fmt.Sprintf("%s: %d", what, len(st.Sessions)))
+	for _, s := range st.Sessions {
+		lines = append(lines, "  "+sessionLine(s))
+	}
+	return lines, out{Running: true, PID: st.PID, Dir: st.Dir, Sessions: st.Sessions}
+}
+
+func sessionLine(s control.SessionInfo) string {
+	line := fmt.Sprintf("%s  %s  since %s, %d open, %d blocked", s.ID, config.DisplayPath(s.Root), s.Started.Format("15:04:05"), s.Active, s.Blocked)
+	if len(s.Hosts) > 0 {
+		hosts := make([]string, 0, len(s.Hosts))
+		for h := range s.Hosts {
+			hosts = append(hosts, h)
+		}
+		sort.Slice(hosts, func(i, j int) bool {
+			if s.Hosts[hosts[i]] != s.Hosts[hosts[j]] {
+				return s.Hosts[hosts[i]] > s.Hosts[hosts[j]]
+			}
+			return hosts[i] < hosts[j]
+		})
+		if len(hosts) > 5 {
+			hosts = hosts[:5]
+		}
+		for i, h := range hosts {
+			hosts[i] = fmt.Sprintf("%s (%d)", proxy.Escape(h), s.Hosts[h])
+		}
+		line += ": " + strings.Join(hosts, ", ")
+	}
+	if s.Errors > 0 {
+		line += fmt.Sprintf(", %d config errors", s.Errors)
+	}
+	return line
 }
