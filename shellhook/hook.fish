@@ -57,7 +57,7 @@ function _fence_enter
         end
         test -n "$_fence_root"; or return 0
         true >$_fence_res 2>/dev/null
-        $_fence_bin shell --hook-result=$_fence_res --hook-root=$_fence_root
+        $_fence_bin shell --hook-result=$_fence_res
         set -l _fence_to
         test -s $_fence_res; and read _fence_to <$_fence_res
         if string match -q -- '/*' "$_fence_to"; and test -d "$_fence_to"; and builtin cd -- $_fence_to

@@ -45,7 +45,7 @@ _fence_enter() {
 		done
 		[[ -n $_fence_root ]] || return 0
 		{ : >"$_fence_res" } 2>/dev/null
-		"$_fence_bin" shell --hook-result="$_fence_res" --hook-root="$_fence_root"
+		"$_fence_bin" shell --hook-result="$_fence_res"
 		_fence_st=$?
 		_fence_to=
 		[[ -s $_fence_res ]] && IFS= read -r _fence_to <"$_fence_res"

@@ -1,0 +1,437 @@
+package shelltest
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var (
+	fenceBin string // the fence binary under test
+	baseDir  string // where test homes live: not under /tmp, which every sandbox replaces
+	tmuxSeq  atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" || home == "/" {
+		fmt.Fprintln(os.Stderr, "shelltest: no home directory")
+		return 1
+	}
+	baseDir, err = os.MkdirTemp(filepath.Join(home, ".cache"), "fence-shelltest-")
+	if err != nil {
+		if err = os.MkdirAll(filepath.Join(home, ".cache"), 0o700); err == nil {
+			baseDir, err = os.MkdirTemp(filepath.Join(home, ".cache"), "fence-shelltest-")
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "shelltest:", err)
+			return 1
+		}
+	}
+	defer os.RemoveAll(baseDir)
+	fenceBin = filepath.Join(baseDir, "fence")
+	build := exec.Command("go", "build", "-o", fenceBin, "github.com/fence-dev/fence/cmd/fence")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "shelltest: build fence: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// skipOrFail skips a test for a missing tool, or fails it in strict mode.
+func skipOrFail(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("FENCE_TEST_STRICT") == "1" {
+		t.Fatalf("strict mode: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// env is one tmux server (its own socket) running one interactive shell
+// with a private HOME and XDG directories whose rc file evaluates the hook.
+type env struct {
+	t     *testing.T
+	shell string
+	sock  string
+	home  string
+	vars  []string
+}
+
+func newEnv(t *testing.T, shell string) *env {
+	t.Helper()
+	for _, tool := range []string{"tmux", shell} {
+		if _, err := exec.LookPath(tool); err != nil {
+			skipOrFail(t, "%s not installed", tool)
+		}
+	}
+	shellPath, _ := exec.LookPath(shell)
+	home, err := os.MkdirTemp(baseDir, shell+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(home, 0o755)
+	e := &env{t: t, shell: shell, home: home, sock: fmt.Sprintf("fence-test-%d-%d", os.Getpid(), tmuxSeq.Add(1))}
+	e.vars = []string{
+		"HOME=" + home,
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"SHELL=" + shellPath,
+		"TERM=xterm-256color",
+		"LANG=C.UTF-8",
+		"USER=" + os.Getenv("USER"),
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
+		"XDG_DATA_HOME=" + filepath.Join(home, ".local/share"),
+		"XDG_STATE_HOME=" + filepath.Join(home, ".local/state"),
+		"XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+		"XDG_RUNTIME_DIR=" + filepath.Join(home, "run"),
+	}
+	for _, d := range []string{".config/fish", ".local/share", ".local/state", ".cache", "run", "proj", "proj/sub", "other", "plain"} {
+		if err := os.MkdirAll(filepath.Join(home, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(filepath.Join(home, "run"), 0o700)
+	for _, p := range []string{"proj", "other"} {
+		e.write(p+"/.fence.toml", "[filesystem]\nallowWrite = [\".\"]\n")
+	}
+	q := shQuote(fenceBin)
+	switch shell {
+	case "bash":
+		e.write(".bashrc", "PS1='\\w \\$ '\nHISTFILE=~/.bash_history\neval \"$("+q+" hook bash)\"\n")
+	case "zsh":
+		e.write(".zshrc", "PROMPT='%~ %# '\nHISTFILE=~/.zsh_history\neval \"$("+q+" hook zsh)\"\n")
+	case "fish":
+		e.write(".config/fish/config.fish", "set -g fish_greeting ''\nfunction fish_prompt; printf '%s> ' $PWD; end\n"+fenceBin+" hook fish | source\n")
+	}
+	args := []string{"-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", "-c", home, "--"}
+	args = append(args, "env", "-i")
+	args = append(args, e.vars...)
+	// If the shell dies, say so on the screen instead of taking the tmux
+	// server with it.
+	args = append(args, "/bin/sh", "-c", `"$0" -i; echo "SHELL EXITED $?"; sleep 600`, shellPath)
+	e.tmux(args...)
+	e.tmux("set-option", "-g", "set-clipboard", "on")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("screen at failure:\n%s", e.capture())
+		}
+		exec.Command("tmux", "-L", e.sock, "kill-server").Run()
+		os.RemoveAll(home)
+	})
+	return e
+}
+
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func (e *env) write(rel, content string) {
+	e.t.Helper()
+	if err := os.WriteFile(filepath.Join(e.home, rel), []byte(content), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) tmux(args ...string) string {
+	e.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-L", e.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("tmux %q: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func (e *env) capture() string {
+	out, _ := exec.Command("tmux", "-L", e.sock, "capture-pane", "-p", "-J", "-S", "-500").CombinedOutput()
+	return string(out)
+}
+
+// line types a command line and Enter.
+func (e *env) line(s string) {
+	e.t.Helper()
+	e.tmux("send-keys", "-l", s)
+	e.tmux("send-keys", "Enter")
+}
+
+// keys sends tmux key names (C-c, C-z, Enter).
+func (e *env) keys(k ...string) {
+	e.t.Helper()
+	e.tmux(append([]string{"send-keys"}, k...)...)
+}
+
+// mark returns a fresh marker and the command line that prints it with the
+// value of expr (a shell expression); the typed line never contains the
+// printed text, so a match proves the command ran.
+func (e *env) mark(expr string) (string, string) {
+	n := fmt.Sprintf("%d", time.Now().UnixNano()%1e9)
+	return "MK" + n + "=", fmt.Sprintf("printf 'MK%%s=%%s\\n' %s %s", n, expr)
+}
+
+// run types a command that prints expr and returns what it printed.
+func (e *env) run(expr string) string {
+	e.t.Helper()
+	m, cmd := e.mark(expr)
+	e.line(cmd)
+	re := regexp.MustCompile(regexp.QuoteMeta(m) + `(.*)`)
+	var got string
+	e.waitFunc("output of "+expr, func(screen string) bool {
+		for _, l := range strings.Split(screen, "\n") {
+			if sm := re.FindStringSubmatch(l); sm != nil && !strings.Contains(l, "printf") {
+				got = strings.TrimRight(sm[1], " ")
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+const waitLimit = 20 * time.Second
+
+func (e *env) waitFunc(what string, ok func(string) bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		s := e.capture()
+		if ok(s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitText waits until the screen contains s.
+func (e *env) waitText(s string) {
+	e.t.Helper()
+	e.waitFunc(fmt.Sprintf("%q on screen", s), func(screen string) bool { return strings.Contains(screen, s) })
+}
+
+// clear clears the screen and tmux's history, so later waits see only new
+// output.
+func (e *env) clear() {
+	e.t.Helper()
+	e.keys("C-l")
+	e.tmux("clear-history")
+	time.Sleep(100 * time.Millisecond)
+}
+
+func (e *env) fence(args ...string) string {
+	e.t.Helper()
+	cmd := exec.Command(fenceBin, args...)
+	cmd.Env = e.vars
+	cmd.Dir = e.home
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("fence %q: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// waitPrompt waits until the last line on screen is a prompt of the fenced
+// shell (inside) or of the outer one. Keys typed while fence hands the
+// terminal back are lost (like typeahead into any shell that exits), so a
+// test waits for the prompt after every enter and leave.
+func (e *env) waitPrompt(inside bool) {
+	e.t.Helper()
+	suffix := map[string]string{"bash": "$", "zsh": "%", "fish": ">"}[e.shell]
+	e.waitFunc(fmt.Sprintf("a prompt (inside=%v)", inside), func(screen string) bool {
+		lines := strings.Split(strings.TrimRight(screen, "\n "), "\n")
+		last := strings.TrimSpace(lines[len(lines)-1])
+		return strings.HasSuffix(last, suffix) && strings.HasPrefix(last, "(fence:") == inside
+	})
+}
+
+func (e *env) path(rel string) string { return filepath.Join(e.home, rel) }
+
+// inside reports whether the shell at the prompt is the fenced one.
+func (e *env) inside() bool {
+	e.t.Helper()
+	return e.run(`"${FENCE_PROMPT:-none}"`) != "none"
+}
+
+func (e *env) fishify(s string) string {
+	if e.shell != "fish" {
+		return s
+	}
+	s = strings.ReplaceAll(s, `"${FENCE_PROMPT:-none}"`, `(set -q FENCE_PROMPT; and echo $FENCE_PROMPT; or echo none)`)
+	return s
+}
+
+func TestShells(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		t.Run(sh, func(t *testing.T) { testShell(t, sh) })
+	}
+}
+
+func testShell(t *testing.T, shell string) {
+	e := newEnv(t, shell)
+	fp := func(s string) string { return e.fishify(s) }
+	prompt := func() string { return e.run(fp(`"${FENCE_PROMPT:-none}"`)) }
+	pwd := func() string { return e.run(`"$PWD"`) }
+	e.run("ready")
+
+	// Controls: the attacks below do work against an unsandboxed shell
+	// in this very terminal, so their tests can fail.
+	secret0 := "FENCE-CONTROL-" + shell
+	e.line(`printf '\033]52;c;` + base64.StdEncoding.EncodeToString([]byte(secret0)) + `\a'`)
+	e.run("control-osc")
+	if !strings.Contains(e.buffers(), secret0) {
+		t.Fatalf("control: OSC 52 from an unsandboxed shell did not reach tmux; the OSC 52 test could not fail")
+	}
+	e.write("control.py", "import fcntl, termios\nfor c in b\"printf 'MK%s\\\\n' CONTROL-INJECTED\\n\":\n    fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))\n")
+	if b, _ := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); strings.TrimSpace(string(b)) != "0" {
+		e.line("python3 " + e.path("control.py"))
+		e.waitText("MKCONTROL-INJECTED")
+	}
+
+	// Untrusted project: enters with the user policy and says what
+	// `fence allow` would grant.
+	e.line("cd proj")
+	e.waitPrompt(true)
+	e.waitText("not trusted")
+	e.waitText("fence allow")
+	if got := prompt(); got != "(fence:proj)" {
+		t.Fatalf("after cd proj: FENCE_PROMPT %q, want (fence:proj)", got)
+	}
+	if got := e.run(`"$(echo x > inside.txt 2>/dev/null && echo wrote || echo denied)"`); got != "denied" {
+		t.Errorf("untrusted project: write in the project: %s", got)
+	}
+
+	// Leave by cd: the outer shell ends up in the parent directory.
+	e.line("cd ..")
+	e.waitPrompt(false)
+	if got := prompt(); got != "none" {
+		t.Fatalf("after cd ..: still inside (%q)", got)
+	}
+	if got := pwd(); got != e.home {
+		t.Fatalf("after cd ..: outer PWD %q, want %q", got, e.home)
+	}
+
+	// Trusted: project writes allowed, outside writes denied.
+	e.fence("allow", e.path("proj"))
+	e.line("cd proj/sub")
+	e.waitPrompt(true)
+	if got := prompt(); got != "(fence:proj)" {
+		t.Fatalf("cd proj/sub: FENCE_PROMPT %q", got)
+	}
+	if got := pwd(); got != e.path("proj/sub") {
+		t.Errorf("inner PWD %q, want %q", got, e.path("proj/sub"))
+	}
+	e.line("echo ok > ../inside.txt; echo bad > ~/outside.txt")
+	if got := e.run(fp(`"$(cat ../inside.txt)"`)); got != "ok" {
+		t.Errorf("trusted project write: got %q", got)
+	}
+	if _, err := os.Stat(e.path("outside.txt")); err == nil {
+		t.Errorf("a write outside the allowed paths reached the host")
+	}
+	if b, _ := os.ReadFile(e.path("proj/inside.txt")); string(b) != "ok\n" {
+		t.Errorf("project write did not reach the host: %q", b)
+	}
+
+	// Window size follows the terminal.
+	e.tmux("resize-window", "-x", "100", "-y", "30")
+	if got := e.run(fp(`"$(stty size)"`)); got != "30 100" {
+		t.Errorf("stty size after resize: %q, want 30 100", got)
+	}
+
+	// Job control: Ctrl-Z stops the foreground job, fg resumes it, Ctrl-C
+	// reaches it.
+	e.clear()
+	e.line("sleep 60")
+	time.Sleep(300 * time.Millisecond)
+	e.keys("C-z")
+	e.waitFunc("the job to stop", func(s string) bool {
+		s = strings.ToLower(s)
+		return strings.Contains(s, "stopped") || strings.Contains(s, "suspended")
+	})
+	e.line("fg")
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	e.keys("C-c")
+	e.run("alive")
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("Ctrl-C did not interrupt the job (%v)", d)
+	}
+	if !e.inside() {
+		t.Fatalf("Ctrl-C ended the fenced shell")
+	}
+
+	// OSC 52 from inside never reaches the outer terminal (tmux would
+	// store it as a paste buffer: set-clipboard on).
+	secret := "FENCE-OSC52-" + shell
+	b64 := base64.StdEncoding.EncodeToString([]byte(secret))
+	e.line(`printf '\033]52;c;` + b64 + `\a'`)
+	e.run("osc-sent")
+	if bufs := e.buffers(); strings.Contains(bufs, secret) {
+		t.Errorf("OSC 52 from the sandbox reached the terminal: %q", bufs)
+	}
+
+	// TIOCSTI from inside cannot type into the outer shell.
+	inj := "printf 'MK%s\\n' INJECTED-" + shell
+	e.write("inject.py", "import fcntl, termios\nfor c in b\""+strings.ReplaceAll(inj, `\`, `\\`)+"\\n\":\n    try: fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))\n    except OSError as e: print('TIOCSTI', e.errno); break\n")
+	e.line("python3 " + e.path("inject.py") + "; exit")
+	e.waitPrompt(false)
+	if got := prompt(); got != "none" {
+		t.Fatalf("after exit: still inside (%q)", got)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if strings.Contains(e.capture(), "MKINJECTED-"+shell) {
+		t.Errorf("TIOCSTI from the sandbox ran a command")
+	}
+
+	// exit stays in the root without re-entering until PWD leaves it.
+	if got := pwd(); got != e.path("proj/sub") {
+		t.Errorf("after exit: PWD %q, want %q", got, e.path("proj/sub"))
+	}
+	e.line("cd ..")
+	time.Sleep(300 * time.Millisecond)
+	if got := prompt(); got != "none" {
+		t.Fatalf("re-entered the root after exit (%q)", got)
+	}
+	e.line("cd ../plain")
+	if got := prompt(); got != "none" {
+		t.Fatalf("entered a directory without .fence.toml (%q)", got)
+	}
+	e.line("cd ../proj")
+	e.waitPrompt(true)
+	if got := prompt(); got != "(fence:proj)" {
+		t.Fatalf("no re-entry after leaving: %q", got)
+	}
+
+	// cd into another root switches sandboxes.
+	e.fence("allow", e.path("other"))
+	e.line("cd ../other")
+	time.Sleep(300 * time.Millisecond)
+	e.waitPrompt(true)
+	if got := prompt(); got != "(fence:other)" {
+		t.Fatalf("switch to other: FENCE_PROMPT %q", got)
+	}
+	if got := pwd(); got != e.path("other") {
+		t.Errorf("switch: PWD %q", got)
+	}
+	e.line("exit")
+	e.waitPrompt(false)
+	if got := prompt(); got != "none" {
+		t.Fatalf("exit from other: still inside (%q)", got)
+	}
+	if got := pwd(); got != e.path("other") {
+		t.Errorf("after exit from other: PWD %q", got)
+	}
+}
+
+func (e *env) buffers() string {
+	out, _ := exec.Command("tmux", "-L", e.sock, "list-buffers", "-F", "#{buffer_sample}").CombinedOutput()
+	return string(out)
+}
