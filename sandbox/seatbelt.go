@@ -551,6 +551,9 @@ func seatbeltRelayEnv(env []string, httpPort, socksPort int) []string {
 			v = "http://" + h
 		case "ALL_PROXY", "all_proxy":
 			v = "socks5h://" + s
+		case "GIT_SSH_COMMAND":
+			// fence proxy-connect defaults to the Linux relay's fixed port.
+			v = strings.Replace(v, " proxy-connect %h %p", " proxy-connect --proxy "+s+" %h %p", 1)
 		case "JAVA_TOOL_OPTIONS":
 			v = strings.ReplaceAll(v, "Port="+strconv.Itoa(HTTPProxyPort), "Port="+strconv.Itoa(httpPort))
 		}

@@ -682,7 +682,7 @@ func decide(t *testing.T, rules []rule, q query) bool {
 
 func TestSeatbeltRelayEnv(t *testing.T) {
 	env := SandboxEnv([]string{"PATH=/usr/bin", "HTTP_PROXY=http://evil:1", "DYLD_INSERT_LIBRARIES=/x.dylib", "SSH_AUTH_SOCK=/tmp/agent"},
-		EnvOptions{TMPDIR: tTmp, Session: "s1"})
+		EnvOptions{TMPDIR: tTmp, Session: "s1", Fence: tExe})
 	got := map[string]string{}
 	for _, kv := range seatbeltRelayEnv(env, 50001, 50002) {
 		k, v, _ := strings.Cut(kv, "=")
@@ -701,6 +701,9 @@ func TestSeatbeltRelayEnv(t *testing.T) {
 		if _, ok := got[k]; ok {
 			t.Errorf("%s reached the sandbox", k)
 		}
+	}
+	if g := got["GIT_SSH_COMMAND"]; !strings.Contains(g, "proxy-connect --proxy 127.0.0.1:50002 %h %p") {
+		t.Errorf("GIT_SSH_COMMAND = %q", g)
 	}
 	if j := got["JAVA_TOOL_OPTIONS"]; !strings.Contains(j, "proxyPort=50001") || strings.Contains(j, "3128") {
 		t.Errorf("JAVA_TOOL_OPTIONS = %q", j)
