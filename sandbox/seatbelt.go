@@ -90,7 +90,9 @@ func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 	for _, d := range []string{"/dev/null", "/dev/zero", "/dev/tty", "/dev/dtracehelper"} {
 		b.WriteString("  " + sbLiteral(d) + "\n")
 	}
-	b.WriteString(")\n")
+	// /dev/fd/N (and /dev/stdout, /dev/stderr, which point there) only
+	// duplicates a descriptor the process already has.
+	b.WriteString("  (regex #\"^/dev/fd/[0-9]+$\"))\n")
 	writable := sbWritableRoots(p, opts)
 	if len(writable) > 0 {
 		b.WriteString("(allow file-write*")
