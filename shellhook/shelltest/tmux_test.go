@@ -258,7 +258,7 @@ func (e *env) path(rel string) string { return filepath.Join(e.home, rel) }
 // inside reports whether the shell at the prompt is the fenced one.
 func (e *env) inside() bool {
 	e.t.Helper()
-	return e.run(`"${FENCE_PROMPT:-none}"`) != "none"
+	return e.run(e.fishify(`"${FENCE_PROMPT:-none}"`)) != "none"
 }
 
 func (e *env) fishify(s string) string {
