@@ -298,6 +298,9 @@ func TestSeatbeltDecisions(t *testing.T) {
 			{out(50002), true},
 			{out(5432), false},
 			{out(443), false},
+			{out(50003), false}, // another session's relay
+			{query{op: "network-outbound", path: "/private/tmp/fence-501/control.sock"}, false}, // the daemon
+			{query{op: "network-bind", path: tProj + "/app.sock"}, false},
 			{bind(3000), false},
 			{query{op: "network-outbound", path: tTmp + "/app.sock"}, true},
 			{query{op: "network-outbound", path: "/private/tmp/tmux-501/default"}, false},
