@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -362,6 +363,15 @@ func RunInit() int {
 	if cfgF == nil || rep == nil {
 		fmt.Fprintln(os.Stderr, "fence: sandbox init: started without its descriptors")
 		return 125
+	}
+	// Only fds 0-2 may reach the command, whatever leaked into fence from
+	// its parent (ATTACKS.md X-08): 3 and 4 are ours, the rest theirs.
+	if ents, err := os.ReadDir("/dev/fd"); err == nil {
+		for _, e := range ents {
+			if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+				unix.CloseOnExec(fd)
+			}
+		}
 	}
 	unix.CloseOnExec(3)
 	unix.CloseOnExec(4)
