@@ -289,6 +289,9 @@ func spawnDaemon(rt string) error {
 	}
 	defer devnull.Close()
 	cmd := exec.Command(exe, "daemon", "run")
+	// argv[0] "fence": the test binary that stands in for fence picks its
+	// command by name.
+	cmd.Args[0] = "fence"
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
