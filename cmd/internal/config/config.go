@@ -537,6 +537,7 @@ func (res *Resolved) fill(set *policySet, files []string) {
 		p.LocalOutbound = append(p.LocalOutbound, ports...)
 	}
 	p.LocalOutbound = uniqInts(p.LocalOutbound)
+	res.Network.LocalOutbound = append([]int(nil), p.LocalOutbound...)
 	p.EnvPass = append([]string(nil), set.EnvPass...)
 	p.AllowDegraded = append([]string(nil), set.AllowDegraded...)
 	p.ConfigFiles = uniqStrings(files)

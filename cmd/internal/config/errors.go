@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -20,15 +21,39 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	return oneLine(e.location() + e.Msg)
+}
+
+func (e *Error) location() string {
 	f := displayPath(e.File)
 	switch {
 	case e.Line > 0 && e.Col > 0:
-		return fmt.Sprintf("%s:%d:%d: %s", f, e.Line, e.Col, e.Msg)
+		return fmt.Sprintf("%s:%d:%d: ", f, e.Line, e.Col)
 	case e.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", f, e.Line, e.Msg)
+		return fmt.Sprintf("%s:%d: ", f, e.Line)
 	}
-	return fmt.Sprintf("%s: %s", f, e.Msg)
+	return f + ": "
 }
+
+// oneLine escapes control characters so an error stays one line on the
+// terminal and cannot carry escape sequences from a config file.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 // displayPath shows p relative to the working directory or as ~/...,
 // whichever base is closer (longer), else absolute.

@@ -315,6 +315,14 @@ func (p *parser) syntaxError(err error) error {
 	if pe.Position.Start > 0 || line == 1 {
 		line, col = p.lineCol(pe.Position.Start)
 	}
+	if line == 0 {
+		// Some lexer errors carry no position; point at the first control
+		// character (the usual cause) or the start of the file.
+		off := strings.IndexFunc(p.src, func(r rune) bool {
+			return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f
+		})
+		line, col = p.lineCol(max(off, 0))
+	}
 	if col < 1 {
 		col = 1
 	}

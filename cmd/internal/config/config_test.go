@@ -1,0 +1,457 @@
+package config
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fence-dev/fence/proxy"
+)
+
+// testEnv gives a test its own HOME, XDG dirs and system policy path.
+func testEnv(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	d, _ = filepath.EvalSymlinks(d)
+	t.Setenv("HOME", filepath.Join(d, "home"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(d, "home/.config"))
+	t.Setenv("XDG_DATA_HOME", filepath.Join(d, "home/.local/share"))
+	t.Setenv("XDG_STATE_HOME", filepath.Join(d, "home/.local/state"))
+	old := SystemPolicyFile
+	SystemPolicyFile = filepath.Join(d, "etc/fence/policy.toml")
+	t.Cleanup(func() { SystemPolicyFile = old })
+	return d
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFindRoot(t *testing.T) {
+	d := testEnv(t)
+	write(t, filepath.Join(d, "p/.fence.toml"), "[network]\n")
+	os.MkdirAll(filepath.Join(d, "p/a/b"), 0o755)
+	os.MkdirAll(filepath.Join(d, "q"), 0o755)
+	for _, tc := range []struct {
+		dir, root string
+		ok        bool
+	}{
+		{"p", "p", true},
+		{"p/a/b", "p", true},
+		{"q", "", false},
+	} {
+		root, ok := FindRoot(filepath.Join(d, tc.dir))
+		want := ""
+		if tc.ok {
+			want = filepath.Join(d, tc.root)
+		}
+		if ok != tc.ok || root != want {
+			t.Errorf("FindRoot(%s) = %q, %v; want %q, %v", tc.dir, root, ok, want, tc.ok)
+		}
+	}
+}
+
+func TestDirs(t *testing.T) {
+	d := testEnv(t)
+	if got, want := ConfigDir(), filepath.Join(d, "home/.config/fence"); got != want {
+		t.Errorf("ConfigDir = %q, want %q", got, want)
+	}
+	t.Setenv("XDG_DATA_HOME", "relative/ignored")
+	if got, want := DataDir(), filepath.Join(d, "home/.local/share/fence"); got != want {
+		t.Errorf("DataDir with relative XDG_DATA_HOME = %q, want %q", got, want)
+	}
+	t.Setenv("XDG_STATE_HOME", "")
+	if got, want := StateDir(), filepath.Join(d, "home/.local/state/fence"); got != want {
+		t.Errorf("StateDir = %q, want %q", got, want)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1234")
+	if got := RuntimeDir(); got != "/run/user/1234/fence" {
+		t.Errorf("RuntimeDir = %q", got)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		line, col int
+		msg       string
+	}{
+		{"unknown key", "[network]\n  allowedDomain = []\n", 2, 3, `unknown key "allowedDomain" in [network] (did you mean "allowedDomains"?)`},
+		{"quoted unknown key", "[network]\n\"allowedDomain\" = []\n", 2, 1, `unknown key "allowedDomain"`},
+		{"dotted unknown table", "x = 1\nnetwrok.allowedDomains = []\n", 1, 1, `unknown key "x" at the top level`},
+		{"dotted unknown table 2", "netwrok.allowedDomains = []\n", 1, 1, `unknown key "netwrok" at the top level (did you mean [network]?)`},
+		{"inline table element", "network = { allowedDomains = [\"a.com\", 'b..c'] }\n", 1, 40, `domain pattern "b..c"`},
+		{"element on later line", "[network]\nallowedDomains = [\n  \"ok.example\", # fine\n  \"*\",\n]\n", 4, 3, `"*" alone is not allowed`},
+		{"multiline string before", "[network]\nallowedDomains = [\"\"\"a.example\"\"\", 5]\n", 2, 36, "element 2 must be a string"},
+		{"bad port type", "[network]\npublish = [\"3000\"]\n", 2, 12, "element 1 must be a port number, got a string"},
+		{"float port", "[network]\npublish = [30.5]\n", 2, 12, "got a float"},
+		{"local outbound false ok then bad", "[network]\nallowLocalOutbound = 3\n", 2, 22, "must be an array of ports or true"},
+		{"array of tables", "[[network]]\nallowedDomains = []\n", 1, 1, `"network" must be a table`},
+		{"empty", "", 1, 1, "empty config"},
+		{"whitespace", "\n\n   \n", 1, 1, "empty config"},
+		{"duplicate", "[env]\npass = []\npass = [\"A\"]\n", 3, 1, `duplicate key "env.pass"`},
+		{"user table", "[sandbox]\nallowDegraded = []\n", 1, 2, "[sandbox] is only allowed in the user config"},
+		{"double star inside segment", "[filesystem]\ndenyRead = [\"a**b\"]\n", 2, 13, `"**" must be a whole path segment`},
+		{"empty path", "[filesystem]\nallowWrite = [\"\"]\n", 2, 15, "empty path"},
+		{"utf8", "[network]\nallowedDomains = [\"\xc3\"]\n", 2, 20, "invalid UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseRules("/p/.fence.toml", "/p", LayerProject, []byte(tc.src), false)
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("err = %v, want *Error", err)
+			}
+			if e.Line != tc.line || e.Col != tc.col || !strings.Contains(e.Msg, tc.msg) {
+				t.Errorf("got %d:%d: %s\nwant %d:%d: ...%s...", e.Line, e.Col, e.Msg, tc.line, tc.col, tc.msg)
+			}
+		})
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	src := `extends = ["npm"]
+[network]
+allowedDomains = ["Example.COM.", "*.github.com", "github.com:22", "10.0.0.1", "[::1]:8080"]
+deniedDomains = []
+allowLocalBinding = false
+allowLocalOutbound = true
+publish = [3000, 8080]
+[filesystem]
+allowWrite = [".", "~/.cache/x", "/abs/path", "sub/../other"]
+denyWrite = ["dist/**/secret*"]
+denyRead = ["~"]
+allowGitConfig = true
+[env]
+pass = ["NPM_TOKEN", "_X1"]
+`
+	r, err := parseRules("/p/.fence.toml", "/p", LayerProject, []byte(src), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes []string
+	for _, it := range r.AllowWrite {
+		writes = append(writes, it.Value)
+	}
+	h := home()
+	want := []string{"/p", h + "/.cache/x", "/abs/path", "/p/other"}
+	if !slices.Equal(writes, want) {
+		t.Errorf("allowWrite = %q, want %q", writes, want)
+	}
+	if r.DenyRead[0].Value != h {
+		t.Errorf("denyRead ~ = %q", r.DenyRead[0].Value)
+	}
+	if !r.LocalOutboundAll.Value || r.AllowLocalBinding.Value || !r.AllowGitConfig.Value {
+		t.Errorf("booleans: %+v %+v %+v", r.LocalOutboundAll, r.AllowLocalBinding, r.AllowGitConfig)
+	}
+	if len(r.Publish) != 2 || r.Publish[1].Value != 8080 || r.Publish[1].Line != 7 || r.Publish[1].Col != 18 {
+		t.Errorf("publish = %+v", r.Publish)
+	}
+	if d := r.AllowedDomains[4]; d.Line != 3 || d.Col != 80 {
+		t.Errorf("position of %q = %d:%d, want 3:80", d.Value, d.Line, d.Col)
+	}
+}
+
+func TestTemplatesParse(t *testing.T) {
+	names := Templates()
+	for _, want := range []string{"npm", "pip", "go", "cargo", "github"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("template %q missing from %q", want, names)
+		}
+	}
+	for _, n := range names {
+		b, _ := Template(n)
+		if _, err := parseRules("template:"+n, "/p", LayerProject, b, false); err != nil {
+			t.Errorf("template %s: %v", n, err)
+		}
+		if TemplateSummary(n) == "" {
+			t.Errorf("template %s has no summary comment", n)
+		}
+	}
+	if _, ok := Template("../config"); ok {
+		t.Error("Template accepted a path")
+	}
+}
+
+func TestLoadLayers(t *testing.T) {
+	d := testEnv(t)
+	write(t, SystemPolicyFile, "[network]\ndeniedDomains = [\"blocked.example\"]\n[filesystem]\ndenyRead = [\"/srv/secret\"]\n")
+	write(t, UserConfigFile(), "[network]\nallowedDomains = [\"user.example\"]\nallowLocalBinding = true\n[filesystem]\nallowWrite = [\"cache\"]\n[shell]\npromptMarker = false\nautoEnter = [\"~/src/*\"]\n[sandbox]\nallowDegraded = [\"landlock\"]\n")
+	proj := filepath.Join(d, "proj")
+	write(t, filepath.Join(proj, ".fence.toml"), "extends = [\"conf/base.toml\"]\n[network]\nallowedDomains = [\"blocked.example\", \"proj.example\"]\npublish = [3000]\n[filesystem]\nallowWrite = [\".\"]\n")
+	write(t, filepath.Join(proj, "conf/base.toml"), "[filesystem]\ndenyWrite = [\"out\"]\n[env]\npass = [\"SSH_AUTH_SOCK\"]\n")
+	os.MkdirAll(filepath.Join(proj, "sub"), 0o755)
+
+	res, err := Load(Options{Dir: filepath.Join(proj, "sub")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Root != proj || res.Trust != Untrusted || res.Applied {
+		t.Fatalf("root %q trust %v applied %v", res.Root, res.Trust, res.Applied)
+	}
+	if len(res.Notices) == 0 || !strings.Contains(res.Notices[0], "+net proj.example") {
+		t.Errorf("notices = %q", res.Notices)
+	}
+	// Untrusted: user layer only.
+	if got := patterns(res.Network.Allow); !slices.Equal(got, []string{"user.example"}) {
+		t.Errorf("untrusted allow = %q", got)
+	}
+	if err := Allow(res); err != nil {
+		t.Fatal(err)
+	}
+	res, err = Load(Options{Dir: filepath.Join(proj, "sub")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Trust != Trusted || !res.Applied || len(res.Notices) != 1 { // the allowDegraded notice
+		t.Fatalf("trust %v applied %v notices %q", res.Trust, res.Applied, res.Notices)
+	}
+	p := res.Sandbox
+	if p.Root != proj {
+		t.Errorf("Sandbox.Root = %q", p.Root)
+	}
+	if got := patterns(res.Network.Allow); !slices.Equal(got, []string{"user.example", "blocked.example", "proj.example"}) {
+		t.Errorf("allow = %q", got)
+	}
+	if got := patterns(res.Network.Deny); !slices.Equal(got, []string{"blocked.example"}) {
+		t.Errorf("deny = %q (the system deny must stay)", got)
+	}
+	wantWrite := []string{filepath.Join(ConfigDir(), "cache"), proj}
+	if !slices.Equal(p.AllowWrite, wantWrite) {
+		t.Errorf("AllowWrite = %q, want %q (user paths relative to the user config's dir)", p.AllowWrite, wantWrite)
+	}
+	if !slices.Equal(p.DenyWrite, []string{filepath.Join(proj, "conf/out")}) {
+		t.Errorf("DenyWrite = %q (relative to the extended file's dir)", p.DenyWrite)
+	}
+	if !slices.Contains(p.DenyRead, "/srv/secret") || !slices.Contains(p.DenyRead, filepath.Join(home(), ".ssh")) {
+		t.Errorf("DenyRead = %q", p.DenyRead)
+	}
+	if !p.AllowLocalBinding || !slices.Equal(p.Publish, []int{3000}) || !slices.Equal(p.EnvPass, []string{"SSH_AUTH_SOCK"}) {
+		t.Errorf("binding %v publish %v env %v", p.AllowLocalBinding, p.Publish, p.EnvPass)
+	}
+	if !slices.Equal(p.AllowDegraded, []string{"landlock"}) {
+		t.Errorf("AllowDegraded = %q", p.AllowDegraded)
+	}
+	for _, f := range []string{SystemPolicyFile, UserConfigFile(), filepath.Join(proj, ".fence.toml"), filepath.Join(proj, "conf/base.toml")} {
+		if !slices.Contains(p.ConfigFiles, f) {
+			t.Errorf("ConfigFiles %q lacks %s", p.ConfigFiles, f)
+		}
+	}
+	for _, f := range []string{ConfigDir(), DataDir(), StateDir()} {
+		if !slices.Contains(p.StateDirs, f) {
+			t.Errorf("StateDirs %q lacks %s", p.StateDirs, f)
+		}
+	}
+	if res.Shell.PromptMarker || !res.Shell.AutoEnters(filepath.Join(home(), "src/thing")) || res.Shell.AutoEnters(filepath.Join(home(), "src/a/b")) {
+		t.Errorf("shell = %+v", res.Shell)
+	}
+	// Origins.
+	var found bool
+	for _, r := range res.Rules {
+		if r.Key == "filesystem.denyWrite" {
+			found = true
+			if r.Origin.Layer != LayerProject || r.Origin.File != filepath.Join(proj, "conf/base.toml") || r.Origin.Line != 2 {
+				t.Errorf("origin of denyWrite = %+v", r.Origin)
+			}
+		}
+	}
+	if !found {
+		t.Error("no denyWrite rule in Rules")
+	}
+}
+
+func patterns(ps []proxy.Pattern) []string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return s
+}
+
+func TestLoadSettingsAndTemplates(t *testing.T) {
+	d := testEnv(t)
+	write(t, filepath.Join(d, "policies/ci.toml"), "[filesystem]\nallowWrite = [\"out\"]\n")
+	os.MkdirAll(filepath.Join(d, "work"), 0o755)
+	res, err := Load(Options{Dir: filepath.Join(d, "work"), Settings: filepath.Join(d, "policies/ci.toml"), Templates: []string{"go"}, Publish: []int{8080}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Trust != Named || !res.Applied || res.Root != "" || res.Sandbox.Root != filepath.Join(d, "work") {
+		t.Fatalf("trust %v applied %v root %q sandbox root %q", res.Trust, res.Applied, res.Root, res.Sandbox.Root)
+	}
+	if !slices.Contains(res.Sandbox.AllowWrite, filepath.Join(d, "policies/out")) {
+		t.Errorf("AllowWrite = %q: -s paths are relative to the file", res.Sandbox.AllowWrite)
+	}
+	if !slices.Contains(patternStrings(res), "proxy.golang.org") {
+		t.Errorf("-t go not applied: %q", patternStrings(res))
+	}
+	if !slices.Equal(res.Sandbox.Publish, []int{8080}) || !res.Sandbox.AllowLocalBinding {
+		t.Errorf("publish %v binding %v", res.Sandbox.Publish, res.Sandbox.AllowLocalBinding)
+	}
+	if _, err := Load(Options{Dir: d, Templates: []string{"nope"}}); err == nil || !strings.Contains(err.Error(), "unknown template") {
+		t.Errorf("unknown -t: %v", err)
+	}
+	if _, err := Load(Options{Dir: d, Settings: filepath.Join(d, "missing.toml")}); err == nil {
+		t.Error("missing -s file: no error")
+	}
+}
+
+func patternStrings(res *Resolved) []string {
+	var s []string
+	for _, p := range res.Network.Allow {
+		s = append(s, p.String())
+	}
+	return s
+}
+
+func TestSymlinksAndGlobs(t *testing.T) {
+	d := testEnv(t)
+	proj := filepath.Join(d, "proj")
+	os.MkdirAll(filepath.Join(d, "real/cache"), 0o755)
+	os.MkdirAll(proj, 0o755)
+	os.Symlink(filepath.Join(d, "real"), filepath.Join(proj, "link"))
+	for _, f := range []string{"a/.env", "a/b/.env", "a/b/c/.env.local", "a/b/keep.txt", ".env"} {
+		write(t, filepath.Join(proj, f), "x")
+	}
+	write(t, filepath.Join(proj, ".fence.toml"), "[filesystem]\nallowWrite = [\"link/cache\", \"link/new\"]\ndenyRead = [\"**/.env*\"]\ndenyWrite = [\"a/*/keep.txt\", \"nomatch/*\"]\n")
+	res, err := Load(Options{Dir: proj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	Allow(res)
+	res, _ = Load(Options{Dir: proj})
+	p := res.Sandbox
+	if want := []string{filepath.Join(d, "real/cache"), filepath.Join(d, "real/new")}; !slices.Equal(p.AllowWrite, want) {
+		t.Errorf("AllowWrite = %q, want %q (symlinks resolved, also for paths that do not exist yet)", p.AllowWrite, want)
+	}
+	for _, f := range []string{".env", "a/.env", "a/b/.env", "a/b/c/.env.local"} {
+		if !slices.Contains(p.DenyRead, filepath.Join(proj, f)) {
+			t.Errorf("DenyRead lacks %s: %q", f, p.DenyRead)
+		}
+	}
+	if !slices.Equal(p.DenyWrite, []string{filepath.Join(proj, "a/b/keep.txt")}) {
+		t.Errorf("DenyWrite = %q", p.DenyWrite)
+	}
+}
+
+func TestMatchPath(t *testing.T) {
+	for _, tc := range []struct {
+		pat, p string
+		want   bool
+	}{
+		{"/home/u/src/*", "/home/u/src/x", true},
+		{"/home/u/src/*", "/home/u/src/x/y", false},
+		{"/home/u/src/*", "/home/u/src", false},
+		{"/home/u/src/**", "/home/u/src", true},
+		{"/home/u/src/**", "/home/u/src/a/b/c", true},
+		{"/a/**/b", "/a/b", true},
+		{"/a/**/b", "/a/x/y/b", true},
+		{"/a/**/b", "/a/x/y/c", false},
+		{"/a/[xy]?", "/a/xz", true},
+		{"/a/*.env", "/a/.env", true},
+	} {
+		if got := MatchPath(tc.pat, tc.p); got != tc.want {
+			t.Errorf("MatchPath(%q, %q) = %v, want %v", tc.pat, tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestSubset(t *testing.T) {
+	base := &policySet{
+		AllowDomains:  []string{"*.example.com", "a.org", "b.org:8443"},
+		DenyDomains:   []string{"bad.example.com"},
+		AllowWrite:    []string{"/p", "/p/cache"},
+		DenyRead:      []string{"/p/.env"},
+		Publish:       []int{3000},
+		LocalOutbound: []int{5432},
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(s *policySet)
+		want bool
+	}{
+		{"same", func(s *policySet) {}, true},
+		{"drop allow", func(s *policySet) { s.AllowDomains = s.AllowDomains[:1] }, true},
+		{"narrow wildcard", func(s *policySet) { s.AllowDomains = []string{"api.example.com", "*.x.example.com"} }, true},
+		{"apex not under wildcard", func(s *policySet) { s.AllowDomains = []string{"example.com"} }, false},
+		{"new domain", func(s *policySet) { s.AllowDomains = append(s.AllowDomains, "c.org") }, false},
+		{"other port", func(s *policySet) { s.AllowDomains = []string{"a.org:22"} }, false},
+		{"default port explicit", func(s *policySet) { s.AllowDomains = []string{"a.org:443"} }, true},
+		{"add deny", func(s *policySet) { s.DenyDomains = append(s.DenyDomains, "x.org") }, true},
+		{"drop deny", func(s *policySet) { s.DenyDomains = nil }, false},
+		{"drop denyRead", func(s *policySet) { s.DenyRead = nil }, false},
+		{"write under allowed", func(s *policySet) { s.AllowWrite = []string{"/p/sub"} }, true},
+		{"write outside", func(s *policySet) { s.AllowWrite = []string{"/q"} }, false},
+		{"write prefix trick", func(s *policySet) { s.AllowWrite = []string{"/px"} }, false},
+		{"binding", func(s *policySet) { s.AllowLocalBinding = true }, false},
+		{"git config", func(s *policySet) { s.AllowGitConfig = true }, false},
+		{"outbound all", func(s *policySet) { s.LocalOutboundAll = true }, false},
+		{"outbound other", func(s *policySet) { s.LocalOutbound = []int{6379} }, false},
+		{"publish other", func(s *policySet) { s.Publish = []int{3001} }, false},
+		{"env", func(s *policySet) { s.EnvPass = []string{"X"} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := *base
+			s.AllowDomains = slices.Clone(base.AllowDomains)
+			s.DenyDomains = slices.Clone(base.DenyDomains)
+			tc.mod(&s)
+			if got := s.subsetOf(base); got != tc.want {
+				t.Errorf("subsetOf = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestListeningPorts(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only implemented on Linux")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	ports, err := listeningPorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ports, port) {
+		t.Errorf("listeningPorts() = %v, lacks %d", ports, port)
+	}
+	d := testEnv(t)
+	write(t, filepath.Join(d, "p/.fence.toml"), "[network]\nallowLocalOutbound = true\n")
+	res, err := Load(Options{Dir: filepath.Join(d, "p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied {
+		t.Fatal("untrusted allowLocalOutbound applied")
+	}
+	Allow(res)
+	res, _ = Load(Options{Dir: filepath.Join(d, "p")})
+	if !slices.Contains(res.Sandbox.LocalOutbound, port) || !slices.Contains(res.Network.LocalOutbound, port) {
+		t.Errorf("LocalOutbound = %v / %v, lacks %d", res.Sandbox.LocalOutbound, res.Network.LocalOutbound, port)
+	}
+}
+
+func TestExtendsErrors(t *testing.T) {
+	d := testEnv(t)
+	write(t, filepath.Join(d, "p/.fence.toml"), "extends = [\"a.toml\"]\n")
+	write(t, filepath.Join(d, "p/a.toml"), "extends = [\"npm\", \"a.toml\"]\n")
+	_, err := Load(Options{Dir: filepath.Join(d, "p")})
+	var e *Error
+	if !errors.As(err, &e) || e.File != filepath.Join(d, "p/a.toml") || e.Line != 1 || e.Col != 19 || !strings.Contains(e.Msg, "cycle") {
+		t.Errorf("self-extend: %#v", err)
+	}
+}
