@@ -5,10 +5,11 @@
 set -g _fence_bin @FENCE@
 set -g _fence_auto @AUTOENTER@
 if set -q XDG_STATE_HOME[1]; and test -n "$XDG_STATE_HOME"
-    set -g _fence_res $XDG_STATE_HOME/fence/hook/fish.$fish_pid
+    set -g _fence_resdir $XDG_STATE_HOME/fence/hook
 else
-    set -g _fence_res $HOME/.local/state/fence/hook/fish.$fish_pid
+    set -g _fence_resdir $HOME/.local/state/fence/hook
 end
+set -g _fence_res $_fence_resdir/fish.$fish_pid
 set -g _fence_dirty 1
 
 function _fence_on_pwd --on-variable PWD
@@ -56,7 +57,7 @@ function _fence_enter
             set _fence_d (string replace -r '/[^/]*$' '' -- $_fence_d)
         end
         test -n "$_fence_root"; or return 0
-        true >$_fence_res 2>/dev/null
+        test -d $_fence_resdir; and true >$_fence_res
         $_fence_bin shell --hook-result=$_fence_res
         set -l _fence_to
         test -s $_fence_res; and read _fence_to <$_fence_res
