@@ -41,7 +41,15 @@ type Spec struct {
 	Settings  string   `json:"settings,omitempty"`
 	Templates []string `json:"templates,omitempty"`
 	Publish   []int    `json:"publish,omitempty"`
+	// Env holds the client's variables that locate the user's config,
+	// data and trust store (HOME, XDG_CONFIG_HOME, ...): the daemon
+	// resolves with the client's view, not with whatever environment the
+	// daemon happened to start with.
+	Env map[string]string `json:"env,omitempty"`
 }
+
+// EnvKeys are the variables a [Spec] carries.
+var EnvKeys = []string{"HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"}
 
 // Request is the one message a client sends.
 type Request struct {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
@@ -121,6 +122,11 @@ func daemonRun(ctx context.Context, stdio Stdio) error {
 // session's inputs, the files to watch, and whether a changed config must
 // wait for `fence allow`.
 func resolveSession(spec control.Spec) (daemon.Resolution, error) {
+	// config finds the user's files through the environment: resolve with
+	// the client's. Loads are serialized so the swap is never observed.
+	resolveMu.Lock()
+	defer resolveMu.Unlock()
+	defer withEnv(spec.Env)()
 	res, err := config.Load(config.Options{Dir: spec.Dir, Settings: spec.Settings, Templates: spec.Templates, Publish: spec.Publish})
 	if err != nil {
 		return daemon.Resolution{}, err
@@ -144,4 +150,39 @@ func resolveSession(spec control.Spec) (daemon.Resolution, error) {
 		}
 	}
 	return out, nil
+}
+
+// resolveMu serializes resolveSession: it swaps process environment
+// variables for the duration of one config.Load.
+var resolveMu sync.Mutex
+
+// withEnv sets the [control.EnvKeys] variables to env's values (unset when
+// absent) and returns the function that restores them.
+func withEnv(env map[string]string) func() {
+	if env == nil {
+		return func() {}
+	}
+	type saved struct {
+		v  string
+		ok bool
+	}
+	old := map[string]saved{}
+	for _, k := range control.EnvKeys {
+		v, ok := os.LookupEnv(k)
+		old[k] = saved{v, ok}
+		if nv, ok := env[k]; ok {
+			os.Setenv(k, nv)
+		} else {
+			os.Unsetenv(k)
+		}
+	}
+	return func() {
+		for k, s := range old {
+			if s.ok {
+				os.Setenv(k, s.v)
+			} else {
+				os.Unsetenv(k)
+			}
+		}
+	}
 }

@@ -56,7 +56,12 @@ const daemonHint = "run 'fence daemon run' in a terminal to see why it does not 
 // the daemon if needed. A nil session (no error) means no network relay:
 // every connection from the sandbox fails closed.
 func openNetSession(ctx context.Context, stdio Stdio, res *config.Resolved, opts netOptions) (*netSession, error) {
-	spec := control.Spec{Dir: opts.Dir, Settings: opts.Settings, Templates: opts.Templates}
+	spec := control.Spec{Dir: opts.Dir, Settings: opts.Settings, Templates: opts.Templates, Env: map[string]string{}}
+	for _, k := range control.EnvKeys {
+		if v, ok := os.LookupEnv(k); ok {
+			spec.Env[k] = v
+		}
+	}
 	if spec.Dir == "" && res != nil {
 		spec.Dir = res.Dir
 	}
