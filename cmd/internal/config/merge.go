@@ -350,7 +350,12 @@ func matchSegs(pat, segs []string) bool {
 		if len(segs) == 0 {
 			return false
 		}
-		if ok, _ := filepath.Match(pat[0], segs[0]); !ok {
+		if !hasGlob(pat[0]) {
+			// Without glob characters a segment is literal, backslashes too.
+			if pat[0] != segs[0] {
+				return false
+			}
+		} else if ok, _ := filepath.Match(pat[0], segs[0]); !ok {
 			return false
 		}
 		pat, segs = pat[1:], segs[1:]
