@@ -1,45 +1,51 @@
 package main
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
-	"syscall"
 	"testing"
 
 	"github.com/fence-dev/fence/cmd/internal/cli"
-	"github.com/fence-dev/fence/cmd/internal/config"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// TestMain makes the test binary double as the fence binary: testscript
-// runs it as "fence" from $PATH, and the sandbox re-executes it as its init.
+// TestMain builds the fence binary the scripts run: CGO_ENABLED=0 (the
+// sandbox refuses cgo builds, which cannot restrict every thread) and with
+// the fence_testhooks tag (the system policy path comes from
+// $FENCE_TEST_SYSTEM_POLICY). It goes first in $PATH, so "fence" and
+// "exec fence" both run it, and /proc/self/exe is the real binary when the
+// sandbox re-executes itself.
 func TestMain(m *testing.M) {
 	if cli.IsInit(os.Args) {
 		os.Exit(cli.Init(os.Args))
 	}
-	testscript.Main(m, map[string]func(){"fence": fenceMain})
+	os.Exit(runTests(m))
 }
 
-// fenceMain is main() plus a test-only hook: the system policy is read from
-// $FENCE_TEST_SYSTEM_POLICY so that scripts never depend on the host's
-// /etc/fence. The real binary has no such switch: a user variable must not be
-// able to drop the administrator's denies.
-func fenceMain() {
-	if cli.IsInit(os.Args) {
-		os.Exit(cli.Init(os.Args))
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "fence-testbin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	if p := os.Getenv("FENCE_TEST_SYSTEM_POLICY"); p != "" {
-		config.SystemPolicyFile = p
+	defer os.RemoveAll(dir)
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:])
-	stop()
-	os.Exit(code)
+	build := exec.Command(goBin, "build", "-tags", "fence_testhooks", "-o", filepath.Join(dir, "fence"), ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build fence for the scripts: %v\n%s", err, out)
+		return 1
+	}
+	os.Setenv("PATH", dir+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	return m.Run()
 }
 
 // TestScript runs every testdata/script/*.txtar. Each script gets its own
@@ -47,6 +53,7 @@ func fenceMain() {
 //
 // Extra commands:
 //
+//	fence ARGS...               exec fence ARGS... (the binary built above)
 //	exitcode N PROG [ARGS...]   run PROG and require exit status N (output
 //	                            is kept for stdout/stderr checks)
 //	chmod MODE FILE             change a file's mode (octal)
@@ -76,10 +83,21 @@ func TestScript(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"fence":    cmdFence,
 			"exitcode": cmdExitcode,
 			"chmod":    cmdChmod,
 		},
 	})
+}
+
+func cmdFence(ts *testscript.TestScript, neg bool, args []string) {
+	err := ts.Exec("fence", args...)
+	switch {
+	case err != nil && !neg:
+		ts.Fatalf("fence: %v", err)
+	case err == nil && neg:
+		ts.Fatalf("unexpected fence success")
+	}
 }
 
 func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
