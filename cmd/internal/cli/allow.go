@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
 )
@@ -51,6 +52,9 @@ func runAllow(ctx context.Context, stdio Stdio, args []string) error {
 	if res.Trust == config.Trusted {
 		fmt.Fprintf(stdio.Out, "%s is already trusted\n", cf)
 		return nil
+	}
+	if res.Trust == config.Changed && len(res.NewGrants) > 0 {
+		fmt.Fprintf(stdio.Out, "changed since the last 'fence allow': %s\n", strings.Join(res.NewGrants, ", "))
 	}
 	if len(res.Grants) == 0 {
 		fmt.Fprintf(stdio.Out, "%s grants nothing beyond your user config\n", cf)

@@ -14,7 +14,7 @@ import (
 func init() {
 	register(&command{
 		name:    "config",
-		args:    "show [DIR] [--json]",
+		args:    "show [DIR] [--json] [-s FILE] [-t NAME]...",
 		summary: "print the resolved policy and where each rule came from",
 		run:     runConfig,
 	})
@@ -47,6 +47,9 @@ func runConfig(ctx context.Context, stdio Stdio, args []string) error {
 	c := lookup("config")
 	fs := newFlagSet(stdio, c)
 	asJSON := fs.Bool("json", false, "print JSON")
+	settings := fs.String("s", "", "resolve with `FILE` as the project layer, as 'fence -s FILE' would")
+	var templates stringList
+	fs.Var(&templates, "t", "add the built-in template `NAME`, as 'fence -t NAME' would (repeatable)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -57,7 +60,7 @@ func runConfig(ctx context.Context, stdio Stdio, args []string) error {
 	if len(pos) > 2 {
 		return usagef("fence config show: too many arguments")
 	}
-	opts := config.Options{}
+	opts := config.Options{Settings: *settings, Templates: templates}
 	if len(pos) == 2 {
 		opts.Dir = pos[1]
 	}

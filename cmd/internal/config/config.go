@@ -3,6 +3,37 @@
 // resolved policy, and keeps the trust store that decides whether a project's
 // own config may loosen anything. It is the only package that knows TOML; it
 // hands plain structs ([sandbox.Policy], [proxy.Rules]) to the libraries.
+//
+// Decisions the design left open, as implemented here:
+//
+//   - An empty .fence.toml (or one holding only comments) is an error at
+//     1:1: it would silently change nothing. A project that wants only the
+//     defaults writes an empty table such as "[network]".
+//   - An extends entry is a file when it contains "/" or ends in ".toml",
+//     otherwise a built-in template. Templates' relative paths are relative
+//     to the file that extends them (the project root for .fence.toml).
+//   - Relative paths are relative to the directory of the file that wrote
+//     them: the project root, the extended file's directory, the user
+//     config directory, /etc/fence, or the -s file's directory.
+//   - Globs: "*", "?" and "[...]" within one path segment (path/filepath.Match,
+//     "*" matching leading dots too), and a segment that is exactly "**"
+//     for zero or more directories. They are expanded against the
+//     filesystem when the policy is loaded (at most 100000 directory entries
+//     per load); a file created later is covered from the next session on.
+//     Every path is then resolved through symlinks once; for a path that
+//     does not exist yet, its nearest existing parent is.
+//   - An untrusted (or changed) project layer is ignored unless it grants
+//     nothing beyond the lower layers: a config that only restricts applies
+//     at once, as DESIGN.md §4 allows ([Resolved.Applied]).
+//   - Load records a tightening edit of a trusted config as the new trusted
+//     version (unless [Options.ReadOnly]); loosening it back later needs
+//     'fence allow' again. Load runs outside any sandbox and the sandbox can
+//     never write the trust store.
+//   - Config files that others can write (group or world write bits) or that
+//     belong to another user (other than root) are refused, in every layer.
+//   - publish implies allowLocalBinding (a published port must be bound).
+//   - allowLocalOutbound = true is resolved at load time to the TCP ports
+//     the host listens on at 127.0.0.1, ::1 or a wildcard address.
 package config
 
 import (
@@ -522,9 +553,10 @@ func (res *Resolved) fill(set *policySet, files []string) {
 		p.Root = res.Dir
 	}
 	var budget = maxGlobVisits
-	p.AllowWrite = res.resolvePaths(set.AllowWrite, &budget)
-	p.DenyWrite = res.resolvePaths(set.DenyWrite, &budget)
-	p.DenyRead = res.resolvePaths(set.DenyRead, &budget)
+	sr := symlinkResolver{}
+	p.AllowWrite = res.resolvePaths(set.AllowWrite, &budget, sr)
+	p.DenyWrite = res.resolvePaths(set.DenyWrite, &budget, sr)
+	p.DenyRead = res.resolvePaths(set.DenyRead, &budget, sr)
 	p.AllowGitConfig = set.AllowGitConfig
 	p.Publish = append([]int(nil), set.Publish...)
 	p.AllowLocalBinding = set.AllowLocalBinding || len(p.Publish) > 0
@@ -559,7 +591,7 @@ func (res *Resolved) fill(set *policySet, files []string) {
 }
 
 // resolvePaths expands globs and resolves symlinks once.
-func (res *Resolved) resolvePaths(ps []string, budget *int) []string {
+func (res *Resolved) resolvePaths(ps []string, budget *int, sr symlinkResolver) []string {
 	var out []string
 	for _, p := range ps {
 		matches := []string{p}
@@ -571,23 +603,39 @@ func (res *Resolved) resolvePaths(ps []string, budget *int) []string {
 			}
 		}
 		for _, m := range matches {
-			out = append(out, resolveSymlinks(m))
+			out = append(out, sr.resolve(m))
 		}
 	}
 	return uniqStrings(out)
 }
 
-// resolveSymlinks resolves p through symlinks; for a path that does not
-// exist (yet), its longest existing parent is resolved.
-func resolveSymlinks(p string) string {
-	if r, err := filepath.EvalSymlinks(p); err == nil {
-		return r
+// symlinkResolver resolves paths through symlinks, remembering every path
+// it resolved: the policy's paths share long prefixes (the home directory,
+// the project root), so each component is looked at once per Load.
+type symlinkResolver map[string]string
+
+// resolve returns p resolved through symlinks; for a path that does not
+// exist (yet), its nearest existing parent is resolved and the rest kept.
+func (r symlinkResolver) resolve(p string) string {
+	if v, ok := r[p]; ok {
+		return v
 	}
 	parent := filepath.Dir(p)
-	if parent == p {
-		return p
+	var out string
+	switch fi, err := os.Lstat(p); {
+	case parent == p:
+		out = p
+	case err == nil && fi.Mode()&os.ModeSymlink != 0:
+		if t, err := filepath.EvalSymlinks(p); err == nil {
+			out = t
+		} else { // dangling: keep the link's own path
+			out = filepath.Join(r.resolve(parent), filepath.Base(p))
+		}
+	default:
+		out = filepath.Join(r.resolve(parent), filepath.Base(p))
 	}
-	return filepath.Join(resolveSymlinks(parent), filepath.Base(p))
+	r[p] = out
+	return out
 }
 
 func uniqStrings(s []string) []string {

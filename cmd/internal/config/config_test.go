@@ -455,3 +455,33 @@ func TestExtendsErrors(t *testing.T) {
 		t.Errorf("self-extend: %#v", err)
 	}
 }
+
+// BenchmarkLoad measures resolving a typical trusted project (template,
+// local extends, user config), the cost every 'fence --' and every live
+// reload pays.
+func BenchmarkLoad(b *testing.B) {
+	d := b.TempDir()
+	b.Setenv("HOME", filepath.Join(d, "home"))
+	b.Setenv("XDG_CONFIG_HOME", filepath.Join(d, "home/.config"))
+	b.Setenv("XDG_DATA_HOME", filepath.Join(d, "home/.local/share"))
+	proj := filepath.Join(d, "proj")
+	for f, c := range map[string]string{
+		filepath.Join(d, "home/.config/fence/config.toml"): "[network]\nallowedDomains = [\"api.internal\"]\n",
+		filepath.Join(proj, ".fence.toml"):                 "extends = [\"npm\", \"github\", \"base.toml\"]\n[network]\nallowedDomains = [\"example.com\"]\n[filesystem]\nallowWrite = [\".\"]\ndenyRead = [\".env\"]\n",
+		filepath.Join(proj, "base.toml"):                   "[network]\ndeniedDomains = [\"evil.example\"]\n",
+	} {
+		os.MkdirAll(filepath.Dir(f), 0o755)
+		os.WriteFile(f, []byte(c), 0o644)
+	}
+	res, err := Load(Options{Dir: proj})
+	if err != nil {
+		b.Fatal(err)
+	}
+	Allow(res)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Load(Options{Dir: proj}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
