@@ -96,7 +96,7 @@ func newEnv(t *testing.T, shell string) *env {
 		"XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
 		"XDG_RUNTIME_DIR=" + filepath.Join(home, "run"),
 	}
-	for _, d := range []string{".config/fish", ".local/share", ".local/state", ".cache", "run", "proj", "proj/sub", "other", "plain"} {
+	for _, d := range []string{".config/fish", ".local/share", ".local/state", ".cache", "run", "proj", "proj/sub", "other", "plain", "broken"} {
 		if err := os.MkdirAll(filepath.Join(home, d), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -342,8 +342,17 @@ func testShell(t *testing.T, shell string) {
 
 	// Window size follows the terminal.
 	e.tmux("resize-window", "-x", "100", "-y", "30")
-	if got := e.run(fp(`"$(stty size)"`)); got != "30 100" {
-		t.Errorf("stty size after resize: %q, want 30 100", got)
+	// SIGWINCH reaches fence asynchronously: poll, within a deadline.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		got := e.run(fp(`"$(stty size)"`))
+		if got == "30 100" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("stty size after resize: %q, want 30 100", got)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 
 	// Job control: Ctrl-Z stops the foreground job, fg resumes it, Ctrl-C
@@ -410,7 +419,52 @@ func testShell(t *testing.T, shell string) {
 		t.Fatalf("no re-entry after leaving: %q", got)
 	}
 
+	// Inside: nesting refused; a live config change is announced at the
+	// next prompt; fence reload restarts in place with the new policy;
+	// Ctrl-D leaves like exit.
+	e.clear()
+	e.line("fence shell")
+	e.waitText("already inside a fence session")
+	if !e.inside() {
+		t.Fatalf("the refused nested shell ended the session")
+	}
+	e.write("proj/.fence.toml", "[filesystem]\nallowWrite = []\n")
+	time.Sleep(400 * time.Millisecond)
+	e.keys("Enter")
+	e.waitText("fence reload")
+	e.line("fence reload")
+	e.waitText("reloading the sandbox")
+	e.waitPrompt(true)
+	if got := pwd(); got != e.path("proj") {
+		t.Errorf("after reload: PWD %q, want %q", got, e.path("proj"))
+	}
+	if got := e.run(fp(`"$(echo x > reload.txt 2>/dev/null && echo wrote || echo denied)"`)); got != "denied" {
+		t.Errorf("after reload with a tightened policy, a project write: %s", got)
+	}
+	e.keys("C-d")
+	e.waitPrompt(false)
+	if got := pwd(); got != e.path("proj") {
+		t.Errorf("after Ctrl-D: PWD %q", got)
+	}
+
+	// A project whose config is broken: fence says why once, and the
+	// outer shell keeps working without retrying at every prompt.
+	e.write("broken/.fence.toml", "[network\n")
+	e.clear()
+	e.line("cd ../broken")
+	e.waitPrompt(false)
+	e.keys("Enter")
+	e.keys("Enter")
+	if got := pwd(); got != e.path("broken") {
+		t.Errorf("broken project: PWD %q", got)
+	}
+	if n := strings.Count(e.capture(), ".fence.toml:1"); n != 1 {
+		t.Errorf("broken project: error shown %d times, want once:\n%s", n, e.capture())
+	}
+
 	// cd into another root switches sandboxes.
+	e.line("cd ../proj")
+	e.waitPrompt(true)
 	e.fence("allow", e.path("other"))
 	e.line("cd ../other")
 	time.Sleep(300 * time.Millisecond)
