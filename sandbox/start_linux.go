@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,6 +33,7 @@ type Process struct {
 	closers   []io.Closer
 
 	done     chan struct{} // closed when Wait has collected the init
+	loopDone chan struct{} // closed when readLoop has read the last message
 	waitOnce sync.Once
 	waitCode int
 	waitErr  error
@@ -140,7 +142,7 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 	if spec.Debug != nil {
 		fmt.Fprintf(spec.Debug, "fence: debug: client timing: plan +%.2fms, clone+exec +%.2fms\n", float64(t1-t0)/1e6, float64(monoNow()-t1)/1e6)
 	}
-	p := &Process{cmd: cmd, sock: fds[0], spec: spec, done: make(chan struct{})}
+	p := &Process{cmd: cmd, sock: fds[0], spec: spec, done: make(chan struct{}), loopDone: make(chan struct{})}
 	initEnd.Close()
 	if err := sendMsg(p.sock, &message{Kind: "config", Config: cfg}); err != nil {
 		p.kill()
@@ -204,6 +206,7 @@ func startError(err error) error {
 // readLoop handles the init's messages; the first "ready" or "error"
 // answers ready.
 func (p *Process) readLoop(ready chan<- error) {
+	defer close(p.loopDone)
 	answered := false
 	answer := func(err error) {
 		if !answered {
@@ -325,6 +328,12 @@ func (p *Process) stopWatcher() {
 func (p *Process) Wait() (int, error) {
 	p.waitOnce.Do(func() {
 		err := p.cmd.Wait()
+		// The init sends the command's status just before it exits: read
+		// it before deciding (the socket reaches EOF once the init is gone).
+		select {
+		case <-p.loopDone:
+		case <-time.After(time.Second):
+		}
 		close(p.done)
 		p.mu.Lock()
 		for _, c := range p.closers {
