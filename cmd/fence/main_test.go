@@ -49,7 +49,8 @@ func runTests(m *testing.M) int {
 }
 
 // TestScript runs every testdata/script/*.txtar. Each script gets its own
-// HOME and XDG directories under $WORK, and its own system policy path.
+// HOME and XDG directories under $WORK, its own system policy path, and
+// $NOTMP, an empty directory outside /tmp (removed afterwards).
 //
 // Extra commands:
 //
@@ -78,6 +79,15 @@ func TestScript(t *testing.T) {
 				}
 				env.Setenv(k, d)
 			}
+			// The sandbox gives programs a private /tmp, which hides $WORK:
+			// a script that needs a home the sandbox sees as the host's
+			// read-only files uses $NOTMP, a directory outside /tmp.
+			notmp, err := os.MkdirTemp("/var/tmp", "fence-script-")
+			if err != nil {
+				return err
+			}
+			env.Defer(func() { os.RemoveAll(notmp) })
+			env.Setenv("NOTMP", notmp)
 			env.Setenv("FENCE_TEST_SYSTEM_POLICY", filepath.Join(work, "etc", "fence", "policy.toml"))
 			env.Setenv("FENCE_HOOK", "off")
 			return nil

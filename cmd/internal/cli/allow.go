@@ -65,8 +65,17 @@ func runAllow(ctx context.Context, stdio Stdio, args []string) error {
 		}
 	}
 	if err := config.Allow(res); err != nil {
-		return err
+		return insideHint(err)
 	}
 	fmt.Fprintf(stdio.Out, "trusted %s\n", res.Root)
 	return nil
+}
+
+// insideHint explains a trust store that cannot be written from inside a
+// sandbox, where it is read-only by design.
+func insideHint(err error) error {
+	if os.Getenv("FENCE_SESSION") != "" {
+		return withHint(err, "the trust store is read-only inside a fence sandbox; run this in a shell outside it")
+	}
+	return err
 }

@@ -27,7 +27,7 @@ func init() {
 			}
 			was, err := config.Deny(root)
 			if err != nil {
-				return err
+				return insideHint(err)
 			}
 			if was {
 				fmt.Fprintf(stdio.Out, "no longer trusted: %s\n", root)
