@@ -112,12 +112,14 @@ func (s *Session) connect(w http.ResponseWriter, r *http.Request) {
 		up.Close()
 		return
 	}
-	var src io.Reader = client
+	// The raw connection, not the tracking wrapper: io.Copy can then let
+	// the kernel splice the tunnel's bytes.
+	var src io.Reader = rawConn(client)
 	if n := rw.Reader.Buffered(); n > 0 {
 		// Bytes the client sent right after the request (a TLS
 		// ClientHello in the same write) are already in the buffer.
 		buf, _ := rw.Reader.Peek(n)
-		src = io.MultiReader(strings.NewReader(string(buf)), client)
+		src = io.MultiReader(strings.NewReader(string(buf)), rawConn(client))
 	}
 	relay(client, src, up)
 }

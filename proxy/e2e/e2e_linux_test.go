@@ -27,7 +27,7 @@ type env struct {
 	rt string
 }
 
-func newEnv(t *testing.T, config string) *env {
+func newEnv(t testing.TB, config string) *env {
 	t.Helper()
 	e := &env{Env: sandboxtest.New(t, config)}
 	e.rt = filepath.Join(e.Base, "run")
