@@ -316,6 +316,9 @@ func Load(opts Options) (*Resolved, error) {
 		}
 		res.ConfigFile = f
 		if proj, err = l.file(f, LayerProject, false, "-s", nil, false); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("settings file %q: no such file", opts.Settings)
+			}
 			return nil, err
 		}
 		res.Trust = Named
