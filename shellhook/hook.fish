@@ -36,25 +36,19 @@ function _fence_enter
             end
             set -g _fence_suppress
         end
+        # Walk down from / to $PWD, keeping the deepest match: one command
+        # substitution in all (they cost more in fish than the tests).
         set -l _fence_root
-        set -l _fence_d $PWD
-        while true
-            if test -f "$_fence_d/.fence.toml"
-                set _fence_root $_fence_d
-                test -n "$_fence_root"; or set _fence_root /
-                break
-            end
-            if test -n "$_fence_d"
-                for _fence_p in $_fence_auto
-                    if string match -q -- $_fence_p $_fence_d
-                        set _fence_root $_fence_d
-                        break
-                    end
+        test -f /.fence.toml; and set _fence_root /
+        set -l _fence_acc ""
+        for _fence_p in (string split / -- $PWD)[2..-1]
+            set _fence_acc "$_fence_acc/$_fence_p"
+            test -f "$_fence_acc/.fence.toml"; and set _fence_root $_fence_acc
+            if set -q _fence_auto[1]
+                for _fence_q in $_fence_auto
+                    string match -q -- $_fence_q $_fence_acc; and set _fence_root $_fence_acc
                 end
-                test -n "$_fence_root"; and break
             end
-            test -n "$_fence_d"; or break
-            set _fence_d (string replace -r '/[^/]*$' '' -- $_fence_d)
         end
         test -n "$_fence_root"; or return 0
         test -d $_fence_resdir; and true >$_fence_res
