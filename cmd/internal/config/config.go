@@ -339,7 +339,7 @@ func Load(opts Options) (*Resolved, error) {
 		res.project, _ = merge(proj)
 		full, _ := merge(append(append([]*fileRules(nil), base...), proj...))
 		res.Grants = grants(baseSet, full, res.Root, tdir)
-		res.Hash = chainHash(res.Root, proj)
+		res.Hash = chainHash(trustRoot(res.Root), proj)
 		if res.Trust != Named {
 			res.Trust = l.trust(res, opts.ReadOnly)
 		}

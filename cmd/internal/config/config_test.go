@@ -485,3 +485,30 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+func TestTrustThroughSymlink(t *testing.T) {
+	d := testEnv(t)
+	write(t, filepath.Join(d, "real/.fence.toml"), "[network]\nallowedDomains = [\"a.example\"]\n")
+	os.Symlink(filepath.Join(d, "real"), filepath.Join(d, "link"))
+	res, err := Load(Options{Dir: filepath.Join(d, "link")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Root != filepath.Join(d, "link") {
+		t.Errorf("Root = %q: the root stays the path the user is in", res.Root)
+	}
+	if err := Allow(res); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = Load(Options{Dir: filepath.Join(d, "real")})
+	if res.Trust != Trusted {
+		t.Errorf("trust through the real path = %v, want trusted", res.Trust)
+	}
+	if was, _ := Deny(filepath.Join(d, "real")); !was {
+		t.Error("Deny through the real path found nothing")
+	}
+	res, _ = Load(Options{Dir: filepath.Join(d, "link")})
+	if res.Trust != Untrusted {
+		t.Errorf("after deny: %v", res.Trust)
+	}
+}

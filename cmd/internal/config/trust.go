@@ -21,7 +21,16 @@ type trustRecord struct {
 	Time   time.Time  `json:"time"`
 }
 
-// trustFile is the trust store file for root.
+// trustRoot is the name trust is recorded under: the root resolved through
+// symlinks, so that one checkout reached through two paths is one project.
+func trustRoot(root string) string {
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		return r
+	}
+	return root
+}
+
+// trustFile is the trust store file for root (already a [trustRoot]).
 func trustFile(root string) string {
 	sum := sha256.Sum256([]byte(root))
 	return filepath.Join(TrustDir(), hex.EncodeToString(sum[:16])+".json")
@@ -71,7 +80,7 @@ func writeTrust(rec *trustRecord) error {
 
 // trust decides the trust state of res's project chain from the store.
 func (l *loader) trust(res *Resolved, readOnly bool) TrustState {
-	rec, err := readTrust(res.Root)
+	rec, err := readTrust(trustRoot(res.Root))
 	if err != nil {
 		res.Notices = append(res.Notices, "trust store: "+err.Error())
 		return Untrusted
@@ -101,14 +110,14 @@ func Allow(res *Resolved) error {
 	if res.Root == "" || res.project == nil {
 		return errors.New("no project config to trust")
 	}
-	return writeTrust(&trustRecord{Root: res.Root, Hash: res.Hash, Files: res.files,
+	return writeTrust(&trustRecord{Root: trustRoot(res.Root), Hash: res.Hash, Files: res.files,
 		Policy: res.project, Time: time.Now().UTC()})
 }
 
 // Deny removes root from the trust store (`fence deny`), reporting whether
 // it was trusted.
 func Deny(root string) (bool, error) {
-	err := os.Remove(trustFile(root))
+	err := os.Remove(trustFile(trustRoot(root)))
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
