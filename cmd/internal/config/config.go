@@ -496,7 +496,10 @@ func (l *loader) template(name, dir, layer, via string, stack []string) ([]*file
 // readConfig reads a config file after checking that only its owner (or
 // root) can change it.
 func readConfig(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a repository's .fence.toml could be a named pipe, and
+	// opening it must not hang the shell hook. Non-regular files are refused
+	// below.
+	f, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, err
@@ -510,6 +513,9 @@ func readConfig(path string) ([]byte, error) {
 	}
 	if fi.IsDir() {
 		return nil, &Error{File: path, Msg: "is a directory, not a config file"}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &Error{File: path, Msg: "not a regular file (" + fi.Mode().Type().String() + ")"}
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		return nil, &Error{File: path, Msg: fmt.Sprintf("refusing a config file others can write (mode %04o)", fi.Mode().Perm()),

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fence-dev/fence/proxy"
 )
@@ -510,5 +511,33 @@ func TestTrustThroughSymlink(t *testing.T) {
 	res, _ = Load(Options{Dir: filepath.Join(d, "link")})
 	if res.Trust != Untrusted {
 		t.Errorf("after deny: %v", res.Trust)
+	}
+}
+
+func TestSpecialFiles(t *testing.T) {
+	d := testEnv(t)
+	proj := filepath.Join(d, "fifo")
+	os.MkdirAll(proj, 0o755)
+	if err := syscallMkfifo(filepath.Join(proj, ".fence.toml")); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Load(Options{Dir: proj})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("FIFO config: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Load blocked on a FIFO .fence.toml")
+	}
+	dev := filepath.Join(d, "dev")
+	os.MkdirAll(dev, 0o755)
+	os.Symlink("/dev/zero", filepath.Join(dev, ".fence.toml"))
+	if _, err := Load(Options{Dir: dev}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("/dev/zero config: %v", err)
 	}
 }
