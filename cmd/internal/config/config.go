@@ -608,7 +608,7 @@ func (res *Resolved) resolvePaths(ps []string, budget *int, sr symlinkResolver) 
 			var truncated bool
 			matches, truncated = expandGlob(p, budget)
 			if truncated {
-				res.Notices = append(res.Notices, fmt.Sprintf("glob %q: stopped after visiting %d entries; some matches may be missing", p, maxGlobVisits))
+				res.Notices = append(res.Notices, fmt.Sprintf("glob %q: stopped after %d directory entries or %d matches; some paths it matches are not covered", p, maxGlobVisits, maxGlobMatches))
 			}
 		}
 		for _, m := range matches {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -539,5 +540,22 @@ func TestSpecialFiles(t *testing.T) {
 	os.Symlink("/dev/zero", filepath.Join(dev, ".fence.toml"))
 	if _, err := Load(Options{Dir: dev}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("/dev/zero config: %v", err)
+	}
+}
+
+func TestGlobBounds(t *testing.T) {
+	d := testEnv(t)
+	for i := range 50 {
+		write(t, filepath.Join(d, "tree", strconv.Itoa(i), "f"), "x")
+	}
+	budget := 20
+	got, truncated := expandGlob(filepath.Join(d, "tree/**/f"), &budget)
+	if !truncated || len(got) >= 50 {
+		t.Errorf("visit budget: %d matches, truncated %v", len(got), truncated)
+	}
+	budget = maxGlobVisits
+	got, truncated = expandGlob(filepath.Join(d, "tree/*/f"), &budget)
+	if truncated || len(got) != 50 {
+		t.Errorf("%d matches, truncated %v; want 50, false", len(got), truncated)
 	}
 }

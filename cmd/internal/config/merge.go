@@ -272,6 +272,10 @@ func showPath(p, root string) string {
 // globs, so "**" under a huge tree cannot stall a session start.
 const maxGlobVisits = 100000
 
+// maxGlobMatches bounds the paths one glob expands to: each becomes a mount
+// or a rule in the sandbox.
+const maxGlobMatches = 4096
+
 func hasGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
 
 // expandGlob returns the existing paths matching the absolute pattern, and
@@ -286,6 +290,10 @@ func expandGlob(pattern string, budget *int) ([]string, bool) {
 			return
 		}
 		if len(segs) == 0 {
+			if len(out) >= maxGlobMatches {
+				truncated = true
+				return
+			}
 			out = append(out, dir)
 			return
 		}
