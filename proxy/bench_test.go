@@ -66,3 +66,16 @@ func BenchmarkConnectRelay(b *testing.B) {
 	}
 	benchPump(b, c)
 }
+
+// BenchmarkDecide measures one decision on a name and an address.
+func BenchmarkDecide(b *testing.B) {
+	r := mustRules(b, []string{"registry.npmjs.org", "*.github.com", "github.com:22", "pypi.org", "files.pythonhosted.org"}, []string{"telemetry.example"})
+	res := &fakeResolver{m: map[string][]string{"api.github.com": {"140.82.112.6"}}}
+	tg, _ := ParseTarget("api.github.com", 443)
+	ctx := b.Context()
+	for b.Loop() {
+		if d, err := Decide(ctx, r, res, tg); err != nil || d.Blocked {
+			b.Fatal(d, err)
+		}
+	}
+}

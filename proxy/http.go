@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/elazarl/goproxy"
 )
@@ -112,16 +113,39 @@ func (s *Session) connect(w http.ResponseWriter, r *http.Request) {
 		up.Close()
 		return
 	}
-	// The raw connection, not the tracking wrapper: io.Copy can then let
-	// the kernel splice the tunnel's bytes.
-	var src io.Reader = rawConn(client)
+	// Bytes the client sent right after the request (a TLS ClientHello in
+	// the same write) are already in the server's buffer.
+	raw := rawConn(client)
+	var early *strings.Reader
 	if n := rw.Reader.Buffered(); n > 0 {
-		// Bytes the client sent right after the request (a TLS
-		// ClientHello in the same write) are already in the buffer.
 		buf, _ := rw.Reader.Peek(n)
-		src = io.MultiReader(strings.NewReader(string(buf)), rawConn(client))
+		early = strings.NewReader(string(buf))
 	}
-	relay(client, src, up)
+	source := func() io.Reader {
+		if early != nil && early.Len() > 0 {
+			return io.MultiReader(early, raw)
+		}
+		// The raw connection, not the tracking wrapper: io.Copy can then
+		// let the kernel splice the tunnel's bytes.
+		return raw
+	}
+	if s.tlsPort(t.Port) {
+		raw.SetReadDeadline(time.Now().Add(clientHelloLimit))
+		hello, sni, err := readClientHello(source())
+		raw.SetReadDeadline(time.Time{})
+		if why := s.checkSNI(t, sni, err); why != "" {
+			s.blocked("CONNECT", t.String(), t.Name(), "built-in: TLS server name check", why, "")
+			client.Close()
+			up.Close()
+			return
+		}
+		if _, err := up.Write(hello); err != nil {
+			client.Close()
+			up.Close()
+			return
+		}
+	}
+	relay(client, source(), up)
 }
 
 // relay copies between a client connection and an upstream connection

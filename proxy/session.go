@@ -29,6 +29,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// Log receives diagnostics that are not events; nil discards them.
 	Log *log.Logger
+	// TLSPorts are the ports whose tunnels must start with a TLS
+	// ClientHello naming an allowed host; nil means 443 only.
+	TLSPorts []int
 }
 
 // Session serves the HTTP and SOCKS5 proxies of one sandbox. Its identity
@@ -59,6 +62,9 @@ func NewSession(cfg Config) *Session {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 10 * time.Second
 	}
+	if cfg.TLSPorts == nil {
+		cfg.TLSPorts = []int{443}
+	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
@@ -81,6 +87,15 @@ func NewSession(cfg Config) *Session {
 		ErrorLog:          cfg.Log,
 	}
 	return s
+}
+
+func (s *Session) tlsPort(port int) bool {
+	for _, p := range s.cfg.TLSPorts {
+		if p == port {
+			return true
+		}
+	}
+	return false
 }
 
 // Rules returns the rules in force.

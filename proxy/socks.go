@@ -117,5 +117,9 @@ func (s *Session) dialSOCKS(ctx xcontext.Context, network, addr string) (net.Con
 	if v.err != nil {
 		return nil, v.err
 	}
-	return v.d.Dial(ctx, s.cfg.DialTimeout)
+	c, err := v.d.Dial(ctx, s.cfg.DialTimeout)
+	if err != nil || !s.tlsPort(v.d.Target.Port) {
+		return c, err
+	}
+	return &sniGuard{Conn: c, s: s, t: v.d.Target}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
+	"github.com/fence-dev/fence/proxy"
 	"github.com/fence-dev/fence/proxy/control"
 	"github.com/fence-dev/fence/proxy/daemon"
 )
@@ -110,7 +112,9 @@ func daemonRun(ctx context.Context, stdio Stdio) error {
 		}
 		idle = d
 	}
-	lg := log.New(stdio.Err, "", log.LstdFlags|log.Lmicroseconds)
+	// The log carries names the sandbox chose (through go-socks5's own
+	// messages too): escape them, someone will cat this file.
+	lg := log.New(escapingWriter{stdio.Err}, "", log.LstdFlags|log.Lmicroseconds)
 	err = daemon.Run(ctx, daemon.Options{Dir: rt, Resolve: resolveSession, Idle: idle, Log: lg})
 	if errors.Is(err, daemon.ErrRunning) {
 		return &exitError{code: 1, err: withHint(err, "'fence daemon status' shows it; 'fence daemon stop' stops it")}
@@ -185,4 +189,23 @@ func withEnv(env map[string]string) func() {
 			}
 		}
 	}
+}
+
+// escapingWriter escapes everything but newlines with [proxy.Escape].
+type escapingWriter struct{ w io.Writer }
+
+func (e escapingWriter) Write(p []byte) (int, error) {
+	lines := strings.SplitAfter(string(p), "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		body, nl := strings.CutSuffix(l, "\n")
+		b.WriteString(proxy.Escape(body))
+		if nl {
+			b.WriteByte('\n')
+		}
+	}
+	if _, err := io.WriteString(e.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
