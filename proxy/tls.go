@@ -68,10 +68,10 @@ func readClientHello(r io.Reader) ([]byte, string, error) {
 // of a ClientHello body (RFC 8446 §4.1.2, RFC 6066 §3).
 func parseClientHelloSNI(b []byte) (string, error) {
 	s := cursor{b: b}
-	s.skip(2 + 32)     // legacy_version, random
-	s.skip(s.u8())     // legacy_session_id
-	s.skip(s.u16())    // cipher_suites
-	s.skip(s.u8())     // legacy_compression_methods
+	s.skip(2 + 32)  // legacy_version, random
+	s.skip(s.u8())  // legacy_session_id
+	s.skip(s.u16()) // cipher_suites
+	s.skip(s.u8())  // legacy_compression_methods
 	if s.bad || s.empty() {
 		if s.bad {
 			return "", errNotTLS
