@@ -309,9 +309,6 @@ func (p *parser) syntaxError(err error) error {
 		msg = "toml syntax: " + strings.ToLower(msg[:1]) + msg[1:]
 	}
 	line, col := pe.Position.Line, pe.Position.Col
-	if line == 0 {
-		line = pe.Line
-	}
 	if pe.Position.Start > 0 || line == 1 {
 		line, col = p.lineCol(pe.Position.Start)
 	}
