@@ -7,7 +7,10 @@
 #      (`direnv export bash` in a directory without .envrc) for comparison;
 #   2. `cd` into a project to a ready prompt: `fence shell` until the fenced
 #      bash shows its first prompt and exits, against the same bash started
-#      directly (the shell's own startup).
+#      directly (the shell's own startup);
+#   3. PTY relay throughput: 64 MiB of base64 text printed by bash in a PTY
+#      and relayed to /dev/null, by fence (fence shell: one PTY, relay and
+#      escape filter) and by script(1) (one PTY, plain copy).
 # Usage: scripts/bench-hook.sh [path/to/fence]   (builds ./cmd/fence if none)
 # Run it as an ordinary user (the sandbox needs unprivileged user namespaces).
 # Output is Markdown rows for docs/benchmarks.md.
@@ -126,5 +129,27 @@ print("|---|---|---|")
 for x in r:
     print(f"| {x['command']} | {x['mean']*1000:.1f} ms | {x['stddev']*1000:.1f} ms |")
 print(f"| fence's own share (difference) | {(fence['mean']-base['mean'])*1000:.1f} ms | |")
+PY
+fi
+
+# Relay throughput: the rc prints 64 MiB and exits.
+cat >"$HOME/.bashrc" <<'RC'
+head -c 50331648 /dev/zero | base64
+exit 0
+RC
+if command -v hyperfine >/dev/null; then
+	hyperfine ${HYPERFINE_FLAGS:-} -N --warmup 1 --runs ${RUNS_TP:-5} --export-json "$work/tp.json" \
+		-n 'script -q (bash)' "script -qec 'bash -i' /dev/null" \
+		-n 'fence shell (bash)' "$fence shell $work/proj" >/dev/null
+	python3 - "$work/tp.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+mib = 64
+print()
+print("| 64 MiB of output through the terminal | mean | throughput |")
+print("|---|---|---|")
+for x in r:
+    print(f"| {x['command']} | {x['mean']*1000:.0f} ms | {mib/x['mean']:.0f} MiB/s |")
+print(f"| ratio (fence / plain) | | {r[0]['mean']/r[1]['mean']:.2f}x |")
 PY
 fi

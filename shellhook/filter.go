@@ -66,6 +66,13 @@ func NewFilter(w io.Writer) *Filter { return &Filter{w: w} }
 // Write filters p and writes what passes to the underlying writer. It
 // always consumes all of p unless the underlying writer fails.
 func (f *Filter) Write(p []byte) (int, error) {
+	if f.state == sGround && nextSpecial(p) == len(p) {
+		// Plain text (the bulk of any output): no copy.
+		if _, err := f.w.Write(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	f.out = f.out[:0]
 	f.feed(p)
 	if len(f.out) > 0 {
@@ -131,10 +138,7 @@ func (f *Filter) feed(p []byte) {
 		switch f.state {
 		case sGround:
 			// Fast path: copy the run up to the next byte of interest.
-			j := i
-			for j < len(p) && p[j] != 0x1b && p[j] != 0xc2 {
-				j++
-			}
+			j := nextSpecial(p[i:]) + i
 			f.out = append(f.out, p[i:j]...)
 			if j == len(p) {
 				return
@@ -475,4 +479,17 @@ func (f *Filter) ResetModes() []byte {
 		b = append(b, "\x1b[0m"...)
 	}
 	return b
+}
+
+// nextSpecial returns the index of the first ESC or 0xC2 byte in p (the
+// start of an escape sequence or of a UTF-8 encoded C1 control), or len(p).
+func nextSpecial(p []byte) int {
+	n := len(p)
+	if i := bytes.IndexByte(p, 0x1b); i >= 0 {
+		n = i
+	}
+	if i := bytes.IndexByte(p[:n], 0xc2); i >= 0 {
+		n = i
+	}
+	return n
 }
