@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
+	"github.com/fence-dev/fence/sandbox"
 )
 
 func init() {
@@ -95,9 +96,34 @@ func configJSON(res *config.Resolved) any {
 		"grants":     nonNil(res.Grants),
 		"notices":    nonNil(res.Notices),
 		"rules":      res.Rules,
-		"sandbox":    res.Sandbox,
+		"sandbox":    policyJSON(res.Sandbox),
 		"network":    map[string]any{"allowedDomains": allow, "deniedDomains": deny},
 		"shell":      res.Shell,
+	}
+}
+
+// policyJSON spells the sandbox policy with the config's camelCase keys, so
+// the --json output does not depend on Go field names.
+func policyJSON(p sandbox.Policy) map[string]any {
+	ints := func(v []int) []int {
+		if v == nil {
+			return []int{}
+		}
+		return v
+	}
+	return map[string]any{
+		"root":              p.Root,
+		"allowWrite":        nonNil(p.AllowWrite),
+		"denyWrite":         nonNil(p.DenyWrite),
+		"denyRead":          nonNil(p.DenyRead),
+		"allowGitConfig":    p.AllowGitConfig,
+		"allowLocalBinding": p.AllowLocalBinding,
+		"localOutbound":     ints(p.LocalOutbound),
+		"publish":           ints(p.Publish),
+		"envPass":           nonNil(p.EnvPass),
+		"configFiles":       nonNil(p.ConfigFiles),
+		"stateDirs":         nonNil(p.StateDirs),
+		"allowDegraded":     nonNil(p.AllowDegraded),
 	}
 }
 
