@@ -67,6 +67,8 @@ var repoProtected = []ProtectedName{
 	{Name: ".git/config", Reason: "git configuration", GitConfig: true},
 	{Name: ".git/info", Dir: true, Reason: "git configuration"},
 	{Name: ".git/commondir", Reason: "git configuration"},
+	{Name: ".git/config.worktree", Reason: "git configuration", GitConfig: true},
+	{Name: ".git/worktrees", Dir: true, Reason: "git configuration"},
 	{Name: ".git/modules/*/config", Reason: "git configuration"},
 	{Name: ".git/modules/*/hooks", Dir: true, Reason: "git hooks"},
 	{Name: ".husky", Dir: true, Reason: "git hooks"},

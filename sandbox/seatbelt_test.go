@@ -245,6 +245,9 @@ func TestSeatbeltDecisions(t *testing.T) {
 			{w(tProj + "/.git/modules/sub/config"), false},
 			{w(tProj + "/.git/modules/sub/hooks/post-checkout"), false},
 			{w(tProj + "/.git/modules/sub/objects/x"), true},
+			{w(tProj + "/.git/config.worktree"), false},
+			{w(tProj + "/.git/worktrees/w/config.worktree"), false},
+			{w(tProj + "/.git/worktrees/w/commondir"), false},
 			{w(tProj + "/.git"), false},         // rename .git away and back
 			{w(tProj + "/.git/modules"), false}, // idem
 			{w(tProj), false},                   // rename the root

@@ -157,7 +157,10 @@ func Start(ctx context.Context, spec *Spec) (_ *Process, err error) {
 		defer slave.Close()
 	}
 
-	protected := ResolveProtected(spec.Policy, home, exe)
+	protected, err := resolveProtectedDarwin(spec.Policy, home, exe)
+	if err != nil {
+		return nil, err
+	}
 	opts.ExtraProtected = protected
 	profile := SeatbeltProfile(spec.Policy, opts)
 	if spec.Debug != nil {
@@ -222,6 +225,41 @@ func Start(ctx context.Context, spec *Spec) (_ *Process, err error) {
 	// The shim reports a command that cannot run and exits with its
 	// status (126/127); Wait collects it.
 	return p, nil
+}
+
+// resolveProtectedDarwin returns [ResolveProtected] plus the targets of
+// protected paths that are symlinks (a dotfile manager's ~/.bashrc ->
+// dotfiles/bashrc: Seatbelt checks the resolved path, so the target must be
+// denied too, ATTACKS.md F-06). A protected file with more than one hard
+// link is refused: Seatbelt judges a write by the name used, and another
+// name could change it (F-03).
+func resolveProtectedDarwin(p Policy, home, exe string) ([]ProtectedPath, error) {
+	protected := ResolveProtected(p, home, exe)
+	var extra []ProtectedPath
+	for _, pp := range protected {
+		fi, err := os.Lstat(pp.Path)
+		if err != nil {
+			continue
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			t, err := filepath.EvalSymlinks(pp.Path)
+			if err != nil {
+				continue
+			}
+			if fi, err = os.Stat(t); err != nil {
+				continue
+			}
+			extra = append(extra, ProtectedPath{Path: t, Dir: pp.Dir || fi.IsDir(), Reason: pp.Reason + " (symlink target)"})
+			pp.Path = t
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
+			return nil, &darwinError{
+				err: fmt.Errorf("protected file %q (%s) has %d hard links; another name could be used to change it", pp.Path, pp.Reason, st.Nlink),
+				hint: fmt.Sprintf("find the other names with: find / -xdev -samefile %q; then give %q its own copy: cp -p %q %q.tmp && mv %q.tmp %q",
+					pp.Path, pp.Path, pp.Path, pp.Path, pp.Path, pp.Path)}
+		}
+	}
+	return append(protected, extra...), nil
 }
 
 // orStd returns f, or std when f is nil.
