@@ -7,7 +7,6 @@ import (
 	"time"
 
 	socks5 "github.com/armon/go-socks5"
-	xcontext "golang.org/x/net/context"
 )
 
 // socksHandshakeTimeout bounds the SOCKS greeting and request.
@@ -57,7 +56,7 @@ func (c *socksConn) CloseWrite() error {
 
 type noResolver struct{}
 
-func (noResolver) Resolve(ctx xcontext.Context, name string) (xcontext.Context, net.IP, error) {
+func (noResolver) Resolve(ctx context.Context, name string) (context.Context, net.IP, error) {
 	return ctx, nil, nil
 }
 
@@ -79,7 +78,7 @@ const (
 	socksCmdNotSupported = 0x07
 )
 
-func (r *socksRules) Allow(ctx xcontext.Context, req *socks5.Request) (xcontext.Context, bool) {
+func (r *socksRules) Allow(ctx context.Context, req *socks5.Request) (context.Context, bool) {
 	s := r.s
 	dst := req.DestAddr
 	if req.Command != socks5.ConnectCommand {
@@ -109,7 +108,7 @@ func (r *socksRules) Allow(ctx xcontext.Context, req *socks5.Request) (xcontext.
 	return context.WithValue(ctx, socksDecisionKey{}, socksDecided{d, err}), true
 }
 
-func (s *Session) dialSOCKS(ctx xcontext.Context, network, addr string) (net.Conn, error) {
+func (s *Session) dialSOCKS(ctx context.Context, network, addr string) (net.Conn, error) {
 	v, ok := ctx.Value(socksDecisionKey{}).(socksDecided)
 	if !ok {
 		return nil, ErrBlocked
