@@ -559,3 +559,30 @@ func TestGlobBounds(t *testing.T) {
 		t.Errorf("%d matches, truncated %v; want 50, false", len(got), truncated)
 	}
 }
+
+func TestDefaults(t *testing.T) {
+	d := testEnv(t)
+	res, err := Load(Options{Dir: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Root != "" || res.Trust != NoProject || res.Sandbox.Root != d {
+		t.Errorf("root %q trust %v sandbox root %q", res.Root, res.Trust, res.Sandbox.Root)
+	}
+	p := res.Sandbox
+	if len(res.Network.Allow) != 0 || len(p.AllowWrite) != 0 || p.AllowLocalBinding || len(p.LocalOutbound) != 0 || len(p.Publish) != 0 {
+		t.Errorf("defaults grant something: %+v %+v", res.Network, p)
+	}
+	h := home()
+	for _, want := range []string{".ssh", ".gnupg", ".aws", ".config/gcloud", ".kube", ".docker/config.json", ".netrc", ".git-credentials", ".mozilla", ".config/google-chrome", ".config/chromium"} {
+		if !slices.Contains(p.DenyRead, filepath.Join(h, want)) {
+			t.Errorf("default DenyRead lacks ~/%s", want)
+		}
+	}
+	if !res.Shell.PromptMarker {
+		t.Error("prompt marker off by default")
+	}
+	if len(res.Notices) != 0 || len(res.Grants) != 0 {
+		t.Errorf("notices %q grants %q", res.Notices, res.Grants)
+	}
+}
