@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -15,7 +16,7 @@ import (
 func init() {
 	register(&command{
 		name:    "init",
-		args:    "[--template NAME]... [--list]",
+		args:    "[--template NAME]... [--list] [--no-detect]",
 		summary: "write a commented starter .fence.toml in the current directory",
 		run:     runInit,
 	})
@@ -33,6 +34,7 @@ func runInit(ctx context.Context, stdio Stdio, args []string) error {
 	fs.Var(&templates, "template", "extend the built-in template `NAME` (repeatable; see --list)")
 	fs.Var(&templates, "t", "short for --template")
 	list := fs.Bool("list", false, "list the built-in templates")
+	noDetect := fs.Bool("no-detect", false, "without --template, do not pick templates from the files present (package.json, go.mod, ...)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -46,15 +48,22 @@ func runInit(ctx context.Context, stdio Stdio, args []string) error {
 		}
 		return nil
 	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if len(templates) == 0 && !*noDetect {
+		var why []string
+		templates, why = detectTemplates(wd)
+		if len(templates) > 0 {
+			fmt.Fprintf(stdio.Out, "extending %s (found %s; --no-detect to skip)\n", strings.Join(templates, ", "), strings.Join(why, ", "))
+		}
+	}
 	for _, t := range templates {
 		if _, ok := config.Template(t); !ok {
 			return withHint(fmt.Errorf("unknown template %q", t),
 				"built-in templates: "+strings.Join(config.Templates(), ", ")+" (fence init --list)")
 		}
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
 	}
 	path := filepath.Join(wd, config.ProjectFile)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -117,4 +126,26 @@ allowWrite = ["."]
 # pass = ["NPM_TOKEN"]                       # variables fence would otherwise strip
 `)
 	return b.String()
+}
+
+// detectTemplates picks templates from the package manager files in dir,
+// returning the templates and the files that suggested them.
+func detectTemplates(dir string) (templates, why []string) {
+	for _, d := range []struct{ file, template string }{
+		{"package.json", "npm"},
+		{"go.mod", "go"},
+		{"Cargo.toml", "cargo"},
+		{"pyproject.toml", "pip"},
+		{"requirements.txt", "pip"},
+		{"setup.py", "pip"},
+	} {
+		if _, err := os.Stat(filepath.Join(dir, d.file)); err != nil {
+			continue
+		}
+		why = append(why, d.file)
+		if !slices.Contains(templates, d.template) {
+			templates = append(templates, d.template)
+		}
+	}
+	return templates, why
 }
