@@ -12,6 +12,9 @@ typeset -g _fence_marker=@MARKER@
 typeset -g _fence_bin=@FENCE@
 export FENCE_PROMPT=@PROMPT@
 HISTFILE=@HISTFILE@
+# zsh saves no history unless SAVEHIST is set; keep the user's if it is.
+(( ${SAVEHIST:-0} > 0 )) || SAVEHIST=${HISTSIZE:-10000}
+(( ${HISTSIZE:-0} >= SAVEHIST )) || HISTSIZE=$SAVEHIST
 typeset -g _fence_pwd=$PWD
 
 # The outer hook's enter logic never runs inside a sandbox.

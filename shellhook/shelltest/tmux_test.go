@@ -123,6 +123,10 @@ func newEnv(t *testing.T, shell string) *env {
 	e.tmux(args...)
 	e.tmux("set-option", "-g", "set-clipboard", "on")
 	t.Cleanup(func() {
+		// The session daemon started on demand for this HOME.
+		stop := exec.Command(fenceBin, "daemon", "stop")
+		stop.Env = e.vars
+		stop.Run()
 		if t.Failed() {
 			t.Logf("screen at failure:\n%s", e.capture())
 		}
@@ -329,6 +333,9 @@ func testShell(t *testing.T, shell string) {
 	if got := pwd(); got != e.path("proj/sub") {
 		t.Errorf("inner PWD %q, want %q", got, e.path("proj/sub"))
 	}
+	if got := e.run(`"$FENCE_SESSION"`); got == "" {
+		t.Errorf("FENCE_SESSION not exported inside")
+	}
 	e.line("echo ok > ../inside.txt; echo bad > ~/outside.txt")
 	if got := e.run(fp(`"$(cat ../inside.txt)"`)); got != "ok" {
 		t.Errorf("trusted project write: got %q", got)
@@ -398,6 +405,27 @@ func testShell(t *testing.T, shell string) {
 	time.Sleep(500 * time.Millisecond)
 	if strings.Contains(e.capture(), "MKINJECTED-"+shell) {
 		t.Errorf("TIOCSTI from the sandbox ran a command")
+	}
+
+	// History is per project, in the shell state directory, and survives
+	// the session.
+	hist, _ := filepath.Glob(e.path(".local/state/fence-shell/history/proj-*/*"))
+	if shell == "fish" {
+		hist, _ = filepath.Glob(e.path(".local/state/fence-shell/history/proj-*/fish/fish_history"))
+	}
+	found := false
+	for _, h := range hist {
+		if b, err := os.ReadFile(h); err == nil && strings.Contains(string(b), "sleep 60") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("per-project history not saved (files %q)", hist)
+	}
+	if _, err := os.Stat(e.path(".bash_history")); err == nil && shell == "bash" {
+		if b, _ := os.ReadFile(e.path(".bash_history")); strings.Contains(string(b), "sleep 60") {
+			t.Errorf("the fenced shell's history went to the user's own history file")
+		}
 	}
 
 	// exit stays in the root without re-entering until PWD leaves it.
