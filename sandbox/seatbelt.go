@@ -60,8 +60,7 @@ const protectedMarker = ";; -- denied and always-protected paths: last, so they 
 // /private/tmp) because Seatbelt matches the resolved path.
 func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 	var b strings.Builder
-	b.WriteString(";; fence sandbox profile, generated (sandbox/seatbelt.go)\n")
-	b.WriteString("(version 1)\n(deny default)\n\n")
+	b.WriteString("(version 1)\n;; fence sandbox profile, generated (sandbox/seatbelt.go)\n(deny default)\n\n")
 	b.WriteString(seatbeltBase)
 
 	// Reads.
@@ -164,7 +163,7 @@ func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 		b.WriteString(")\n")
 	}
 	protected := dedupe(append(ProtectedPaths(p, opts.Home, opts.Executable), opts.ExtraProtected...))
-	b.WriteString(";; always protected (DESIGN.md §6.3), existing or not; whole trees, and in any letter case\n")
+	b.WriteString(";; always protected (DESIGN.md section 6.3), existing or not; whole trees, and in any letter case\n")
 	b.WriteString("(deny file-write*")
 	names := ProtectedNames(p)
 	for _, pp := range protected {
@@ -193,8 +192,10 @@ func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 		}
 		b.WriteString(")\n")
 	}
-	b.WriteString(";; hard links and clones would give a protected file a second, writable name\n")
-	b.WriteString("(deny file-link file-clone)\n")
+	// Hard links and APFS clones (file-link, file-clone) are never allowed:
+	// either would give a protected file a second, writable name. deny
+	// default covers them; naming them here would only risk a profile an
+	// older macOS cannot compile.
 	return b.String()
 }
 
@@ -436,7 +437,9 @@ func sbRegexCI(s string) string {
 			b.WriteString("[" + string(r-'A'+'a') + string(r) + "]")
 		case r == '"' || r < 0x20 || r == 0x7f:
 			b.WriteString("[^/]")
-		case strings.ContainsRune(`\.+*?()|[]{}^$`, r):
+		case strings.ContainsRune(`\.+*?()|[{^$`, r):
+			// "]" and "}" are plain outside brackets; escaping them is
+			// undefined in POSIX regular expressions.
 			b.WriteByte('\\')
 			b.WriteRune(r)
 		default:

@@ -386,7 +386,7 @@ func TestSeatbeltWeirdPaths(t *testing.T) {
 	paths := []string{
 		`/Users/a/with "quotes"`, `/Users/a/back\slash`, `/Users/a/ends\`, "/Users/a/new\nline",
 		"/Users/a/tab\there", "/Users/a/bell\a\x7f", "/Users/a/(paren) ;semi #\"hash", "/Users/a/ünï 日本",
-		`/Users/a/"`, `/Users/a/\"`, "/Users/a/$x`y`",
+		`/Users/a/"`, `/Users/a/\"`, "/Users/a/$x`y`", "/Users/a/[x]{1}^+?*|.", "/Users/a/a]b}c",
 	}
 	for _, p := range paths {
 		lit := sbplString(p)
