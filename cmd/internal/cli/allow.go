@@ -61,7 +61,7 @@ func runAllow(ctx context.Context, stdio Stdio, args []string) error {
 	} else {
 		fmt.Fprintf(stdio.Out, "%s grants beyond your user config:\n", cf)
 		for _, g := range res.Grants {
-			fmt.Fprintf(stdio.Out, "  %s\n", g)
+			fmt.Fprintf(stdio.Out, "  %s%s\n", g, grantNote(g))
 		}
 	}
 	if err := config.Allow(res); err != nil {
@@ -78,4 +78,18 @@ func insideHint(err error) error {
 		return withHint(err, "the trust store is read-only inside a fence sandbox; run this in a shell outside it")
 	}
 	return err
+}
+
+// grantNote points out the grants that reach beyond the project directory.
+func grantNote(g string) string {
+	p, ok := strings.CutPrefix(g, "+write ")
+	switch {
+	case !ok:
+		return ""
+	case p == "~" || p == "/":
+		return "   (everything under " + p + "!)"
+	case strings.HasPrefix(p, "~/") || strings.HasPrefix(p, "/"):
+		return "   (outside the project)"
+	}
+	return ""
 }
