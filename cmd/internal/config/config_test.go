@@ -586,3 +586,50 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("notices %q grants %q", res.Notices, res.Grants)
 	}
 }
+
+func TestTrustRecording(t *testing.T) {
+	d := testEnv(t)
+	proj := filepath.Join(d, "p")
+	cfg := filepath.Join(proj, ".fence.toml")
+	write(t, cfg, "[network]\nallowedDomains = [\"a.example\", \"b.example\"]\ndeniedDomains = [\"x.example\"]\n")
+	res, _ := Load(Options{Dir: proj})
+	if err := Allow(res); err != nil {
+		t.Fatal(err)
+	}
+	load := func(ro bool) *Resolved {
+		t.Helper()
+		res, err := Load(Options{Dir: proj, ReadOnly: ro})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// Tighten: trusted; ReadOnly does not record it.
+	write(t, cfg, "[network]\nallowedDomains = [\"a.example\"]\ndeniedDomains = [\"x.example\", \"y.example\"]\n")
+	if r := load(true); r.Trust != Trusted || !r.Applied {
+		t.Fatalf("tightened: %v", r.Trust)
+	}
+	write(t, cfg, "[network]\nallowedDomains = [\"a.example\", \"b.example\"]\ndeniedDomains = [\"x.example\"]\n")
+	if r := load(false); r.Trust != Trusted {
+		t.Fatalf("back to the allowed version after a read-only load: %v", r.Trust)
+	}
+	// Tighten and record: loosening back is now a change.
+	write(t, cfg, "[network]\nallowedDomains = [\"a.example\"]\ndeniedDomains = [\"x.example\"]\n")
+	if r := load(false); r.Trust != Trusted {
+		t.Fatalf("tightened: %v", r.Trust)
+	}
+	write(t, cfg, "[network]\nallowedDomains = [\"a.example\", \"b.example\"]\ndeniedDomains = []\n")
+	r := load(false)
+	if r.Trust != Changed || r.Applied {
+		t.Fatalf("loosened: %v applied %v", r.Trust, r.Applied)
+	}
+	if want := []string{"+net b.example", "-deny-net x.example"}; !slices.Equal(r.NewGrants, want) {
+		t.Errorf("NewGrants = %q, want %q", r.NewGrants, want)
+	}
+	if len(r.Network.Allow) != 0 {
+		t.Errorf("a changed project layer applied: %v", r.Network.Allow)
+	}
+	if len(r.Notices) != 1 || !strings.Contains(r.Notices[0], "+net b.example, -deny-net x.example") {
+		t.Errorf("notices = %q", r.Notices)
+	}
+}
