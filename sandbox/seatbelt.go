@@ -47,8 +47,8 @@ const protectedMarker = ";; -- denied and always-protected paths: last, so they 
 // for `sandbox-exec -p`. It is a pure function of its arguments.
 //
 // The profile denies by default; allows reads everywhere except p.DenyRead,
-// the other terminal devices and [SeatbeltProbe]; allows writes
-// under p.AllowWrite and opts.TmpDir; allows network connections only to the
+// p.StateDirs, the other terminal devices and [SeatbeltProbe]; allows
+// writes under p.AllowWrite and opts.TmpDir; allows network connections only to the
 // relay ports, p.LocalOutbound and p.Publish on localhost, binding only on
 // localhost (any port with p.AllowLocalBinding, else the p.Publish ports),
 // and unix sockets only under opts.TmpDir. It ends with denies of
@@ -140,8 +140,9 @@ func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 
 	// Denies, last.
 	b.WriteString("\n" + protectedMarker + "\n")
-	if deny := sbCleanAll(p.DenyRead); len(deny) > 0 {
-		b.WriteString(";; denyRead (also unwritable: on Linux writes there never reach the host)\n")
+	// fence's own state is masked on Linux; here it is unreadable too.
+	if deny := sbCleanAll(append(append([]string{}, p.DenyRead...), p.StateDirs...)); len(deny) > 0 {
+		b.WriteString(";; denyRead and fence's state (also unwritable: on Linux writes there never reach the host)\n")
 		b.WriteString("(deny file-read* file-write*")
 		for _, d := range deny {
 			for _, s := range sbDenySpellings(d) {

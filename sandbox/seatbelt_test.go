@@ -291,7 +291,9 @@ func TestSeatbeltDecisions(t *testing.T) {
 			{r(tHome + "/.SSH/id_ed25519"), false},
 			{r(tHome + "/.aws/credentials"), false},
 			{r(tHome + "/.netrc"), false},
-			{r("/dev/ttys003"), false}, // another terminal of the user
+			{r(tHome + "/.local/share/fence/trust/abc"), false}, // fence's state: masked on Linux
+			{r(tHome + "/.config/fence/config.toml"), true},     // a config file, not a state dir, in this test
+			{r("/dev/ttys003"), false},                          // another terminal of the user
 			{w("/dev/ttys003"), false},
 			{r(SeatbeltProbe), false},
 			{query{op: "process-exec", path: SeatbeltProbe}, false},
