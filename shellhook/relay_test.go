@@ -106,6 +106,7 @@ func TestRelayFiltersAndRestores(t *testing.T) {
 		t.Errorf("exit status %d, want 7", code)
 	}
 	o.waitFor(t, "AB\x1b[?1049hC")
+	o.waitFor(t, "\x1b[?1049l") // the reset written on exit
 	out := o.output()
 	if strings.Contains(out, "]52") || strings.Contains(out, "\x1bP") {
 		t.Errorf("blocked sequence reached the terminal: %q", out)
