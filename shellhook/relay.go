@@ -209,7 +209,10 @@ loop:
 	if reset := filt.ResetModes(); len(reset) > 0 && t.IsTTY() {
 		_, _ = t.Out.Write(reset)
 	}
-	filt.w = io.Discard // a leftover output goroutine writes nowhere
+	// A leftover output goroutine (a process still holding the slave)
+	// writes nowhere and counts nothing from here on.
+	filt.w = io.Discard
+	filt.OnBlock = nil
 	outMu.Unlock()
 	return code, stats, werr
 }
