@@ -594,9 +594,6 @@ func (res *Resolved) fill(set *policySet, files []string) {
 		}
 	}
 	res.Shell = ShellSettings{PromptMarker: !set.PromptMarkerOff, AutoEnter: set.AutoEnter}
-	if len(set.AllowDegraded) > 0 {
-		res.Notices = append(res.Notices, "your config accepts running without: "+strings.Join(set.AllowDegraded, ", ")+" (when this kernel lacks them)")
-	}
 }
 
 // resolvePaths expands globs and resolves symlinks once.
