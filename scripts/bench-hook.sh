@@ -94,6 +94,7 @@ echo "|---|---|---|---|"
 for sh in bash zsh fish; do
 	u='' c=''
 	for r in "${results[@]}"; do
+		# shellcheck disable=SC2086 # split on purpose
 		set -- $r
 		[[ $1 == "$sh" && $2 == unchanged ]] && u=$3
 		[[ $1 == "$sh" && $2 == changed ]] && c=$3
@@ -101,7 +102,9 @@ for sh in bash zsh fish; do
 	[[ -n $u ]] && printf '| %s hook | %d.%03d µs | %d.%03d µs | 0 |\n' "$sh" $((u / 1000)) $((u % 1000)) $((c / 1000)) $((c % 1000))
 done
 for r in "${results[@]}"; do
+	# shellcheck disable=SC2086 # split on purpose
 	set -- $r
+	# shellcheck disable=SC2016 # a literal command line
 	[[ $1 == direnv ]] && printf '| direnv (`eval "$(direnv export bash)"`, no .envrc) | %d.%03d µs | same | 1 per prompt |\n' $(($3 / 1000)) $(($3 % 1000))
 done
 
@@ -116,7 +119,8 @@ export HOME=$work/home SHELL=/bin/bash FENCE_HOOK=off
 export XDG_CONFIG_HOME=$HOME/.config XDG_STATE_HOME=$HOME/.local/state XDG_DATA_HOME=$HOME/.local/share
 (cd "$work/proj" && "$fence" allow >/dev/null)
 if command -v hyperfine >/dev/null; then
-	hyperfine ${HYPERFINE_FLAGS:-} -N --warmup 3 --runs ${RUNS:-30} --export-json "$work/cd.json" \
+	# shellcheck disable=SC2086 # HYPERFINE_FLAGS may hold several flags
+	hyperfine ${HYPERFINE_FLAGS:-} -N --warmup 3 --runs "${RUNS:-30}" --export-json "$work/cd.json" \
 		-n 'bash -i (own startup)' "script -qec 'bash -i' /dev/null" \
 		-n 'fence shell (bash)' "script -qec 'cd $work/proj && $fence shell' /dev/null" >/dev/null
 	python3 - "$work/cd.json" <<'PY'
@@ -138,7 +142,8 @@ head -c 50331648 /dev/zero | base64
 exit 0
 RC
 if command -v hyperfine >/dev/null; then
-	hyperfine ${HYPERFINE_FLAGS:-} -N --warmup 1 --runs ${RUNS_TP:-5} --export-json "$work/tp.json" \
+	# shellcheck disable=SC2086 # HYPERFINE_FLAGS may hold several flags
+	hyperfine ${HYPERFINE_FLAGS:-} -N --warmup 1 --runs "${RUNS_TP:-5}" --export-json "$work/tp.json" \
 		-n 'script -q (bash)' "script -qec 'bash -i' /dev/null" \
 		-n 'fence shell (bash)' "$fence shell $work/proj" >/dev/null
 	python3 - "$work/tp.json" <<'PY'
