@@ -96,7 +96,7 @@ var userOnlyTables = map[string]bool{"shell": true, "sandbox": true}
 
 // DegradableLayers are the protection layers `[sandbox] allowDegraded` may
 // name.
-var DegradableLayers = []string{"landlock", "landlock-scope", "seccomp"}
+var DegradableLayers = []string{"landlock", "seccomp"}
 
 // parser validates one file's TOML.
 type parser struct {
