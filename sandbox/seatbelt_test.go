@@ -3,6 +3,8 @@ package sandbox
 import (
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/seatbelt/*.sb from the generator")
@@ -750,4 +753,73 @@ func TestResolveProtectedHooksPath(t *testing.T) {
 	if !got[filepath.Join(root, "tools/hooks")] {
 		t.Error("core.hooksPath protected as a file, not a tree")
 	}
+}
+
+// TestListenRelay checks the macOS relay: bytes and half-closes pass both
+// ways, and with the daemon gone connections are closed, not hung or
+// answered.
+func TestListenRelay(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "http.sock")
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ul.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(c, c) // echo until the client half-closes
+				c.(*net.UnixConn).CloseWrite()
+			}()
+		}
+	}()
+	ln, err := listenRelay(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if a := ln.Addr().(*net.TCPAddr); !a.IP.IsLoopback() || a.Port == 0 {
+		t.Fatalf("relay listens on %v, want 127.0.0.1:ephemeral", a)
+	}
+	for i := 0; i < 20; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte("CONNECT example.com:443"))
+		c.(*net.TCPConn).CloseWrite()
+		b, err := io.ReadAll(c)
+		if err != nil || string(b) != "CONNECT example.com:443" {
+			t.Fatalf("relayed %q, %v", b, err)
+		}
+		c.Close()
+	}
+	ul.Close() // the daemon is gone
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Fatalf("without the daemon: read %q, %v; want EOF", b, err)
+	}
+}
+
+func ExampleSeatbeltProfile() {
+	p := Policy{Root: "/Users/a/proj", AllowWrite: []string{"/Users/a/proj"}, Publish: []int{3000}}
+	prof := SeatbeltProfile(p, SeatbeltOptions{Home: "/Users/a", TmpDir: "/private/var/folders/x/T/fence-1", HTTPProxyPort: 50001, SOCKSPort: 50002})
+	for _, l := range strings.Split(prof, "\n") {
+		if strings.Contains(l, " ip ") {
+			fmt.Println(strings.TrimSpace(l))
+		}
+	}
+	// Output:
+	// (remote ip "localhost:3000")
+	// (remote ip "localhost:50001")
+	// (remote ip "localhost:50002"))
+	// (local ip "localhost:3000"))
 }

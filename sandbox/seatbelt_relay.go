@@ -8,7 +8,9 @@ import (
 )
 
 // listenRelay listens on an ephemeral port of 127.0.0.1 and relays every
-// connection to the proxy daemon's unix socket sock. The daemon knows the
+// connection to the proxy daemon's unix socket sock. It is the macOS
+// counterpart of the Linux init's in-namespace relay (no OS suffix, so that
+// it is tested everywhere). The daemon knows the
 // session by the socket, as on Linux; the port is reachable only from this
 // session's sandbox (its profile names it) and from unsandboxed processes,
 // which gain nothing by using it.
