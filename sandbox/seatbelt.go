@@ -46,12 +46,12 @@ const protectedMarker = ";; -- denied and always-protected paths: last, so they 
 // SeatbeltProfile returns the Seatbelt (SBPL) profile enforcing p on macOS,
 // for `sandbox-exec -p`. It is a pure function of its arguments.
 //
-// The profile denies by default; allows reads everywhere except p.DenyRead,
-// p.StateDirs, the other terminal devices and [SeatbeltProbe]; allows
-// writes under p.AllowWrite and opts.TmpDir; allows network connections only to the
-// relay ports, p.LocalOutbound and p.Publish on localhost, binding only on
-// localhost (any port with p.AllowLocalBinding, else the p.Publish ports),
-// and unix sockets only under opts.TmpDir. It ends with denies of
+// The profile denies by default. It allows reads everywhere except
+// p.DenyRead, p.StateDirs, the other terminal devices and [SeatbeltProbe];
+// writes under p.AllowWrite and opts.TmpDir; network connections only to
+// the relay ports, p.LocalOutbound and p.Publish on localhost; binding only
+// on localhost (any port with p.AllowLocalBinding, else the p.Publish
+// ports); unix sockets only under opts.TmpDir. It ends with denies of
 // p.DenyWrite, p.DenyRead and every protected path, including ones that do
 // not exist yet and the [ProtectedNames] at any depth, so that neither
 // writing, creating, renaming nor hard-linking them is possible.
