@@ -132,8 +132,7 @@ func TestLoadConnectTunnels(t *testing.T) {
 // connections instead of growing without bound (P-18).
 func TestConnectionLimit(t *testing.T) {
 	r := mustRules(t, nil, nil)
-	ts := newTestSession(t, r, nil)
-	ts.cfg.MaxConns = 5
+	ts := newTestSession(t, r, nil, func(c *Config) { c.MaxConns = 5 })
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {

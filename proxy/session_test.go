@@ -32,15 +32,19 @@ func (ts *testSession) Events() []Event {
 
 // newTestSession serves a session on two unix sockets in a temporary
 // directory, with names resolved by a fake resolver.
-func newTestSession(t testing.TB, rules *Rules, names map[string][]string) *testSession {
+func newTestSession(t testing.TB, rules *Rules, names map[string][]string, opts ...func(*Config)) *testSession {
 	t.Helper()
 	dir := t.TempDir()
 	ts := &testSession{res: &fakeResolver{m: names}, httpSock: filepath.Join(dir, "http.sock"), socksSock: filepath.Join(dir, "socks.sock")}
-	ts.Session = NewSession(Config{ID: "test", Project: "/p", Rules: *rules, Resolver: ts.res, Emit: func(e Event) {
+	cfg := Config{ID: "test", Project: "/p", Rules: *rules, Resolver: ts.res, Emit: func(e Event) {
 		ts.mu.Lock()
 		ts.events = append(ts.events, e)
 		ts.mu.Unlock()
-	}})
+	}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ts.Session = NewSession(cfg)
 	hl, err := net.Listen("unix", ts.httpSock)
 	if err != nil {
 		t.Fatal(err)

@@ -97,8 +97,8 @@ func TestTunnelSNI(t *testing.T) {
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
 	p := strconv.Itoa(port)
 	ts := newTestSession(t, mustRules(t, []string{"allowed.test:" + p, "other.test:" + p}, []string{"denied.test"}, port),
-		map[string][]string{"allowed.test": {"127.0.0.1"}, "other.test": {"127.0.0.1"}})
-	ts.cfg.TLSPorts = []int{port}
+		map[string][]string{"allowed.test": {"127.0.0.1"}, "other.test": {"127.0.0.1"}},
+		func(c *Config) { c.TLSPorts = []int{port} })
 
 	httpsVia := func(dial func() (net.Conn, error), sni string) (string, error) {
 		c, err := dial()
