@@ -823,3 +823,11 @@ func ExampleSeatbeltProfile() {
 	// (remote ip "localhost:50002"))
 	// (local ip "localhost:3000"))
 }
+
+func BenchmarkSeatbeltProfile(b *testing.B) {
+	p := tFenceOwn(Policy{Root: tProj, AllowWrite: []string{tProj, tHome + "/.npm"}, DenyRead: tDefaultDenyRead})
+	o := tOpts()
+	for b.Loop() {
+		SeatbeltProfile(p, o)
+	}
+}
