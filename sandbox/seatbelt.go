@@ -60,6 +60,7 @@ const protectedMarker = ";; -- denied and always-protected paths: last, so they 
 // /private/tmp) because Seatbelt matches the resolved path.
 func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 	var b strings.Builder
+	b.Grow(32 << 10)
 	b.WriteString("(version 1)\n;; fence sandbox profile, generated (sandbox/seatbelt.go)\n(deny default)\n\n")
 	b.WriteString(seatbeltBase)
 
@@ -288,12 +289,18 @@ func sbAncestors(protected []ProtectedPath, p Policy, writable []string) []strin
 	}
 	paths = append(paths, sbCleanAll(p.DenyWrite)...)
 	paths = append(paths, sbCleanAll(p.DenyRead)...)
+	canonWritable := make([]string, len(writable))
+	for i, w := range writable {
+		canonWritable[i] = sbCanonical(w)
+	}
 	set := map[string]bool{}
 	for _, path := range paths {
 		for a := filepath.Dir(path); ; a = filepath.Dir(a) {
-			for _, w := range writable {
-				if sbWithin(sbCanonical(a), sbCanonical(w)) {
+			ca := sbCanonical(a)
+			for _, w := range canonWritable {
+				if sbWithin(ca, w) {
 					set[a] = true
+					break
 				}
 			}
 			if a == "/" || a == "." {
@@ -311,7 +318,8 @@ func sbAncestors(protected []ProtectedPath, p Policy, writable []string) []strin
 
 // sbWithin reports whether path is dir or under it.
 func sbWithin(path, dir string) bool {
-	return path == dir || dir == "/" || strings.HasPrefix(path, dir+"/")
+	return path == dir || dir == "/" ||
+		len(path) > len(dir) && path[len(dir)] == '/' && path[:len(dir)] == dir
 }
 
 // sbAliases are the top-level symlinks of macOS into /private.
@@ -433,9 +441,9 @@ func sbRegexCI(s string) string {
 	for _, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z':
-			b.WriteString("[" + string(r) + string(r-'a'+'A') + "]")
+			b.Write([]byte{'[', byte(r), byte(r - 'a' + 'A'), ']'})
 		case r >= 'A' && r <= 'Z':
-			b.WriteString("[" + string(r-'A'+'a') + string(r) + "]")
+			b.Write([]byte{'[', byte(r - 'A' + 'a'), byte(r), ']'})
 		case r == '"' || r < 0x20 || r == 0x7f:
 			b.WriteString("[^/]")
 		case strings.ContainsRune(`\.+*?()|[{^$`, r):
