@@ -48,6 +48,9 @@ func FuzzHTTPProxy(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, req string) {
+		mu.Lock()
+		seen = seen[:0]
+		mu.Unlock()
 		c, err := net.Dial("unix", ts.httpSock)
 		if err != nil {
 			t.Fatal(err)
@@ -67,7 +70,6 @@ func FuzzHTTPProxy(f *testing.F) {
 				t.Fatalf("request for %q reached the upstream from input %q", h, req)
 			}
 		}
-		seen = seen[:0]
 	})
 }
 
