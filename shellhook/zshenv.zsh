@@ -4,6 +4,9 @@
 typeset -g _fence_zdotdir=$ZDOTDIR
 typeset -g _fence_user_zdotdir=@USERZDOTDIR@
 ZDOTDIR=${_fence_user_zdotdir:-$HOME}
+# A ZDOTDIR the sandbox cannot see (an editor's temporary one under /tmp)
+# falls back to HOME.
+[[ -d $ZDOTDIR ]] || ZDOTDIR=$HOME _fence_user_zdotdir=
 if [[ -f $ZDOTDIR/.zshenv ]]; then
 	source $ZDOTDIR/.zshenv
 fi

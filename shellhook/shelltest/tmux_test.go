@@ -456,6 +456,17 @@ func testShell(t *testing.T, shell string) {
 	if !e.inside() {
 		t.Fatalf("the refused nested shell ended the session")
 	}
+	// A shell started inside runs the user's rc (and so the hook), which
+	// must not try to enter anything.
+	fenceLines := regexp.MustCompile(`(?m)^fence: `)
+	before := len(fenceLines.FindAllString(e.capture(), -1))
+	e.line(shell)
+	time.Sleep(500 * time.Millisecond)
+	e.line("exit")
+	e.waitPrompt(true)
+	if s := e.capture(); len(fenceLines.FindAllString(s, -1)) != before {
+		t.Errorf("a subshell inside tried to enter a sandbox:\n%s", s)
+	}
 	e.write("proj/.fence.toml", "[filesystem]\nallowWrite = []\n")
 	time.Sleep(400 * time.Millisecond)
 	e.keys("Enter")

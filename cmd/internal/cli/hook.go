@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
+	"github.com/fence-dev/fence/sandbox"
 	"github.com/fence-dev/fence/shellhook"
 )
 
@@ -29,6 +30,13 @@ func runHook(ctx context.Context, stdio Stdio, args []string) error {
 	if len(pos) != 1 {
 		return withHint(usagef("hook: want one shell name (bash, zsh or fish)"),
 			"bash: eval \"$(fence hook bash)\"   zsh: eval \"$(fence hook zsh)\"   fish: fence hook fish | source")
+	}
+	if sandbox.Inside() {
+		// A shell started inside a sandbox (a subshell of the fenced
+		// shell, a terminal in an editor that runs inside) must not try
+		// to enter anything; fence's own init handles the fenced shell.
+		_, err := fmt.Fprintf(stdio.Out, "# fence: inside a sandbox; the %s hook does nothing here\n", pos[0])
+		return err
 	}
 	self, err := selfPath()
 	if err != nil {

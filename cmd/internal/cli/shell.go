@@ -90,16 +90,16 @@ func runShell(ctx context.Context, stdio Stdio, args []string) error {
 	if f.hookResult != "" && !filepath.IsAbs(f.hookResult) {
 		return usagef("shell: --hook-result must be an absolute path")
 	}
+	if sandbox.Inside() && !f.nested {
+		return withHint(errors.New("already inside a fence session"),
+			"a nested session runs inside this one and can only be narrower; use 'fence shell --nested' if that is what you want")
+	}
 	// Whatever happens below, the hook reads this file to learn where to
 	// go; it starts empty (stay here, do not re-enter).
 	if f.hookResult != "" {
 		if err := writeHookResult(f.hookResult, ""); err != nil {
 			return err
 		}
-	}
-	if sandbox.Inside() && !f.nested {
-		return withHint(errors.New("already inside a fence session"),
-			"a nested session runs inside this one and can only be narrower; use 'fence shell --nested' if that is what you want")
 	}
 	dir, err := os.Getwd()
 	if err != nil {
@@ -212,7 +212,7 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 		Marker: marker, Prompt: prompt,
 		Dir: files.dir, Handoff: files.handoff, Notice: files.notice,
 		HistoryDir:  files.history,
-		UserZDOTDIR: os.Getenv("ZDOTDIR"), XDGDataHome: os.Getenv("XDG_DATA_HOME"),
+		UserZDOTDIR: userZDOTDIR(), XDGDataHome: os.Getenv("XDG_DATA_HOME"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("shell: init files: %w", err)
@@ -451,4 +451,16 @@ func cleanStaleSessions(sessions string) {
 			os.RemoveAll(filepath.Join(sessions, e.Name()))
 		}
 	}
+}
+
+// userZDOTDIR is the user's own ZDOTDIR: VS Code's zsh shell integration
+// points ZDOTDIR at a temporary directory of its own and keeps the user's
+// in USER_ZDOTDIR.
+func userZDOTDIR() string {
+	if os.Getenv("VSCODE_INJECTION") == "1" {
+		if u := os.Getenv("USER_ZDOTDIR"); u != "" {
+			return u
+		}
+	}
+	return os.Getenv("ZDOTDIR")
 }
