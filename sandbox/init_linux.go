@@ -71,13 +71,12 @@ var initStamps []stamp
 
 // initState is what setup leaves for the running phase.
 type initState struct {
-	cfg        *initConfig
-	landlockFD int
-	seccomp    seccompOptions
-	noSeccomp  bool
-	tty        *os.File // PTY slave for a TTY session
-	debug      []string
-	notices    []string
+	cfg       *initConfig
+	seccomp   seccompOptions
+	noSeccomp bool
+	tty       *os.File // PTY slave for a TTY session
+	debug     []string
+	notices   []string
 }
 
 func (st *initState) debugf(format string, args ...any) {
@@ -85,7 +84,7 @@ func (st *initState) debugf(format string, args ...any) {
 }
 
 func setup(cfg *initConfig) (*initState, error) {
-	st := &initState{cfg: cfg, landlockFD: -1}
+	st := &initState{cfg: cfg}
 	if err := checkAllThreads(); err != nil {
 		return nil, failf("build fence with CGO_ENABLED=0 (the release builds are)", "%v", err)
 	}
@@ -119,11 +118,12 @@ func setup(cfg *initConfig) (*initState, error) {
 	return st, nil
 }
 
-// lockdown restricts the init's main thread, from which the command is
-// forked: its restrictions pass to the command through fork and exec.
-// Restricting every thread of the init costs a stop-the-world round per
-// syscall, so the rest of the init follows in lockProcess, once the command
-// runs.
+// lockdown restricts the init before it forks the command, which inherits
+// everything. Landlock and seccomp cover every thread at once (one
+// stop-the-world round each). The capability drops take one round per
+// syscall (41 bounding-set drops), so they are done on the main thread,
+// from which the command is forked, and the other threads follow in
+// lockProcess once the command runs.
 func (st *initState) lockdown() error {
 	cfg := st.cfg
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
@@ -140,14 +140,14 @@ func (st *initState) lockdown() error {
 		return failf(`Landlock needs Linux 5.13+ with "landlock" in the lsm= boot parameter (see 'fence doctor'); or accept the weaker mode with [sandbox] allowDegraded = ["landlock"] in your user config`,
 			"install Landlock: %w", err)
 	default:
-		st.landlockFD = rfd
+		unix.Close(rfd)
 		st.debugf("landlock: ABI %d, writable %v, bind restricted %v (allowed ports %v)", res.ABI, cfg.Landlock.Writable, cfg.Landlock.RestrictBind, cfg.Landlock.BindPorts)
 		for _, d := range res.Downgrade {
 			st.debugf("%s", d)
 		}
 	}
 	st.seccomp = seccompOptions{DenyMPTCP: cfg.DenyMPTCP}
-	if err := installSeccomp(st.seccomp, false); err != nil {
+	if err := installSeccomp(st.seccomp, true); err != nil {
 		if !st.degraded("seccomp") {
 			return failf(`seccomp needs a kernel with CONFIG_SECCOMP_FILTER (see 'fence doctor'); or accept the weaker mode with [sandbox] allowDegraded = ["seccomp"]`,
 				"install the seccomp filter: %w", err)
@@ -163,23 +163,9 @@ func (st *initState) lockdown() error {
 	return nil
 }
 
-// lockProcess extends the main thread's restrictions to every thread of
-// the init.
+// lockProcess drops the capabilities of the init's other threads too.
 func (st *initState) lockProcess() error {
-	if err := dropProcessPrivileges(); err != nil {
-		return err
-	}
-	if st.landlockFD >= 0 {
-		if err := restrictAllThreads(st.landlockFD); err != nil {
-			return err
-		}
-		unix.Close(st.landlockFD)
-		st.landlockFD = -1
-	}
-	if !st.noSeccomp {
-		return installSeccomp(st.seccomp, true)
-	}
-	return nil
+	return dropProcessPrivileges()
 }
 
 func (st *initState) degraded(name string) bool {
@@ -294,7 +280,7 @@ func (st *initState) run() int {
 // the status (126/127) and pid 0.
 func (st *initState) startCommand() (int, int) {
 	cfg := st.cfg
-	path, status, err := lookPath(cfg.Args[0], cfg.Env)
+	path, status, err := lookPath(cfg.Args[0], cfg.Dir, cfg.Env)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fence: %s: %v\n", cfg.Args[0], err)
 		return status, 0
@@ -359,8 +345,11 @@ func (st *initState) startCommand() (int, int) {
 
 // lookPath finds the command in the sandbox's PATH, and returns the exit
 // status to use when it cannot be run (127 not found, 126 not executable).
-func lookPath(name string, env []string) (string, int, error) {
+func lookPath(name, dir string, env []string) (string, int, error) {
 	if strings.Contains(name, "/") {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(dir, name)
+		}
 		fi, err := os.Stat(name)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
@@ -378,11 +367,11 @@ func lookPath(name string, env []string) (string, int, error) {
 		pathEnv = "/usr/local/bin:/usr/bin:/bin"
 	}
 	found := ""
-	for _, dir := range filepath.SplitList(pathEnv) {
-		if dir == "" {
-			dir = "."
+	for _, d := range filepath.SplitList(pathEnv) {
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
 		}
-		p := filepath.Join(dir, name)
+		p := filepath.Join(d, name)
 		fi, err := os.Stat(p)
 		if err != nil || fi.IsDir() {
 			continue

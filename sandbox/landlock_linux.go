@@ -89,8 +89,7 @@ type landlockResult struct {
 	Downgrade []string // features the kernel lacked, for -d and notices
 }
 
-// applyLandlock restricts the calling thread (the command is forked from
-// it; see [dropThreadPrivileges]): writes only beneath
+// applyLandlock restricts every thread of the process: writes only beneath
 // plan.Writable, TCP binds only to plan.BindPorts when RestrictBind, and on
 // ABI >= 6 no signals or abstract unix connections out of the domain.
 // no_new_privs must be set already.
@@ -173,17 +172,12 @@ func applyLandlock(plan landlockPlan) (int, landlockResult, error) {
 			}
 		}
 	}
-	if _, _, e := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rfd), 0, 0); e != 0 {
+	// Every thread of the init joins the same domain as the command:
+	// Landlock's signal scoping only lets a domain signal itself and its
+	// descendants, and the init must keep forwarding signals.
+	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rfd), 0, 0); e != 0 {
 		return -1, res, fmt.Errorf("landlock_restrict_self: %w", e)
 	}
 	ok = true
 	return rfd, res, nil
-}
-
-// restrictAllThreads applies a ruleset to every thread of the process.
-func restrictAllThreads(rfd int) error {
-	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rfd), 0, 0); e != 0 {
-		return fmt.Errorf("landlock_restrict_self: %w", e)
-	}
-	return nil
 }

