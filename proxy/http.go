@@ -22,7 +22,7 @@ type decisionKey struct{}
 // decides and forwards each request itself.
 func (s *Session) httpHandler() http.Handler {
 	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = s.cfg.Log
+	gp.Logger = discardLog // Verbose is off; nothing of the sandbox's is logged
 	gp.Verbose = false
 	gp.Tr = s.tr
 	gp.ConnectDial = nil

@@ -49,6 +49,9 @@ type Session struct {
 	listeners []net.Listener
 	closed    bool
 	active    atomic.Int64
+	// limitLogged is when the connection limit was last logged (unix ns):
+	// a flood of connections must not become a flood of log lines.
+	limitLogged atomic.Int64
 }
 
 // NewSession returns a session ready to serve listeners.
@@ -84,7 +87,7 @@ func NewSession(cfg Config) *Session {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          cfg.Log,
+		ErrorLog:          log.New(&limitedWriter{w: cfg.Log.Writer()}, cfg.Log.Prefix()+"session "+cfg.ID+": ", cfg.Log.Flags()),
 	}
 	return s
 }
@@ -220,7 +223,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if s.active.Add(1) > int64(s.cfg.MaxConns) {
 			s.active.Add(-1)
 			c.Close()
-			s.cfg.Log.Printf("session %s: connection limit %d reached", s.cfg.ID, s.cfg.MaxConns)
+			if now := time.Now().UnixNano(); now-s.limitLogged.Load() > int64(10*time.Second) {
+				s.limitLogged.Store(now)
+				s.cfg.Log.Printf("session %s: connection limit %d reached; closing new connections", s.cfg.ID, s.cfg.MaxConns)
+			}
 			continue
 		}
 		s.mu.Lock()
@@ -257,3 +263,26 @@ func (c *trackedConn) Close() error {
 // Unwrap gives the relay the underlying connection, so that the kernel can
 // splice a tunnel's bytes without copying them through user space.
 func (c *trackedConn) Unwrap() net.Conn { return c.Conn }
+
+// limitedWriter passes at most 10 writes (log lines) per 10 seconds: the
+// HTTP server's error log is reachable from the sandbox, and the daemon's
+// log lives on a tmpfs.
+type limitedWriter struct {
+	w      io.Writer
+	mu     sync.Mutex // guards window and n
+	window time.Time
+	n      int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); now.Sub(l.window) > 10*time.Second {
+		l.window, l.n = now, 0
+	}
+	l.n++
+	if l.n > 10 {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"io"
+	"log"
 	"net"
 	"sync/atomic"
 	"time"
@@ -24,7 +26,10 @@ func (s *Session) serveSOCKS(c net.Conn) {
 		Resolver: noResolver{},
 		Rules:    &socksRules{s: s, c: sc},
 		Dial:     s.dialSOCKS,
-		Logger:   s.cfg.Log,
+		// go-socks5 logs every refused request with the requested name:
+		// a sandbox could fill the daemon's log (on a tmpfs) at will.
+		// Refusals are events, counted and bounded instead.
+		Logger: discardLog,
 	})
 	if err != nil {
 		c.Close()
@@ -53,6 +58,8 @@ func (c *socksConn) CloseWrite() error {
 	}
 	return c.Conn.Close()
 }
+
+var discardLog = log.New(io.Discard, "", 0)
 
 type noResolver struct{}
 
