@@ -346,3 +346,34 @@ func TestCloseEndsTunnels(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// TestNoRedirectFollowing: the proxy hands a redirect to the client, whose
+// next request is decided on its own (P-13).
+func TestNoRedirectFollowing(t *testing.T) {
+	var evilHits int
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Host, "evil.test") {
+			mu.Lock()
+			evilHits++
+			mu.Unlock()
+		}
+		http.Redirect(w, r, "http://evil.test:"+strings.Split(r.Host, ":")[1]+"/", http.StatusFound)
+	}))
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	p := strconv.Itoa(port)
+	ts := newTestSession(t, mustRules(t, []string{"allowed.test:" + p}, nil, port), map[string][]string{"allowed.test": {"127.0.0.1"}, "evil.test": {"127.0.0.1"}})
+	got := ts.raw(t, "GET http://allowed.test:"+p+"/r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if statusOf(got) != 302 || !strings.Contains(got, "Location: http://evil.test:"+p+"/") {
+		t.Fatalf("redirect not passed through: %q", got)
+	}
+	if got := ts.raw(t, "GET http://evil.test:"+p+"/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); statusOf(got) != 403 {
+		t.Fatalf("following the redirect: %q", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if evilHits != 0 {
+		t.Fatalf("the proxy followed the redirect %d times", evilHits)
+	}
+}

@@ -198,10 +198,17 @@ func TestSessionLifecycle(t *testing.T) {
 	if err != nil || len(resp.Status.Sessions) != 1 || resp.Status.Sessions[0].Blocked != 1 {
 		t.Fatalf("status: %+v %v", resp, err)
 	}
-	for _, p := range []string{rt, filepath.Join(rt, "s"), info.Dir} {
+	for _, p := range []string{rt, filepath.Join(rt, "s"), filepath.Join(rt, "records"), info.Dir} {
 		fi, err := os.Stat(p)
 		if err != nil || fi.Mode().Perm() != 0o700 {
 			t.Errorf("%s: %v %v, want mode 0700", p, fi.Mode(), err)
+		}
+	}
+	// P-17: the proxies exist only as private unix sockets of the session.
+	for _, p := range []string{filepath.Join(info.Dir, "http.sock"), filepath.Join(info.Dir, "socks.sock"), filepath.Join(rt, control.SocketName)} {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want a socket with mode 0600", p, fi.Mode(), err)
 		}
 	}
 	c.Close()
