@@ -105,8 +105,11 @@ type session struct {
 	started time.Time
 	client  peer
 	px      *proxy.Session
-	dirs    []string // watched directories
-	paths   []string // the files and directories the policy depends on
+	// reloadMu serializes reloads: a slow older reload must not apply its
+	// result after a newer one (a tightening would be undone).
+	reloadMu sync.Mutex
+	dirs     []string // watched directories
+	paths    []string // the files and directories the policy depends on
 
 	// guarded by daemon.mu
 	lease      *stream

@@ -178,6 +178,8 @@ func (d *daemon) scheduleLocked(s *session) {
 // them and reports that `fence allow` is needed; anything else applies to
 // the next connection.
 func (d *daemon) reload(s *session) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	d.mu.Lock()
 	closed := s.closed
 	d.mu.Unlock()
