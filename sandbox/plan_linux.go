@@ -63,6 +63,10 @@ type watch struct {
 	Dir, Name string
 	Protected string // the protected path that made Name dangerous
 	Reason    string
+	// Link is the target of a protected symlink that existed at start:
+	// if it is replaced, the replacement is quarantined and the link
+	// restored (ATTACKS.md F-06).
+	Link string
 }
 
 // plan is the client's half of a session.
@@ -163,7 +167,8 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 					addPins(r, filepath.Dir(t))
 				}
 			}
-			pl.watches = append(pl.watches, watch{Dir: filepath.Dir(pp.Path), Name: filepath.Base(pp.Path), Protected: pp.Path, Reason: pp.Reason + " (symlink)"})
+			link, _ := os.Readlink(pp.Path)
+			pl.watches = append(pl.watches, watch{Dir: filepath.Dir(pp.Path), Name: filepath.Base(pp.Path), Protected: pp.Path, Reason: pp.Reason, Link: link})
 			if parent := filepath.Dir(pp.Path); parent != root {
 				addPins(root, parent)
 			}

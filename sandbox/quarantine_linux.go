@@ -41,7 +41,7 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 	}
 	w := &watcher{spec: spec, fd: fd, byWD: map[int32][]watch{}, all: ws, stopped: make(chan struct{})}
 	for _, x := range ws {
-		wd, err := unix.InotifyAddWatch(fd, x.Dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_ONLYDIR|unix.IN_DONT_FOLLOW)
+		wd, err := unix.InotifyAddWatch(fd, x.Dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_ONLYDIR|unix.IN_DONT_FOLLOW)
 		if err != nil {
 			unix.Close(fd)
 			return nil, fmt.Errorf("watch %q for protected paths: %w", x.Dir, err)
@@ -120,16 +120,54 @@ func (w *watcher) quarantine(x watch) {
 	defer w.mu.Unlock()
 	p := filepath.Join(x.Dir, x.Name)
 	fi, err := os.Lstat(p)
+	if x.Link != "" {
+		// A protected symlink that existed at start: only a change is a
+		// problem. Quarantine the replacement and put the link back.
+		if err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			if l, _ := os.Readlink(p); l == x.Link {
+				return
+			}
+		}
+		if err == nil {
+			w.move(x, p)
+		}
+		if _, err := os.Lstat(p); err != nil {
+			if err := os.Symlink(x.Link, p); err == nil && w.spec.Notices != nil {
+				fmt.Fprintf(w.spec.Notices, "fence: restored the symlink %s -> %s\n", sanitizeLine(p), sanitizeLine(x.Link))
+			}
+		}
+		return
+	}
 	if err != nil {
 		return
 	}
-	if fi.Mode()&os.ModeSymlink != 0 && strings.HasSuffix(x.Reason, "(symlink)") {
-		// A protected symlink: it existed at start, only its replacement
-		// is a problem; the link was protected by its target. Nothing
-		// to move unless it changed, which the kernel already prevents
-		// for the target; leave links alone.
-		return
+	base := stateDir(w.spec.Env)
+	if base != "" && within(base, p) {
+		// The quarantine lives inside what was created (~/.local when
+		// ~/.local/bin is protected): move the protected path itself, or
+		// the first symlink on the way to it, never through a link.
+		q := p
+		rel, _ := filepath.Rel(p, x.Protected)
+		for _, el := range strings.Split(rel, "/") {
+			if el == "." || el == "" {
+				break
+			}
+			fi, err := os.Lstat(q)
+			if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+				break
+			}
+			q = filepath.Join(q, el)
+		}
+		if _, err := os.Lstat(q); err != nil || within(base, q) {
+			return
+		}
+		p = q
 	}
+	w.move(x, p)
+}
+
+// move moves p to the quarantine directory and reports it.
+func (w *watcher) move(x watch, p string) {
 	if w.qdir == "" {
 		base := stateDir(w.spec.Env)
 		if base == "" {
@@ -154,7 +192,7 @@ func (w *watcher) quarantine(x watch) {
 		w.report(x, p, "", err)
 		return
 	}
-	err = os.Rename(p, dst)
+	err := os.Rename(p, dst)
 	if err != nil {
 		// Another file system: copy without following links, then remove.
 		if err = copyTree(p, dst); err == nil {
