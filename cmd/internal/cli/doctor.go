@@ -1,19 +1,63 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/fence-dev/fence/sandbox"
+)
 
 func init() {
 	register(&command{
 		name:    "doctor",
-		args:    "",
+		args:    "[--json]",
 		summary: "check the kernel and environment; say what is missing and how to fix it",
-		run: func(ctx context.Context, stdio Stdio, args []string) error {
-			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-				fs := newFlagSet(stdio, lookup("doctor"))
-				fs.Usage()
-				return nil
-			}
-			return errNotAvailable("fence doctor")
-		},
+		run:     runDoctor,
 	})
+}
+
+// runDoctor prints one line per check, with the fix under each failing
+// one, and fails (exit 125) when a required layer is missing: that is
+// exactly when sessions refuse to start.
+func runDoctor(ctx context.Context, stdio Stdio, args []string) error {
+	fs := newFlagSet(stdio, lookup("doctor"))
+	asJSON := fs.Bool("json", false, "print the checks as JSON")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	checks := sandbox.Diagnose()
+	if *asJSON {
+		enc := json.NewEncoder(stdio.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(checks); err != nil {
+			return err
+		}
+	}
+	failed := 0
+	for _, c := range checks {
+		mark := "ok  "
+		if !c.OK {
+			mark = "warn"
+			if c.Required {
+				mark = "FAIL"
+				failed++
+			}
+		}
+		if !*asJSON {
+			fmt.Fprintf(stdio.Out, "%s %-24s %s\n", mark, c.Name, c.Detail)
+			if c.Fix != "" && (!c.OK || c.Name == "dev.tty.legacy_tiocsti") {
+				fmt.Fprintf(stdio.Out, "     %-24s fix: %s\n", "", c.Fix)
+			}
+		}
+	}
+	if len(checks) == 0 {
+		fmt.Fprintln(stdio.Out, "fence doctor: no sandbox checks on this operating system")
+	}
+	if failed > 0 {
+		return &exitError{code: ExitFenceFailed, err: withHint(
+			fmt.Errorf("%d required sandbox layer(s) missing: sandboxed sessions will refuse to start", failed),
+			`fix the lines marked FAIL, or accept a weaker mode in ~/.config/fence/config.toml: [sandbox] allowDegraded = ["landlock"]`)}
+	}
+	return nil
 }
