@@ -160,6 +160,11 @@ func (s *netSession) event(e proxy.Event) {
 	switch e.Kind {
 	case proxy.KindBlocked:
 		s.mu.Lock()
+		if s.closed {
+			// Close has taken the daemon's exact counts.
+			s.mu.Unlock()
+			return
+		}
 		s.blocked++
 		h := e.Host
 		if h == "" {
@@ -189,6 +194,25 @@ func (s *netSession) Close(stdio Stdio) {
 		return
 	}
 	s.closed = true
+	s.mu.Unlock()
+	// The daemon's counts are exact; the events streamed to us may have
+	// been thinned out under a flood.
+	if resp, err := control.Do(s.rt, control.Request{Op: control.OpStatus}); err == nil {
+		for _, info := range resp.Status.Sessions {
+			if info.ID == s.ID && info.Blocked >= s.blocked {
+				s.mu.Lock()
+				s.blocked = info.Blocked
+				for h, n := range info.Hosts {
+					if _, ok := s.hosts[h]; !ok {
+						s.order = append(s.order, h)
+					}
+					s.hosts[h] = n
+				}
+				s.mu.Unlock()
+			}
+		}
+	}
+	s.mu.Lock()
 	s.conn.Close()
 	s.mu.Unlock()
 	select {
