@@ -69,6 +69,9 @@ type Options struct {
 	Log *log.Logger
 	// Ready, if set, is called once the control socket accepts connections.
 	Ready func()
+	// MaxConns bounds each session's concurrent connections; 0 means the
+	// proxy's default (4096).
+	MaxConns int
 }
 
 // ErrRunning is returned by [Run] when another daemon holds the lock.
@@ -435,7 +438,7 @@ func (d *daemon) open(c net.Conn, p peer, spec control.Spec) {
 // start serves s's proxies on its directory's sockets and registers it.
 func (d *daemon) start(s *session, rules proxy.Rules) error {
 	s.px = proxy.NewSession(proxy.Config{
-		ID: s.id, Project: s.root, Rules: rules, Resolver: d.opts.Resolver, Log: d.opts.Log,
+		ID: s.id, Project: s.root, Rules: rules, Resolver: d.opts.Resolver, Log: d.opts.Log, MaxConns: d.opts.MaxConns,
 		Emit: func(e proxy.Event) { d.emit(s, e) },
 	})
 	var lns []net.Listener

@@ -513,3 +513,46 @@ func TestKillMidTransfer(t *testing.T) {
 		t.Fatalf("attach: %v", err)
 	}
 }
+
+// TestSessionFloodIsolated: a session holding its whole connection budget
+// (slowloris: connections that never send a request) does not stop another
+// session's proxy (P-18).
+func TestSessionFloodIsolated(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Dir: rt, Resolve: fileResolver, Idle: time.Minute, Resolver: loopResolver{}, MaxConns: 50, Ready: func() { close(ready) }})
+	}()
+	<-ready
+	defer func() { cancel(); <-done }()
+	port := server(t)
+	a, b := shortTemp(t), shortTemp(t)
+	writePolicy(t, a, fmt.Sprintf("local %d\n", port))
+	writePolicy(t, b, fmt.Sprintf("local %d\n", port))
+	la, ia := open(t, rt, a)
+	defer la.Close()
+	lb, ib := open(t, rt, b)
+	defer lb.Close()
+	var flood []net.Conn
+	defer func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 200; i++ {
+		c, err := net.Dial("unix", filepath.Join(ia.Dir, "http.sock"))
+		if err != nil {
+			break
+		}
+		flood = append(flood, c)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if code, err := get(ib.Dir, url); err != nil || code != 200 {
+		t.Fatalf("the other session during the flood: %d %v", code, err)
+	}
+	if _, err := get(ia.Dir, url); err == nil {
+		t.Fatalf("the flooding session still took a request over its limit")
+	}
+}
