@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
 	"github.com/fence-dev/fence/sandbox"
@@ -130,10 +131,12 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("working directory: %w", err)
 	}
+	t0 := time.Now()
 	res, err := config.Load(config.Options{Dir: cwd, Settings: f.settings, Templates: f.templates, Publish: f.ports})
 	if err != nil {
 		return 0, err
 	}
+	tConfig := time.Now()
 	for _, n := range res.Notices {
 		fmt.Fprintf(stdio.Err, "fence: %s\n", n)
 	}
@@ -150,8 +153,15 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	tSession := time.Now()
 	if sess != nil {
-		defer sess.Close(stdio)
+		defer func() {
+			t := time.Now()
+			sess.Close(stdio)
+			if f.debug {
+				fmt.Fprintf(stdio.Err, "fence: debug: timing: session close +%.2fms\n", ms(time.Since(t)))
+			}
+		}()
 	}
 	pol := res.Sandbox
 	for _, p := range f.ports {
@@ -216,13 +226,23 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 			}
 		}
 	}()
+	tStarted := time.Now()
 	status, err := p.Wait()
 	close(done)
+	if f.debug {
+		fmt.Fprintf(stdio.Err, "fence: debug: timing: since main %.2fms, config +%.2fms, daemon session +%.2fms, sandbox start +%.2fms, command +%.2fms\n",
+			ms(t0.Sub(processStart)), ms(tConfig.Sub(t0)), ms(tSession.Sub(tConfig)), ms(tStarted.Sub(tSession)), ms(time.Since(tStarted)))
+	}
 	if err != nil {
 		return 0, err
 	}
 	return status, nil
 }
+
+// processStart approximates when the process started (package init time).
+var processStart = time.Now()
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // pipeCopy copies a pipe to a writer that is not a file.
 type pipeCopy struct {
