@@ -79,8 +79,33 @@ func runShell(ctx context.Context, stdio Stdio, args []string) error {
 		fs.BoolVar(&f.debug, n, false, "explain decisions: config chain, mounts, rules")
 	}
 	fs.BoolVar(&f.nested, "nested", false, "allow a session inside a fence session (it can only be narrower)")
-	fs.StringVar(&f.hookResult, "hook-result", "", "(used by the shell hook)")
-	pos, err := parseInterspersed(fs, args)
+	fs.Usage = func() {
+		fmt.Fprint(stdio.Out, `usage: fence shell [flags] [DIR]
+
+Start $SHELL sandboxed with the policy of DIR's project (default: the current
+directory), in a fresh PTY. The shell hook runs this when you cd into a
+project; cd out of the project ends it.
+
+flags:
+  -s, --settings FILE   use FILE as the project layer (trusted because you named it)
+  -t, --template NAME   add a built-in template (repeatable)
+  -p, --port N          publish sandbox port N on the host's 127.0.0.1 (repeatable)
+  -m, --monitor         print this session's blocked events to stderr
+  -d, --debug           explain decisions: config chain, mounts, rules
+      --nested          allow a session inside a fence session (it can only be narrower)
+`)
+	}
+	// --hook-result FILE is the hook's: where to write the directory the
+	// outer shell changes to. It is not a user-facing flag.
+	var rest []string
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--hook-result="); ok {
+			f.hookResult = v
+			continue
+		}
+		rest = append(rest, a)
+	}
+	pos, err := parseInterspersed(fs, rest)
 	if err != nil {
 		return err
 	}
