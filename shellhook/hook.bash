@@ -59,7 +59,7 @@ _fence_enter() {
 }
 
 if [[ " ${PROMPT_COMMAND[*]-} " != *[\ \;]_fence_hook[\ \;]* ]]; then
-	if [[ ${PROMPT_COMMAND@a} == *a* ]]; then
+	if [[ -n ${PROMPT_COMMAND+set} && ${PROMPT_COMMAND@a} == *a* ]]; then
 		PROMPT_COMMAND=(_fence_hook "${PROMPT_COMMAND[@]}")
 	else
 		# shellcheck disable=SC2128,SC2178 # the string form

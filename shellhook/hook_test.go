@@ -339,3 +339,22 @@ func countForks(trace string) int {
 	}
 	return n
 }
+
+// TestHookNounset: users with `set -u` (bash) or `setopt nounset` (zsh) in
+// their rc must not get errors from the hook, whatever PROMPT_COMMAND is.
+func TestHookNounset(t *testing.T) {
+	dir := t.TempDir()
+	for sh, script := range map[string]string{
+		"bash": `set -u; unset PROMPT_COMMAND; source "$1"; source "$1"; _fence_hook; PROMPT_COMMAND=(x); source "$1"; _fence_hook; echo "ok ${PROMPT_COMMAND[*]}"`,
+		"zsh":  `setopt nounset; source "$1"; source "$1"; _fence_hook; echo "ok $precmd_functions"`,
+	} {
+		bin := needTool(t, sh)
+		s, _ := Hook(sh, HookOptions{Fence: "/nonexistent/fence"})
+		f := filepath.Join(dir, sh)
+		os.WriteFile(f, []byte(s), 0o644)
+		out, err := exec.Command(bin, "-c", script, "x", f).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "ok _fence_hook") {
+			t.Errorf("%s: %v: %q", sh, err, out)
+		}
+	}
+}

@@ -50,7 +50,7 @@ fence() {
 }
 
 if [[ " ${PROMPT_COMMAND[*]-} " != *[\ \;]_fence_inner[\ \;]* ]]; then
-	if [[ ${PROMPT_COMMAND@a} == *a* ]]; then
+	if [[ -n ${PROMPT_COMMAND+set} && ${PROMPT_COMMAND@a} == *a* ]]; then
 		PROMPT_COMMAND+=(_fence_inner)
 	else
 		# shellcheck disable=SC2128,SC2178 # the string form
