@@ -235,7 +235,11 @@ func Prepare(s Session) (*Launch, error) {
 // name with anything but letters, digits, '.', '_' and '-' replaced, so that
 // a directory name can never inject prompt escapes or substitutions.
 func ProjectName(root string) string {
-	b := []byte(filepath.Base(root))
+	base := filepath.Base(root)
+	if base == "/" || base == "." {
+		return "root"
+	}
+	b := []byte(base)
 	for i, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			b[i] = '_'
@@ -243,9 +247,6 @@ func ProjectName(root string) string {
 	}
 	if len(b) > 32 {
 		b = b[:32]
-	}
-	if len(b) == 0 || string(b) == "." || string(b) == "/" {
-		return "root"
 	}
 	return string(b)
 }
