@@ -54,43 +54,30 @@ func (e *hintedError) Hint() string  { return e.hint }
 // with exec.CommandContext). Errors are fence failures: the command has not
 // run.
 func Start(ctx context.Context, spec *Spec) (*Process, error) {
-	if len(spec.Args) == 0 {
-		return nil, errors.New("no command to run")
-	}
-	if spec.Dir == "" {
-		d, err := os.Getwd()
-		if err != nil {
-			return nil, fmt.Errorf("working directory: %w", err)
-		}
-		spec.Dir = d
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find the fence binary: %w", err)
-	}
-	if r, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = r
-	}
-	t0 := monoNow()
-	pl, err := buildPlan(spec, exe)
+	pd, err := Prepare(spec)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &pl.cfg
-	cfg.Args = spec.Args
-	cfg.Dir = spec.Dir
-	cfg.TTY = spec.TTY
-	cfg.Rows, cfg.Cols = spec.Rows, spec.Cols
-	cfg.Relay = spec.Relay
-	cfg.LocalOutbound = spec.Policy.LocalOutbound
-	cfg.Publish = spec.Policy.Publish
-	cfg.AllowDegraded = spec.Policy.AllowDegraded
-	cfg.Env = SandboxEnv(spec.Env, EnvOptions{Pass: spec.Policy.EnvPass, TMPDIR: "/tmp", Session: spec.SessionID, Fence: exe})
-	if spec.Debug != nil {
-		cfg.Debug = true
-		debugPlan(spec.Debug, pl)
-	}
+	return pd.Start(ctx, spec)
+}
 
+// Pending is a sandbox init started ahead of its command: the namespaces
+// exist and the init is booting while the caller resolves the policy. See
+// [Prepare].
+type Pending struct {
+	cmd  *exec.Cmd
+	sock int
+	t0   int64
+	tty  bool
+	used bool
+}
+
+// Prepare starts a sandbox init before the policy is known, so that the
+// init's start-up overlaps with the caller's own work (loading the config,
+// registering with the daemon). It reads only spec's Stdin, Stdout, Stderr
+// and TTY; [Pending.Start] takes the whole spec later. A Pending that is not
+// started must be closed.
+func Prepare(spec *Spec) (*Pending, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -133,17 +120,84 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 			cmd.Stdout = os.Stdout
 		}
 	}
-	t1 := monoNow()
-	cfg.T0 = t1
+	t0 := monoNow()
 	if err := cmd.Start(); err != nil {
 		unix.Close(fds[0])
 		return nil, startError(err)
 	}
-	if spec.Debug != nil {
-		fmt.Fprintf(spec.Debug, "fence: debug: client timing: plan +%.2fms, clone+exec +%.2fms\n", float64(t1-t0)/1e6, float64(monoNow()-t1)/1e6)
+	return &Pending{cmd: cmd, sock: fds[0], t0: t0, tty: spec.TTY}, nil
+}
+
+// Close abandons a Pending that was not started.
+func (pd *Pending) Close() {
+	if pd.used {
+		return
 	}
+	pd.used = true
+	pd.cmd.Process.Signal(syscall.SIGKILL)
+	pd.cmd.Wait()
+	unix.Close(pd.sock)
+}
+
+// Start hands spec to the prepared init; see [Start]. spec's stdio and TTY
+// must be what [Prepare] was given.
+func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
+	if pd.used {
+		return nil, errors.New("sandbox: Pending.Start called twice")
+	}
+	if spec.TTY != pd.tty {
+		pd.Close()
+		return nil, errors.New("sandbox: Pending.Start: TTY differs from Prepare")
+	}
+	pd.used = true
+	cmd := pd.cmd
+	fail := func(err error) (*Process, error) {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		unix.Close(pd.sock)
+		return nil, err
+	}
+	if len(spec.Args) == 0 {
+		return fail(errors.New("no command to run"))
+	}
+	if spec.Dir == "" {
+		d, err := os.Getwd()
+		if err != nil {
+			return fail(fmt.Errorf("working directory: %w", err))
+		}
+		spec.Dir = d
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(fmt.Errorf("find the fence binary: %w", err))
+	}
+	if r, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = r
+	}
+	t1 := monoNow()
+	pl, err := buildPlan(spec, exe)
+	if err != nil {
+		return fail(err)
+	}
+	cfg := &pl.cfg
+	cfg.Args = spec.Args
+	cfg.Dir = spec.Dir
+	cfg.TTY = spec.TTY
+	cfg.Rows, cfg.Cols = spec.Rows, spec.Cols
+	cfg.Relay = spec.Relay
+	cfg.LocalOutbound = spec.Policy.LocalOutbound
+	cfg.Publish = spec.Policy.Publish
+	cfg.AllowDegraded = spec.Policy.AllowDegraded
+	cfg.Env = SandboxEnv(spec.Env, EnvOptions{Pass: spec.Policy.EnvPass, TMPDIR: "/tmp", Session: spec.SessionID, Fence: exe})
+	cfg.T0 = pd.t0
+	if spec.Debug != nil {
+		cfg.Debug = true
+		debugPlan(spec.Debug, pl)
+		fmt.Fprintf(spec.Debug, "fence: debug: client timing: init started %.2fms before the plan, plan +%.2fms\n",
+			float64(t1-pd.t0)/1e6, float64(monoNow()-t1)/1e6)
+	}
+	fds := []int{pd.sock}
 	p := &Process{cmd: cmd, sock: fds[0], spec: spec, done: make(chan struct{}), loopDone: make(chan struct{})}
-	initEnd.Close()
 	if err := sendMsg(p.sock, &message{Kind: "config", Config: cfg}); err != nil {
 		p.kill()
 		return nil, fmt.Errorf("send the policy to the sandbox init: %w", err)

@@ -131,6 +131,41 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("working directory: %w", err)
 	}
+	var copies []*pipeCopy
+	stdin := stdio.In
+	if stdin == nil {
+		stdin = os.Stdin
+	}
+	var stdout, stderr *os.File
+	stdout, copies = fileFor(stdio.Out, copies)
+	stderr, copies = fileFor(stdio.Err, copies)
+	defer func() {
+		for _, c := range copies {
+			<-c.done
+		}
+	}()
+	closeCopies := func() {
+		for _, c := range copies {
+			c.w.Close()
+		}
+	}
+	// Start the sandbox init now: it boots while the policy is loaded and
+	// the daemon registers the session.
+	pending, err := sandbox.Prepare(&sandbox.Spec{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	if err != nil {
+		closeCopies()
+		if h := sandbox.HintOf(err); h != "" {
+			return 0, withHint(fmt.Errorf("cannot start the sandbox: %w", err), h)
+		}
+		return 0, fmt.Errorf("cannot start the sandbox: %w", err)
+	}
+	started := false
+	defer func() {
+		if !started {
+			pending.Close()
+			closeCopies()
+		}
+	}()
 	t0 := time.Now()
 	res, err := config.Load(config.Options{Dir: cwd, Settings: f.settings, Templates: f.templates, Publish: f.ports})
 	if err != nil {
@@ -188,27 +223,15 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	if f.monitor {
 		spec.Monitor = stdio.Err
 	}
-	var copies []*pipeCopy
-	spec.Stdin = stdio.In
-	if spec.Stdin == nil {
-		spec.Stdin = os.Stdin
-	}
-	spec.Stdout, copies = fileFor(stdio.Out, copies)
-	spec.Stderr, copies = fileFor(stdio.Err, copies)
-	defer func() {
-		for _, c := range copies {
-			<-c.done
-		}
-	}()
+	spec.Stdin, spec.Stdout, spec.Stderr = stdin, stdout, stderr
 
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
-	p, err := sandbox.Start(runCtx, spec)
-	for _, c := range copies {
-		c.w.Close()
-	}
+	started = true
+	p, err := pending.Start(runCtx, spec)
+	closeCopies()
 	if err != nil {
 		if h := sandbox.HintOf(err); h != "" {
 			return 0, withHint(fmt.Errorf("cannot start the sandbox: %w", err), h)
