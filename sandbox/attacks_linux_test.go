@@ -310,7 +310,7 @@ print("RET",r,ctypes.get_errno())'`, worked: retOK},
 	{name: "C-01/run-user-socket-by-path", config: writeDot, setup: withRuntimeSocket,
 		script: `ls "$(cat rtdir)/fence/" | grep -q ctl.sock && echo LISTED`, worked: printed("LISTED")},
 	{name: "C-05/nested-fence", config: writeDot,
-		script: `"$(cat fencepath)" -- true && echo NESTED-FENCE-RAN`, worked: printed("NESTED-FENCE-RAN"),
+		script: `"$(cat fencepath)" -- true && echo NESTED-FENCE-RAN; exit 0`, worked: printed("NESTED-FENCE-RAN"),
 		setup: func(t *testing.T, e *sandboxtest.Env) { e.Write("fencepath", e.Fence) }},
 
 	// §T — terminal (fs/process parts; TIOCSTI with a real tty is in TestTIOCSTI).
