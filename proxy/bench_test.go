@@ -79,3 +79,40 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkProxyRequest is one absolute-URI GET on a fresh client
+// connection through a session; compare BenchmarkDirectRequest.
+func BenchmarkProxyRequest(b *testing.B) {
+	srv := benchWeb(b)
+	ts := newTestSession(b, mustRules(b, nil, nil, srv), nil)
+	benchRequests(b, func() (net.Conn, error) { return net.Dial("unix", ts.httpSock) }, srv)
+}
+
+// BenchmarkDirectRequest is BenchmarkProxyRequest without the proxy.
+func BenchmarkDirectRequest(b *testing.B) {
+	srv := benchWeb(b)
+	benchRequests(b, func() (net.Conn, error) { return net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", srv)) }, srv)
+}
+
+func benchWeb(b *testing.B) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "0123456789abcdef") })}
+	go srv.Serve(l)
+	b.Cleanup(func() { srv.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func benchRequests(b *testing.B, dial func() (net.Conn, error), port int) {
+	for b.Loop() {
+		c, err := dial()
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", port)
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+}

@@ -242,6 +242,10 @@ func (s *Session) forward(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	}
 	out := r.Clone(context.WithValue(r.Context(), decisionKey{}, d))
 	out.RequestURI = ""
+	// "Connection: close" is the client's, hop by hop: the upstream
+	// connection stays pooled for the next request (each one is decided
+	// anyway).
+	out.Close = false
 	// The URI decided; Host follows it. A Host header naming anything else
 	// is discarded.
 	out.Host = ""
