@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -142,5 +143,31 @@ func TestAcceptanceWrites(t *testing.T) {
 		if !strings.Contains(r.Stderr, e.Path(f)) {
 			t.Errorf("no notice about %s:\n%s", f, r.Stderr)
 		}
+	}
+}
+
+// TestLeakedFDs: a directory fd leaked into fence by its caller (ATTACKS.md
+// X-08) does not reach the command, nor does anything of fence's own.
+func TestLeakedFDs(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	dir, err := os.Open(e.Home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	run := func(argv ...string) string {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir, cmd.Env = e.Project, e.Vars
+		cmd.ExtraFiles = []*os.File{dir} // fd 3, not close-on-exec in the child
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	script := `for f in /proc/self/fd/*; do echo "$f -> $(readlink $f)"; done; ls /proc/self/fd/3/ >/dev/null 2>&1 && echo LEAKED`
+	if out := run("/bin/sh", "-c", script); !strings.Contains(out, "LEAKED") {
+		t.Fatalf("control: the fd was not inherited without the sandbox:\n%s", out)
+	}
+	out := run(e.Fence, "-s", e.Config, "--", "sh", "-c", script)
+	if strings.Contains(out, "LEAKED") || strings.Contains(out, "socket:") || strings.Contains(out, "ptmx") {
+		t.Errorf("fds beyond 0-2 reached the command:\n%s", out)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/fence-dev/fence/sandbox"
@@ -24,11 +25,17 @@ func main() {
 	tty := flag.Bool("tty", false, "run on a PTY")
 	rows := flag.Uint("rows", 24, "PTY rows")
 	cols := flag.Uint("cols", 80, "PTY columns")
+	relay := flag.String("relay", "", "directory with http.sock and socks.sock")
+	var publish, local ports
+	flag.Var(&publish, "publish", "publish sandbox port N on the host's 127.0.0.1 (repeatable)")
+	flag.Var(&local, "local", "let the sandbox reach the host's 127.0.0.1:N (repeatable)")
+	bind := flag.Bool("allow-bind", false, "allow binding sockets")
 	flag.Parse()
 	wd, _ := os.Getwd()
 	spec := &sandbox.Spec{
 		Args: flag.Args(), Dir: wd, Env: os.Environ(), TTY: *tty, Rows: uint16(*rows), Cols: uint16(*cols),
-		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Notices: os.Stderr,
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Notices: os.Stderr, Relay: *relay,
+		Policy: sandbox.Policy{Publish: publish, LocalOutbound: local, AllowLocalBinding: *bind || len(publish) > 0},
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -56,4 +63,14 @@ func main() {
 		os.Exit(125)
 	}
 	os.Exit(st)
+}
+
+type ports []int
+
+func (p *ports) String() string { return fmt.Sprint(*p) }
+
+func (p *ports) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	*p = append(*p, n)
+	return err
 }

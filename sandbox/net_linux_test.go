@@ -1,0 +1,167 @@
+package sandbox_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fence-dev/fence/sandbox/sandboxtest"
+)
+
+// serve accepts connections on ln and answers each with prefix + the
+// first line it reads.
+func serve(ln net.Listener, prefix string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			io.WriteString(c, prefix+line)
+		}()
+	}
+}
+
+const pyConnect = `python3 -c '
+import socket,sys
+try:
+    s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=3)
+    s.sendall(b"ping\n")
+    print(s.recv(100).decode().strip())
+except Exception as e:
+    print("ERR",type(e).__name__)'`
+
+func driver(t *testing.T, e *sandboxtest.Env, flags ...string) string {
+	t.Helper()
+	cmd := exec.Command(sandboxtest.Driver(t), flags...)
+	cmd.Dir, cmd.Env = e.Project, e.Vars
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Logf("driver %q: %v", flags, err)
+	}
+	return string(out)
+}
+
+// TestRelay: 127.0.0.1:3128 and [::1]:3128 reach http.sock, :1080 reaches
+// socks.sock, byte for byte; without a relay every connection fails.
+func TestRelay(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	dir := filepath.Join(e.Base, "session")
+	if err := mkdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	for sock, prefix := range map[string]string{"http.sock": "HTTP:", "socks.sock": "SOCKS:"} {
+		ln, err := net.Listen("unix", filepath.Join(dir, sock))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go serve(ln, prefix)
+	}
+	out := driver(t, e, "-relay", dir, "sh", "-c",
+		pyConnect+" 127.0.0.1 3128; "+pyConnect+" ::1 3128; "+pyConnect+" 127.0.0.1 1080; ls "+dir+" 2>&1 | head -1")
+	for _, want := range []string{"HTTP:ping\nHTTP:ping\nSOCKS:ping\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("relay: want %q in:\n%s", want, out)
+		}
+	}
+	out = driver(t, e, "sh", "-c", pyConnect+" 127.0.0.1 3128")
+	if !strings.Contains(out, "ERR ConnectionRefusedError") {
+		t.Errorf("without a relay: %s", out)
+	}
+}
+
+func mkdir(d string) error { return exec.Command("mkdir", "-p", d).Run() }
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestLocalOutbound: a host loopback port listed in allowLocalOutbound is
+// reachable from inside; others are not (the control).
+func TestLocalOutbound(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serve(ln, "HOST:")
+	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	if out := driver(t, e, "sh", "-c", pyConnect+" 127.0.0.1 "+port); strings.Contains(out, "HOST:") {
+		t.Fatalf("the host port is reachable without allowLocalOutbound: %s", out)
+	}
+	if out := driver(t, e, "-local", port, "sh", "-c", pyConnect+" 127.0.0.1 "+port); !strings.Contains(out, "HOST:ping") {
+		t.Errorf("allowLocalOutbound %s: %s", port, out)
+	}
+}
+
+// TestPublish: a sandbox port listed in publish is reachable on the host's
+// 127.0.0.1 (and only there).
+func TestPublish(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	port := freePort(t)
+	cmd := exec.Command(sandboxtest.Driver(t), "-publish", fmt.Sprint(port), "python3", "-c", fmt.Sprintf(`
+import socket
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(("127.0.0.1",%d)); s.listen(1)
+c,_=s.accept(); c.sendall(b"SANDBOX:"+c.recv(100)); c.close()`, port))
+	cmd.Dir, cmd.Env = e.Project, e.Vars
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var got string
+	for i := 0; i < 100 && got == ""; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		io.WriteString(c, "ping\n")
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		got = string(b)
+		if got == "" {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if got != "SANDBOX:ping\n" {
+		t.Errorf("published port answered %q", got)
+	}
+	cmd.Wait()
+}
+
+// TestBindRestricted: with allowLocalBinding off, bind fails (Landlock TCP
+// rule; MPTCP sockets, which Landlock cannot see, are refused by seccomp).
+func TestBindRestricted(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	script := `python3 -c '
+import socket
+for proto in (0, 262):
+    try:
+        s=socket.socket(socket.AF_INET,socket.SOCK_STREAM,proto); s.bind(("127.0.0.1",18123)); s.listen(1); print("BOUND",proto)
+    except Exception as ex:
+        print("DENIED",proto,type(ex).__name__)'`
+	if out := driver(t, e, "-allow-bind", "sh", "-c", script); !strings.Contains(out, "BOUND 0") {
+		t.Fatalf("control: binding does not work with allowLocalBinding either: %s", out)
+	}
+	out := driver(t, e, "sh", "-c", script)
+	if strings.Contains(out, "BOUND") {
+		t.Errorf("bind succeeded with allowLocalBinding off:\n%s", out)
+	}
+}
