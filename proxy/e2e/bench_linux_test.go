@@ -158,6 +158,7 @@ func BenchmarkNet(b *testing.B) {
 	// Throughput: 512 MiB, best-of-3 medians, direct then relayed.
 	const total = 512 << 20
 	var direct, relayed []float64
+	cpu0 := cpuTicks(d.Process.Pid)
 	for i := 0; i < 3; i++ {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(sinkPort))
 		if err != nil {
@@ -170,6 +171,8 @@ func BenchmarkNet(b *testing.B) {
 		c.Close()
 	}
 	md, mr := median(direct), median(relayed)
+	// Daemon CPU per relayed GiB (3 transfers of total bytes).
+	cpuPerGiB := float64(cpuTicks(d.Process.Pid)-cpu0) / 100 / (3 * float64(total) / (1 << 30))
 
 	// The whole path: curl in the sandbox, through the init's relay and
 	// the daemon (CONNECT tunnel, -p), against curl outside.
@@ -247,6 +250,7 @@ func BenchmarkNet(b *testing.B) {
 
 	fmt.Printf("\nfence network benchmarks (%s)\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("  CONNECT relay, daemon only:   %8.0f MiB/s vs direct loopback %8.0f MiB/s  ratio %.2f\n", mr, md, mr/md)
+	fmt.Printf("  daemon CPU per relayed GiB:   %8.2f s\n", cpuPerGiB)
 	fmt.Printf("  curl through the sandbox:     %8.0f MiB/s vs curl outside    %8.0f MiB/s  ratio %.2f\n", mci, mco, mci/mco)
 	fmt.Printf("  request latency (new conn):   %8.0f us    vs direct          %8.0f us     added %.0f us\n",
 		float64(latProxy.Microseconds()), float64(latDirect.Microseconds()), float64((latProxy - latDirect).Microseconds()))
@@ -257,4 +261,17 @@ func BenchmarkNet(b *testing.B) {
 	b.ReportMetric(float64((latProxy - latDirect).Microseconds()), "added-us/req")
 	b.ReportMetric(float64(rssIdle)/1024, "rss-idle-MiB")
 	b.ReportMetric(float64(rss1000)/1024, "rss-1000-MiB")
+}
+
+// cpuTicks is the user+system time of pid in clock ticks (1/100 s).
+func cpuTicks(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	u, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return u + st
 }
