@@ -613,7 +613,7 @@ func (d *daemon) emit(s *session, e proxy.Event) {
 func (d *daemon) save(s *session) {
 	d.mu.Lock()
 	r := record{ID: s.id, Spec: s.spec, Root: s.root, Started: s.started, ClientPID: s.client.pid,
-		ClientStart: s.client.start, Rules: s.px.Rules(), Watch: s.dirs}
+		ClientStart: s.client.start, Rules: s.px.Rules(), Watch: s.paths}
 	d.mu.Unlock()
 	b, _ := json.MarshalIndent(r, "", "  ")
 	path := filepath.Join(d.opts.Dir, recordsDir, s.id+".json")
