@@ -99,3 +99,19 @@ func TestProjectName(t *testing.T) {
 		t.Error("history keys collide for projects with the same name")
 	}
 }
+
+// TestInitBashShellcheck runs shellcheck on a generated bash init file.
+func TestInitBashShellcheck(t *testing.T) {
+	sc := needTool(t, "shellcheck")
+	dir := t.TempDir()
+	l, err := Prepare(Session{
+		Shell: "/bin/bash", Fence: "/usr/bin/fence", Root: "/src/p", Marker: "(fence:p) ", Prompt: "(fence:p)",
+		Dir: dir, Handoff: dir + "/handoff", Notice: dir + "/notice", HistoryDir: dir + "/hist",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(sc, "-s", "bash", l.Args[2]).CombinedOutput(); err != nil {
+		t.Errorf("shellcheck %s: %v\n%s", l.Args[2], err, out)
+	}
+}
