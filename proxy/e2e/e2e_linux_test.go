@@ -534,3 +534,47 @@ recovered:
 		t.Fatalf("after the restart: %+v (before: %+v)", st2, st)
 	}
 }
+
+// TestGitSSHThroughSOCKS: inside a sandbox, GIT_SSH_COMMAND takes ssh
+// through `fence proxy-connect` and the SOCKS proxy: an allowed host:port
+// is reached by name, a refused one is not.
+func TestGitSSHThroughSOCKS(t *testing.T) {
+	_, err := exec.LookPath("ssh")
+	sandboxtest.Require(t, err == nil, "needs ssh")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	banners := make(chan string, 4)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "SSH-2.0-fence-test\r\n")
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			banners <- line
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	e := newEnv(t, fmt.Sprintf("[network]\nallowedDomains = [\"localhost:%d\"]\nallowLocalOutbound = [%d]\n", port, port))
+	opts := `-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5`
+	r := e.Sh(fmt.Sprintf(`case "$GIT_SSH_COMMAND" in *proxy-connect*) ;; *) echo "GIT_SSH_COMMAND=$GIT_SSH_COMMAND"; exit 9;; esac
+eval "$GIT_SSH_COMMAND %s -p %d git@localhost true"; echo "exit=$?"`, opts, port))
+	select {
+	case b := <-banners:
+		if !strings.HasPrefix(b, "SSH-2.0-") {
+			t.Fatalf("the test server got %q, not an ssh banner:\n%s", b, r.Out())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("ssh never reached the allowed server:\n%s", r.Out())
+	}
+	r = e.Sh(fmt.Sprintf(`eval "$GIT_SSH_COMMAND %s -p 22 git@evil.example true"; echo "exit=$?"`, opts))
+	if !strings.Contains(r.Out(), "evil.example:22: blocked by fence's network policy") || !strings.Contains(r.Stdout, "exit=255") {
+		t.Fatalf("ssh to a refused host:\n%s", r.Out())
+	}
+}
