@@ -38,6 +38,37 @@ type netSession struct {
 	hosts   map[string]int
 	order   []string
 	done    chan struct{}
+
+	// -m output: a request retried in a loop prints once per
+	// repeatWindow, then with how often it repeated.
+	shown      map[string]time.Time
+	suppressed map[string]int
+}
+
+const repeatWindow = 5 * time.Second
+
+func (s *netSession) printBlocked(line string) {
+	s.mu.Lock()
+	if s.shown == nil {
+		s.shown, s.suppressed = map[string]time.Time{}, map[string]int{}
+	}
+	now := time.Now()
+	if t, ok := s.shown[line]; ok && now.Sub(t) < repeatWindow {
+		s.suppressed[line]++
+		s.mu.Unlock()
+		return
+	}
+	n := s.suppressed[line]
+	delete(s.suppressed, line)
+	if len(s.shown) > 1000 {
+		clear(s.shown)
+	}
+	s.shown[line] = now
+	s.mu.Unlock()
+	if n > 0 {
+		line += fmt.Sprintf(" (and %d more like it)", n)
+	}
+	fmt.Fprintf(s.monitor, "[fence:net] %s\n", line)
 }
 
 // netOptions carry the running-form flags the daemon needs to re-resolve the
@@ -176,7 +207,7 @@ func (s *netSession) event(e proxy.Event) {
 		s.hosts[h]++
 		s.mu.Unlock()
 		if s.monitor != nil {
-			fmt.Fprintf(s.monitor, "[fence:net] %s\n", e.Line())
+			s.printBlocked(e.Line())
 		}
 	case proxy.KindPolicy, proxy.KindPending, proxy.KindConfigError:
 		fmt.Fprintf(s.notices, "[fence:net] %s\n", e.Line())
@@ -355,7 +386,7 @@ func daemonStatus(ctx context.Context, root string) (lines []string, jsonValue a
 		return []string{"daemon: not running (starts on demand)"}, o
 	}
 	st := resp.Status
-	lines = append(lines, fmt.Sprintf("daemon: running, pid %d, since %s, runtime dir %s", st.PID, st.Started.Format(time.RFC3339), st.Dir))
+	lines = append(lines, fmt.Sprintf("daemon: running, pid %d, since %s, runtime dir %s (log: %s)", st.PID, st.Started.Format(time.RFC3339), st.Dir, daemon.LogName))
 	what := "sessions"
 	if root != "" {
 		what = "sessions of this project"
