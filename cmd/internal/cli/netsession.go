@@ -310,7 +310,8 @@ func connectDaemon(rt string, start bool) (*control.Conn, error) {
 		// confusing copy. Nested sessions get no network of their own.
 		return nil, errors.New("cannot reach the fence daemon from inside a sandbox")
 	}
-	if err := spawnDaemon(rt); err != nil {
+	exited, err := spawnDaemon(rt)
+	if err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -319,6 +320,16 @@ func connectDaemon(rt string, start bool) (*control.Conn, error) {
 		if err == nil {
 			return c, nil
 		}
+		select {
+		case code := <-exited:
+			// Exit status 1 is "already running": another client won the
+			// race, and its daemon will answer soon.
+			if code != 1 {
+				return nil, fmt.Errorf("the fence daemon exited at start (status %d): %s", code, lastLogLine(rt))
+			}
+			exited = nil
+		default:
+		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("the fence daemon did not start: %w (see %s)", err, filepath.Join(rt, daemon.LogName))
 		}
@@ -326,13 +337,24 @@ func connectDaemon(rt string, start bool) (*control.Conn, error) {
 	}
 }
 
+// lastLogLine returns the daemon log's last line, escaped.
+func lastLogLine(rt string) string {
+	b, err := os.ReadFile(filepath.Join(rt, daemon.LogName))
+	if err != nil {
+		return "no log"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return proxy.Escape(lines[len(lines)-1])
+}
+
 // spawnDaemon starts `fence daemon run` in its own session, with its
-// output in the runtime directory's log. If another one wins the race for
-// the lock, the loser exits quietly.
-func spawnDaemon(rt string) error {
+// output in the runtime directory's log. The channel receives its exit
+// status if it exits while we run (status 1: it lost the race for the lock
+// to another daemon).
+func spawnDaemon(rt string) (<-chan int, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("start the daemon: %w", err)
+		return nil, fmt.Errorf("start the daemon: %w", err)
 	}
 	logPath := filepath.Join(rt, daemon.LogName)
 	if fi, err := os.Lstat(logPath); err == nil && fi.Size() > 1<<20 {
@@ -340,12 +362,12 @@ func spawnDaemon(rt string) error {
 	}
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return fmt.Errorf("start the daemon: %w", err)
+		return nil, fmt.Errorf("start the daemon: %w", err)
 	}
 	defer logf.Close()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return fmt.Errorf("start the daemon: %w", err)
+		return nil, fmt.Errorf("start the daemon: %w", err)
 	}
 	defer devnull.Close()
 	cmd := exec.Command(exe, "daemon", "run")
@@ -356,12 +378,16 @@ func spawnDaemon(rt string) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start the daemon: %w", err)
+		return nil, fmt.Errorf("start the daemon: %w", err)
 	}
-	// Reap it if it exits while we run (it lost the lock race, or went
-	// idle); otherwise it outlives us and init reaps it.
-	go cmd.Wait()
-	return nil
+	// Reap it if it exits while we run (it lost the lock race, failed, or
+	// went idle); otherwise it outlives us and init reaps it.
+	exited := make(chan int, 1)
+	go func() {
+		cmd.Wait()
+		exited <- cmd.ProcessState.ExitCode()
+	}()
+	return exited, nil
 }
 
 // daemonStatus describes the daemon and the live sessions of root (all
