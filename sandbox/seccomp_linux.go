@@ -51,6 +51,16 @@ type seccompOptions struct {
 
 // seccompProgram assembles the filter for the running architecture.
 func seccompProgram(opts seccompOptions) ([]bpf.RawInstruction, error) {
+	p, err := seccompInstructions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return bpf.Assemble(p)
+}
+
+// seccompInstructions is the filter before assembly (tests run it in
+// x/net/bpf's VM).
+func seccompInstructions(opts seccompOptions) ([]bpf.Instruction, error) {
 	if auditArch == 0 {
 		return nil, fmt.Errorf("seccomp: architecture not supported")
 	}
@@ -142,7 +152,7 @@ func seccompProgram(opts seccompOptions) ([]bpf.RawInstruction, error) {
 		p = append(p, body...)
 	}
 	p = append(p, bpf.RetConstant{Val: retAllow})
-	return bpf.Assemble(p)
+	return p, nil
 }
 
 // installSeccomp loads the filter on the calling thread, or on every thread
