@@ -151,7 +151,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	}
 	// Start the sandbox init now: it boots while the policy is loaded and
 	// the daemon registers the session.
-	pending, err := sandbox.Prepare(&sandbox.Spec{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	pending, err := prepareSandbox(&sandbox.Spec{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		closeCopies()
 		if h := sandbox.HintOf(err); h != "" {
