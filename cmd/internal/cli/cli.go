@@ -164,13 +164,6 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// errNotAvailable is returned by subcommands whose engine has not landed.
-func errNotAvailable(what string) error {
-	return &exitError{code: ExitFenceFailed, err: withHint(
-		fmt.Errorf("%s is not available in this build yet", what),
-		"see the open issues in the project tracker")}
-}
-
 // newFlagSet returns a flag set for subcommand name whose -h/--help prints a
 // usage line and the flags to out.
 func newFlagSet(stdio Stdio, c *command) *flag.FlagSet {
