@@ -280,6 +280,10 @@ func (st *initState) run() int {
 // the status (126/127) and pid 0.
 func (st *initState) startCommand() (int, int) {
 	cfg := st.cfg
+	if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
+		fmt.Fprintf(os.Stderr, "fence: working directory %q is not visible in the sandbox\n", cfg.Dir)
+		return 125, 0
+	}
 	path, status, err := lookPath(cfg.Args[0], cfg.Dir, cfg.Env)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fence: %s: %v\n", cfg.Args[0], err)

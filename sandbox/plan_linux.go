@@ -238,6 +238,9 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 
 	// What the private /tmp would hide but the session needs to see.
 	for _, p := range []string{spec.Dir, pol.Root, exe} {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r // the init refuses symlinks on the way
+		}
 		if p != "" && within(p, "/tmp") && rootOf(p) == "" {
 			pl.cfg.Mounts.Expose = append(pl.cfg.Mounts.Expose, p)
 		}

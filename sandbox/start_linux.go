@@ -182,6 +182,11 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 	cfg := &pl.cfg
 	cfg.Args = spec.Args
 	cfg.Dir = spec.Dir
+	if r, err := filepath.EvalSymlinks(spec.Dir); err == nil {
+		// Symlinks on the way may lead through the private /tmp; the
+		// resolved directory is the one the plan makes visible.
+		cfg.Dir = r
+	}
 	cfg.TTY = spec.TTY
 	cfg.Rows, cfg.Cols = spec.Rows, spec.Cols
 	cfg.Relay = spec.Relay
@@ -189,6 +194,9 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 	cfg.Publish = spec.Policy.Publish
 	cfg.AllowDegraded = spec.Policy.AllowDegraded
 	cfg.Env = SandboxEnv(spec.Env, EnvOptions{Pass: spec.Policy.EnvPass, TMPDIR: "/tmp", Session: spec.SessionID, Fence: exe})
+	if cfg.Dir != spec.Dir {
+		cfg.Env = setEnv(cfg.Env, "PWD", cfg.Dir)
+	}
 	cfg.T0 = pd.t0
 	if spec.Debug != nil {
 		cfg.Debug = true
