@@ -171,3 +171,28 @@ func TestLeakedFDs(t *testing.T) {
 		t.Errorf("fds beyond 0-2 reached the command:\n%s", out)
 	}
 }
+
+// TestNewRepositoryAudit: a repository created inside the session is
+// reported at the end (ATTACKS.md F-10); an existing one used inside is not.
+func TestNewRepositoryAudit(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	gitInit(t, e)
+	if err := os.MkdirAll(e.Path("old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("git", "init", "-q", "old")
+	cmd.Dir, cmd.Env = e.Project, e.Vars
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	r := e.Sh(`git -C old -c user.email=a@b -c user.name=n commit -q --allow-empty -m x && mkdir -p tools/x && git -C tools/x init -q && git -C tools/x config core.fsmonitor 'sh -c "id>/tmp/p"' && echo ok`)
+	if !strings.Contains(r.Stdout, "ok") {
+		t.Fatalf("script failed: %s", r.Out())
+	}
+	if !strings.Contains(r.Stderr, "new git repository appeared in "+e.Path("tools/x")) {
+		t.Errorf("the new repository was not reported:\n%s", r.Stderr)
+	}
+	if strings.Contains(r.Stderr, e.Path("old")+" during") {
+		t.Errorf("an existing repository was reported:\n%s", r.Stderr)
+	}
+}

@@ -34,6 +34,8 @@ type Process struct {
 
 	done     chan struct{} // closed when Wait has collected the init
 	loopDone chan struct{} // closed when readLoop has read the last message
+	writable []string      // audited for new repositories at the end
+	started  time.Time
 	waitOnce sync.Once
 	waitCode int
 	waitErr  error
@@ -150,6 +152,7 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 		return nil, errors.New("sandbox: Pending.Start: TTY differs from Prepare")
 	}
 	pd.used = true
+	pdStart := time.Now()
 	cmd := pd.cmd
 	fail := func(err error) (*Process, error) {
 		cmd.Process.Signal(syscall.SIGKILL)
@@ -205,7 +208,8 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 			float64(t1-pd.t0)/1e6, float64(monoNow()-t1)/1e6)
 	}
 	fds := []int{pd.sock}
-	p := &Process{cmd: cmd, sock: fds[0], spec: spec, done: make(chan struct{}), loopDone: make(chan struct{})}
+	p := &Process{cmd: cmd, sock: fds[0], spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}),
+		writable: pl.cfg.Mounts.Writable, started: pdStart}
 	if err := sendMsg(p.sock, &message{Kind: "config", Config: cfg}); err != nil {
 		p.kill()
 		return nil, fmt.Errorf("send the policy to the sandbox init: %w", err)
@@ -405,6 +409,7 @@ func (p *Process) Wait() (int, error) {
 		p.mu.Unlock()
 		unix.Close(p.sock)
 		p.stopWatcher()
+		auditNewRepos(p.writable, p.started, func(dir string) { reportNewRepo(p.spec, dir) })
 		switch {
 		case got:
 			p.waitCode = status
