@@ -233,11 +233,15 @@ func (st *initState) run() int {
 		sendMsg(initFD, &message{Kind: "exit", Status: status})
 		return status
 	}
-	if err := st.lockProcess(); err != nil {
-		fmt.Fprintf(os.Stderr, "fence: sandbox init: lock down: %v\n", err)
-		unix.Kill(-1, unix.SIGKILL)
-		return 125
-	}
+	// The other threads drop their capabilities while the command runs,
+	// off the path of a short command's exit.
+	go func() {
+		if err := st.lockProcess(); err != nil {
+			fmt.Fprintf(os.Stderr, "fence: sandbox init: lock down: %v\n", err)
+			unix.Kill(-1, unix.SIGKILL)
+			os.Exit(125)
+		}
+	}()
 	go st.clientLoop()
 
 	for sig := range sigs {
