@@ -181,6 +181,19 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 			return nil, withHint(fmt.Errorf("settings file: %w", err), "-s names the policy file to use; it must exist")
 		}
 	}
+	// Start the sandbox init now: it boots while the policy is loaded and
+	// the daemon registers the session.
+	errFile, _ := stdio.Err.(*os.File)
+	pending, err := prepareSandbox(&sandbox.Spec{TTY: true, Stderr: errFile})
+	if err != nil {
+		return nil, sandboxStartError(err)
+	}
+	started := false
+	defer func() {
+		if !started {
+			pending.Close()
+		}
+	}()
 	opts := config.Options{Dir: dir, Settings: f.settings, Templates: f.templates, Publish: f.ports}
 	res, err := config.Load(opts)
 	if err != nil {
@@ -283,13 +296,10 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	if f.monitor {
 		spec.Monitor = stdio.Err
 	}
-	p, err := sandbox.Start(sessCtx, spec)
+	started = true
+	p, err := pending.Start(sessCtx, spec)
 	if err != nil {
-		err = fmt.Errorf("cannot start the sandbox: %w", err)
-		if h := sandbox.HintOf(err); h != "" {
-			err = withHint(err, h)
-		}
-		return nil, &exitError{code: ExitFenceFailed, err: err}
+		return nil, sandboxStartError(err)
 	}
 	if p.TTY == nil {
 		_ = p.Signal(syscall.SIGKILL)
@@ -488,4 +498,14 @@ func userZDOTDIR() string {
 		}
 	}
 	return os.Getenv("ZDOTDIR")
+}
+
+// sandboxStartError is the error for a sandbox that could not start: fence
+// failed (exit 125), with the engine's advice when it has some.
+func sandboxStartError(err error) error {
+	err = fmt.Errorf("cannot start the sandbox: %w", err)
+	if h := sandbox.HintOf(err); h != "" {
+		err = withHint(err, h)
+	}
+	return &exitError{code: ExitFenceFailed, err: err}
 }
