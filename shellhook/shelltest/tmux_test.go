@@ -333,9 +333,16 @@ func testShell(t *testing.T, shell string) {
 	if got := pwd(); got != e.path("proj/sub") {
 		t.Errorf("inner PWD %q, want %q", got, e.path("proj/sub"))
 	}
-	if got := e.run(`"$FENCE_SESSION"`); got == "" {
+	sessID := e.run(`"$FENCE_SESSION"`)
+	if sessID == "" {
 		t.Errorf("FENCE_SESSION not exported inside")
 	}
+	// cd within the project stays in the same session.
+	e.line("cd .. && cd sub && cd ..")
+	if got := e.run(`"$FENCE_SESSION $PWD"`); got != sessID+" "+e.path("proj") {
+		t.Errorf("after cd within the project: %q, want the same session in %s", got, e.path("proj"))
+	}
+	e.line("cd sub")
 	e.line("echo ok > ../inside.txt; echo bad > ~/outside.txt")
 	if got := e.run(fp(`"$(cat ../inside.txt)"`)); got != "ok" {
 		t.Errorf("trusted project write: got %q", got)
@@ -437,7 +444,12 @@ func testShell(t *testing.T, shell string) {
 	if got := prompt(); got != "none" {
 		t.Fatalf("re-entered the root after exit (%q)", got)
 	}
-	e.line("cd ../plain")
+	e.line("cd sub")
+	time.Sleep(300 * time.Millisecond)
+	if got := prompt(); got != "none" {
+		t.Fatalf("re-entered a subdirectory of the root after exit (%q)", got)
+	}
+	e.line("cd ../../plain")
 	if got := prompt(); got != "none" {
 		t.Fatalf("entered a directory without .fence.toml (%q)", got)
 	}
