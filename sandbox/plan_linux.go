@@ -86,6 +86,45 @@ var systemMasks = []string{
 	"/var/run/docker.sock", "/var/lib/docker", "/tmp/.X11-unix",
 }
 
+// runSockets finds the unix sockets under /run (and /var/run when it is
+// not a link to /run) and returns what hides them: the directory holding
+// each socket, or the socket itself when it lies directly in /run. A
+// read-only mount does not stop connect(), and a socket there is a service
+// of the host (a database, systemd-resolved's varlink DNS, a container
+// engine) that no list of names can keep up with.
+func runSockets() []string {
+	var out []string
+	seen := map[string]bool{}
+	var walk func(dir string, depth int)
+	walk = func(dir string, depth int) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			p := filepath.Join(dir, e.Name())
+			switch t := e.Type(); {
+			case t&fs.ModeSocket != 0:
+				m := dir
+				if dir == "/run" || dir == "/var/run" {
+					m = p
+				}
+				if !seen[m] {
+					seen[m] = true
+					out = append(out, m)
+				}
+			case t.IsDir() && depth < 4 && p != "/run/user":
+				walk(p, depth+1)
+			}
+		}
+	}
+	walk("/run", 1)
+	if fi, err := os.Lstat("/var/run"); err == nil && fi.IsDir() {
+		walk("/var/run", 1)
+	}
+	return out
+}
+
 // buildPlan turns spec into the init's configuration and the client's
 // watches. It reads the filesystem (lstat, git metadata) but changes
 // nothing.
@@ -203,6 +242,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	// Masks: denyRead, host control channels, fence's own state.
 	masks := append([]string{}, pol.DenyRead...)
 	masks = append(masks, systemMasks...)
+	masks = append(masks, runSockets()...)
 	masks = append(masks, pol.StateDirs...)
 	if rt, ok := lookupEnv(spec.Env, "XDG_RUNTIME_DIR"); ok && filepath.IsAbs(rt) {
 		masks = append(masks, rt)
