@@ -22,6 +22,11 @@
 //     per load); a file created later is covered from the next session on.
 //     Every path is then resolved through symlinks once; for a path that
 //     does not exist yet, its nearest existing parent is.
+//   - An allowWrite entry whose resolution goes through a symlink that leads
+//     out of the directory of the file that wrote a relative entry, or out
+//     of a path another allowWrite entry makes writable, is an error at the
+//     entry (see links.go): a sandbox or a repository could otherwise widen
+//     a later session through a link.
 //   - An untrusted (or changed) project layer is ignored unless it grants
 //     nothing beyond the lower layers: a config that only restricts applies
 //     at once, as DESIGN.md §4 allows ([Resolved.Applied]).
@@ -333,6 +338,9 @@ func Load(opts Options) (*Resolved, error) {
 	}
 	res.Chain = l.chain
 	res.files = append([]string(nil), l.files[nBase:]...)
+	if err := checkWriteLinks(append(append([]*fileRules(nil), base...), proj...)); err != nil {
+		return nil, err
+	}
 
 	baseSet, _ := merge(base)
 	if proj != nil {

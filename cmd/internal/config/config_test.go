@@ -319,9 +319,8 @@ func patternStrings(res *Resolved) []string {
 func TestSymlinksAndGlobs(t *testing.T) {
 	d := testEnv(t)
 	proj := filepath.Join(d, "proj")
-	os.MkdirAll(filepath.Join(d, "real/cache"), 0o755)
-	os.MkdirAll(proj, 0o755)
-	os.Symlink(filepath.Join(d, "real"), filepath.Join(proj, "link"))
+	os.MkdirAll(filepath.Join(proj, "real/cache"), 0o755)
+	os.Symlink("real", filepath.Join(proj, "link"))
 	for _, f := range []string{"a/.env", "a/b/.env", "a/b/c/.env.local", "a/b/keep.txt", ".env"} {
 		write(t, filepath.Join(proj, f), "x")
 	}
@@ -333,7 +332,7 @@ func TestSymlinksAndGlobs(t *testing.T) {
 	Allow(res)
 	res, _ = Load(Options{Dir: proj})
 	p := res.Sandbox
-	if want := []string{filepath.Join(d, "real/cache"), filepath.Join(d, "real/new")}; !slices.Equal(p.AllowWrite, want) {
+	if want := []string{filepath.Join(proj, "real/cache"), filepath.Join(proj, "real/new")}; !slices.Equal(p.AllowWrite, want) {
 		t.Errorf("AllowWrite = %q, want %q (symlinks resolved, also for paths that do not exist yet)", p.AllowWrite, want)
 	}
 	for _, f := range []string{".env", "a/.env", "a/b/.env", "a/b/c/.env.local"} {
@@ -631,5 +630,73 @@ func TestTrustRecording(t *testing.T) {
 	}
 	if len(r.Notices) != 1 || !strings.Contains(r.Notices[0], "+net b.example, -deny-net x.example") {
 		t.Errorf("notices = %q", r.Notices)
+	}
+}
+
+// TestAllowWriteSymlinkEscape: an allowWrite entry may not reach, through a
+// symlink, beyond what it says (red team B17). A symlink planted by one
+// session at a path a later session's allowWrite names, or shipped by the
+// repository, must not widen the sandbox to its target.
+func TestAllowWriteSymlinkEscape(t *testing.T) {
+	d := testEnv(t)
+	h := filepath.Join(d, "home")
+	proj := filepath.Join(h, "proj")
+	os.MkdirAll(filepath.Join(proj, "build/out"), 0o755)
+	os.MkdirAll(filepath.Join(h, "elsewhere"), 0o755)
+	cfg := filepath.Join(proj, ".fence.toml")
+	for _, tc := range []struct {
+		name, link, target, src string
+		line, col           int
+		msg                 string
+	}{
+		// Session 1 planted dist -> ~ where allowWrite names ./dist.
+		{"planted in writable root", "dist", h, "[filesystem]\nallowWrite = [\".\", \"./dist\"]\n", 2, 20, `"./dist" leads through the symlink dist to ~`},
+		// The repository ships cache -> ../ and asks for ./cache.
+		{"shipped relative", "cache", "..", "[filesystem]\nallowWrite = [\"./cache\"]\n", 2, 15, `"./cache" leads through the symlink cache to ~`},
+		// Deeper: a symlinked directory on the way.
+		{"link on the way", "gen", "../elsewhere", "[filesystem]\nallowWrite = [\"gen/x\"]\n", 2, 15, "to ~/elsewhere"},
+		// An absolute entry inside a writable path, through a planted link.
+		{"absolute under writable", "w", "/", "[filesystem]\nallowWrite = [\".\", \"" + proj + "/w/etc\"]\n", 2, 20, "leads through the symlink"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			link := filepath.Join(proj, tc.link)
+			if err := os.Symlink(tc.target, link); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(link)
+			write(t, cfg, tc.src)
+			_, err := Load(Options{Dir: proj})
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("Load = %v, want a *config.Error", err)
+			}
+			if e.File != cfg || e.Line != tc.line || e.Col != tc.col || !strings.Contains(e.Msg, tc.msg) || e.Hint == "" {
+				t.Errorf("got %s (hint %q)\nwant %s:%d:%d: ...%s... with a hint", e, e.Hint, cfg, tc.line, tc.col, tc.msg)
+			}
+		})
+	}
+	// A link that stays inside the project is fine, and resolved.
+	os.Symlink("build", filepath.Join(proj, "b"))
+	write(t, cfg, "[filesystem]\nallowWrite = [\"b/out\", \"b/new\"]\n")
+	res, err := Load(Options{Dir: proj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	Allow(res)
+	res, _ = Load(Options{Dir: proj})
+	if want := []string{filepath.Join(proj, "build/out")}; !slices.Equal(res.Sandbox.AllowWrite[:1], want) {
+		t.Errorf("AllowWrite = %q", res.Sandbox.AllowWrite)
+	}
+	// The user layer, outside any writable path, may name a symlink.
+	os.Symlink(filepath.Join(d, "real"), filepath.Join(h, ".cache-link"))
+	write(t, UserConfigFile(), "[filesystem]\nallowWrite = [\"~/.cache-link\"]\n")
+	os.Chmod(UserConfigFile(), 0o644)
+	if _, err := Load(Options{Dir: proj}); err != nil {
+		t.Errorf("user layer naming a symlink outside writable paths: %v", err)
+	}
+	// But not when another entry makes the link's directory writable.
+	write(t, UserConfigFile(), "[filesystem]\nallowWrite = [\"~\", \"~/.cache-link\"]\n")
+	if _, err := Load(Options{Dir: proj}); err == nil || !strings.Contains(err.Error(), "leads through the symlink") {
+		t.Errorf("~ writable and ~/.cache-link -> elsewhere: err = %v", err)
 	}
 }

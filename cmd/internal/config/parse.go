@@ -17,6 +17,7 @@ import (
 // item is one string value as written, with its position.
 type item struct {
 	Value     string
+	Raw       string // as written, before ~ and relative paths were expanded
 	Line, Col int
 }
 
@@ -559,7 +560,7 @@ func (p *parser) value(t, k string, kd kind, prim toml.Primitive) error {
 		if !ok {
 			return p.errAt(eo, "%s: element %d must be a string, got %s", name, i+1, goTypeName(e))
 		}
-		it := item{Value: s, Line: el, Col: ec}
+		it := item{Value: s, Raw: s, Line: el, Col: ec}
 		if err := p.checkString(t, k, &it); err != nil {
 			return p.errAt(eo, "%s: %v", name, err)
 		}
