@@ -646,8 +646,8 @@ func TestAllowWriteSymlinkEscape(t *testing.T) {
 	cfg := filepath.Join(proj, ".fence.toml")
 	for _, tc := range []struct {
 		name, link, target, src string
-		line, col           int
-		msg                 string
+		line, col               int
+		msg                     string
 	}{
 		// Session 1 planted dist -> ~ where allowWrite names ./dist.
 		{"planted in writable root", "dist", h, "[filesystem]\nallowWrite = [\".\", \"./dist\"]\n", 2, 20, `"./dist" leads through the symlink dist to ~`},
