@@ -37,6 +37,8 @@ type Filter struct {
 	st     bool   // the OSC being collected ended with ESC \ rather than BEL
 	out    []byte
 	modes  map[int]bool // DEC private modes the stream set (true) or reset
+	kitty  int          // kitty keyboard protocol levels pushed and not popped
+	mok    bool         // xterm modifyOtherKeys left on
 }
 
 type fstate uint8
@@ -240,6 +242,7 @@ func (f *Filter) feed(p []byte) {
 				if (c == 'h' || c == 'l') && len(f.seq) > 2 && f.seq[2] == '?' {
 					f.trackModes(f.seq[3:], c == 'h')
 				}
+				f.trackKeyboard(f.seq[2:], c)
 			default:
 				f.abort(c, &i)
 			}
@@ -475,10 +478,37 @@ func (f *Filter) ResetModes() []byte {
 			}
 		}
 	}
+	if f.kitty > 0 {
+		b = append(b, "\x1b[<"+strconv.Itoa(f.kitty)+"u"...)
+	}
+	if f.mok {
+		b = append(b, "\x1b[>4m"...)
+	}
 	if len(f.modes) > 0 || b != nil {
 		b = append(b, "\x1b[0m"...)
 	}
 	return b
+}
+
+// trackKeyboard follows the keyboard-reporting modes a program may leave
+// on (the kitty keyboard protocol's push/pop stack, xterm's
+// modifyOtherKeys), so that the user's own shell gets plain keys back.
+func (f *Filter) trackKeyboard(params []byte, final byte) {
+	switch {
+	case final == 'u' && len(params) > 0 && params[0] == '>':
+		f.kitty = min(f.kitty+1, 64)
+	case final == 'u' && len(params) > 0 && params[0] == '<':
+		n := 1
+		if v, err := strconv.Atoi(string(params[1:])); err == nil && v > 0 {
+			n = v
+		}
+		f.kitty = max(f.kitty-n, 0)
+	case final == 'm' && len(params) > 1 && params[0] == '>':
+		p, v, _ := bytes.Cut(params[1:], []byte{';'})
+		if string(p) == "4" {
+			f.mok = len(v) > 0 && string(v) != "0"
+		}
+	}
 }
 
 // nextSpecial returns the index of the first ESC or 0xC2 byte in p (the

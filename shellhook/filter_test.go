@@ -140,3 +140,21 @@ func FuzzFilter(f *testing.F) {
 		}
 	})
 }
+
+func TestFilterResetModes(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"plain", ""},
+		{"\x1b[?1049h\x1b[?1000h\x1b[?25l", "\x1b[?1049l\x1b[?1000l\x1b[?25h\x1b[0m"},
+		{"\x1b[?1049h\x1b[?1049l", "\x1b[0m"},
+		{"\x1b[>1u\x1b[>3u", "\x1b[<2u\x1b[0m"},
+		{"\x1b[>1u\x1b[<u", ""},
+		{"\x1b[>4;2m", "\x1b[>4m\x1b[0m"},
+		{"\x1b[>4;2m\x1b[>4;0m", ""},
+	} {
+		f := NewFilter(&bytes.Buffer{})
+		f.Write([]byte(tt.in))
+		if got := string(f.ResetModes()); got != tt.want {
+			t.Errorf("%q: reset %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
