@@ -269,6 +269,7 @@ func Load(opts Options) (*Resolved, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("directory %q: not a directory", dir)
 	}
+	EnsureDirs()
 	res := &Resolved{Dir: dir}
 	root, found := FindRoot(dir)
 	if found {
@@ -590,7 +591,7 @@ func (res *Resolved) fill(set *policySet, files []string) {
 	p.EnvPass = append([]string(nil), set.EnvPass...)
 	p.AllowDegraded = append([]string(nil), set.AllowDegraded...)
 	p.ConfigFiles = uniqStrings(files)
-	p.StateDirs = []string{ConfigDir(), DataDir(), StateDir()}
+	p.StateDirs = []string{ConfigDir(), DataDir(), StateDir(), RuntimeDir()}
 	for _, d := range set.AllowDomains {
 		if pat, err := proxy.ParsePattern(d); err == nil {
 			res.Network.Allow = append(res.Network.Allow, pat)

@@ -700,3 +700,29 @@ func TestAllowWriteSymlinkEscape(t *testing.T) {
 		t.Errorf("~ writable and ~/.cache-link -> elsewhere: err = %v", err)
 	}
 }
+
+// TestLoadCreatesStateDirs: Load creates fence's own directories before any
+// session starts, so the sandbox protects them instead of letting a session
+// create them (red team B21), and lists them, with the runtime dir, in the
+// policy's StateDirs.
+func TestLoadCreatesStateDirs(t *testing.T) {
+	d := testEnv(t)
+	t.Setenv("XDG_RUNTIME_DIR", filepath.Join(d, "run"))
+	proj := filepath.Join(d, "p")
+	os.MkdirAll(proj, 0o755)
+	res, err := Load(Options{Dir: proj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{ConfigDir(), DataDir(), TrustDir(), StateDir()} {
+		fi, err := os.Lstat(dir)
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s after Load: %v %v", dir, fi, err)
+		}
+	}
+	for _, dir := range []string{ConfigDir(), DataDir(), StateDir(), RuntimeDir()} {
+		if !slices.Contains(res.Sandbox.StateDirs, dir) {
+			t.Errorf("StateDirs %q lacks %s", res.Sandbox.StateDirs, dir)
+		}
+	}
+}

@@ -79,3 +79,20 @@ func FindRoot(dir string) (string, bool) {
 		d = parent
 	}
 }
+
+// EnsureDirs creates fence's configuration, data (trust store) and state
+// directories, 0700, where they are missing. Load calls it before any
+// session can start: the sandbox hides and protects the ones that exist,
+// and one that did not exist yet could be created, and filled with a
+// forged trust record, by a session that may write the home directory.
+// Errors are ignored: inside a sandbox they are read-only by design, and a
+// home fence cannot write is one the sandbox cannot write either.
+func EnsureDirs() {
+	for _, d := range []string{ConfigDir(), DataDir(), TrustDir(), StateDir()} {
+		if _, err := os.Lstat(d); err == nil {
+			continue
+		}
+		os.MkdirAll(filepath.Dir(d), 0o755)
+		os.Mkdir(d, 0o700)
+	}
+}
