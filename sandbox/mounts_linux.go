@@ -82,8 +82,13 @@ func buildRoot(st *initState, mp *mountPlan) error {
 	if err := unix.Mount("/", newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return failf("", "bind / into the new root: %w", err)
 	}
-	if err := remountTreeReadOnly(newRoot); err != nil {
-		return failf("", "make the host read-only: %w", err)
+	// One mount_setattr(AT_RECURSIVE) makes the whole tree read-only
+	// (Linux 5.12+); older kernels get one remount per mount.
+	err := unix.MountSetattr(unix.AT_FDCWD, newRoot, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+	if err != nil {
+		if err := remountTreeReadOnly(newRoot); err != nil {
+			return failf("", "make the host read-only: %w", err)
+		}
 	}
 	st.debugf("mount: / read-only (recursive bind, every submount remounted ro)")
 
