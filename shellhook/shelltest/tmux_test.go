@@ -526,8 +526,13 @@ func testShell(t *testing.T, shell string) {
 	if got := pwd(); got != e.path("other") {
 		t.Errorf("switch: PWD %q", got)
 	}
+	// A blocked request inside; the summary is printed when the shell
+	// exits (the proxy answers 403 without resolving the name).
+	e.line("curl -s -o /dev/null -w 'HTTP%{http_code}\\n' http://blocked.fence-test.example/")
+	e.waitText("HTTP403")
 	e.line("exit")
 	e.waitPrompt(false)
+	e.waitText("blocked 1 connection")
 	if got := prompt(); got != "none" {
 		t.Fatalf("exit from other: still inside (%q)", got)
 	}
