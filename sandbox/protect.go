@@ -82,6 +82,9 @@ var repoProtected = []ProtectedName{
 	{Name: ".mcp.json", Reason: "agent configuration"},
 	{Name: ".claude", Dir: true, Reason: "agent configuration"},
 	{Name: ".cursor", Dir: true, Reason: "agent configuration"},
+	// A nearer project config would make a later session in that directory
+	// its own project (the enclosing denies still apply, see config.Load).
+	{Name: ".fence.toml", Reason: "fence configuration"},
 }
 
 // SystemConfigDir is the system policy directory, always protected.
