@@ -63,8 +63,11 @@ const (
 	LayerDefault = "default" // built into fence
 	LayerSystem  = "system"  // /etc/fence/policy.toml
 	LayerUser    = "user"    // $XDG_CONFIG_HOME/fence/config.toml
-	LayerFlag    = "flag"    // templates named with -t
-	LayerProject = "project" // .fence.toml (or -s FILE) and what it extends
+	// LayerEnclosing holds the denies of every .fence.toml above the
+	// project root: they still restrict a nested project (see [Load]).
+	LayerEnclosing = "enclosing"
+	LayerFlag      = "flag"    // templates named with -t
+	LayerProject   = "project" // .fence.toml (or -s FILE) and what it extends
 )
 
 // maxExtendsDepth is how deep extends may nest below the file that starts
@@ -311,6 +314,28 @@ func Load(opts Options) (*Resolved, error) {
 		base = append(base, fr)
 	}
 
+	// The denies of enclosing projects. Without them a session that may
+	// write its project could create sub/.fence.toml and so shed, for every
+	// later session started in sub, the project's denyRead. A deny only
+	// restricts, so it applies whether that config is trusted or not.
+	if found && opts.Settings == "" && root != "/" {
+		for d := filepath.Dir(root); ; {
+			e, ok := FindRoot(d)
+			if !ok {
+				break
+			}
+			rs, err := l.enclosing(filepath.Join(e, ProjectFile))
+			if err != nil {
+				res.Notices = append(res.Notices, "enclosing project config ignored: "+oneLine(err.Error()))
+			}
+			base = append(base, rs...)
+			if e == "/" {
+				break
+			}
+			d = filepath.Dir(e)
+		}
+	}
+
 	// The project layer.
 	var proj []*fileRules
 	nBase := len(l.files)
@@ -455,6 +480,24 @@ func (l *loader) file(path, layer string, user bool, via string, stack []string,
 		out = append(out, rs...)
 	}
 	return append(out, fr), nil
+}
+
+// enclosing reads the config chain of an enclosing project and keeps only
+// its deny lists. A broken chain adds nothing (the caller says so).
+func (l *loader) enclosing(path string) ([]*fileRules, error) {
+	sub := &loader{}
+	rs, err := sub.file(path, LayerEnclosing, false, "", nil, false)
+	if err != nil {
+		return nil, err
+	}
+	l.chain = append(l.chain, sub.chain...)
+	l.files = append(l.files, sub.files...)
+	var out []*fileRules
+	for _, fr := range rs {
+		out = append(out, &fileRules{File: fr.File, Dir: fr.Dir, Layer: fr.Layer,
+			DeniedDomains: fr.DeniedDomains, DenyWrite: fr.DenyWrite, DenyRead: fr.DenyRead})
+	}
+	return out, nil
 }
 
 type unknownTemplateError struct{ name string }

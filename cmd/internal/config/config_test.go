@@ -726,3 +726,40 @@ func TestLoadCreatesStateDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestEnclosingDenies: a nearer .fence.toml (which a session could create)
+// does not shed the enclosing project's denies (red team B23).
+func TestEnclosingDenies(t *testing.T) {
+	d := testEnv(t)
+	p := filepath.Join(d, "p")
+	write(t, filepath.Join(p, ".fence.toml"), "extends = [\"base.toml\"]\n[filesystem]\nallowWrite = [\".\"]\ndenyRead = [\".env\"]\n")
+	write(t, filepath.Join(p, "base.toml"), "[network]\ndeniedDomains = [\"evil.example\"]\n")
+	write(t, filepath.Join(p, "sub/.fence.toml"), "[network]\nallowedDomains = [\"x.example\"]\n")
+	res, err := Load(Options{Dir: filepath.Join(p, "sub")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Root != filepath.Join(p, "sub") {
+		t.Fatalf("Root = %s", res.Root)
+	}
+	if !slices.Contains(res.Sandbox.DenyRead, filepath.Join(p, ".env")) {
+		t.Errorf("DenyRead %q lacks the enclosing project's .env", res.Sandbox.DenyRead)
+	}
+	if len(res.Network.Deny) != 1 || res.Network.Deny[0].String() != "evil.example" {
+		t.Errorf("Network.Deny = %v, want the enclosing chain's evil.example", res.Network.Deny)
+	}
+	if slices.Contains(res.Sandbox.AllowWrite, p) {
+		t.Errorf("the enclosing project's allowWrite applies: %q", res.Sandbox.AllowWrite)
+	}
+	for _, f := range []string{".fence.toml", "base.toml"} {
+		if !slices.Contains(res.Sandbox.ConfigFiles, filepath.Join(p, f)) {
+			t.Errorf("ConfigFiles %q lacks the enclosing %s", res.Sandbox.ConfigFiles, f)
+		}
+	}
+	// The nested project's own trust hash does not cover the enclosing files.
+	h := res.Hash
+	write(t, filepath.Join(p, "base.toml"), "[network]\ndeniedDomains = [\"evil.example\", \"more.example\"]\n")
+	if res, _ := Load(Options{Dir: filepath.Join(p, "sub")}); res.Hash != h {
+		t.Errorf("nested hash changed with an enclosing file")
+	}
+}
