@@ -149,20 +149,29 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 			c.w.Close()
 		}
 	}
-	// Start the sandbox init now: it boots while the policy is loaded and
-	// the daemon registers the session.
-	pending, err := prepareSandbox(&sandbox.Spec{Stdin: stdin, Stdout: stdout, Stderr: stderr})
-	if err != nil {
-		closeCopies()
-		if h := sandbox.HintOf(err); h != "" {
-			return 0, withHint(fmt.Errorf("cannot start the sandbox: %w", err), h)
-		}
-		return 0, fmt.Errorf("cannot start the sandbox: %w", err)
+	// Start the sandbox init now, in the background: it is cloned, execs
+	// and boots while the policy is loaded and the daemon registers the
+	// session.
+	type prepared struct {
+		p   pendingSandbox
+		err error
 	}
+	prepCh := make(chan prepared, 1)
+	go func() {
+		p, err := prepareSandbox(&sandbox.Spec{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+		prepCh <- prepared{p, err}
+	}()
+	var pending pendingSandbox
 	started := false
 	defer func() {
 		if !started {
-			pending.Close()
+			if pending == nil {
+				if pr := <-prepCh; pr.err == nil {
+					pr.p.Close()
+				}
+			} else {
+				pending.Close()
+			}
 			closeCopies()
 		}
 	}()
@@ -229,6 +238,16 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
+	pr := <-prepCh
+	pending = pr.p
+	if pr.err != nil {
+		started = true // nothing to close
+		closeCopies()
+		if h := sandbox.HintOf(pr.err); h != "" {
+			return 0, withHint(fmt.Errorf("cannot start the sandbox: %w", pr.err), h)
+		}
+		return 0, fmt.Errorf("cannot start the sandbox: %w", pr.err)
+	}
 	started = true
 	p, err := pending.Start(runCtx, spec)
 	closeCopies()
