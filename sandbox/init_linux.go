@@ -37,6 +37,7 @@ func failf(hint, format string, args ...any) error {
 // seccomp, non-dumpable), runs the command, forwards signals, reaps, and
 // exits with the command's status. It returns the exit status.
 func RunInit() int {
+	initStamps = append(initStamps, stamp{"init-main", monoNow()})
 	// Nothing in this process may be inspected or attached to by the
 	// command (ATTACKS.md ).
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
