@@ -45,7 +45,7 @@ func runAllow(ctx context.Context, stdio Stdio, args []string) error {
 	}
 	if res.ConfigFile == "" {
 		abs, _ := filepath.Abs(dir)
-		return withHint(fmt.Errorf("no %s in %s or above", config.ProjectFile, abs),
+		return withHint(fmt.Errorf("no %s in %s or above", config.ProjectFile, config.Printable(abs)),
 			"run 'fence init' to write one")
 	}
 	cf := config.DisplayPath(res.ConfigFile)
@@ -67,7 +67,7 @@ func runAllow(ctx context.Context, stdio Stdio, args []string) error {
 	if err := config.Allow(res); err != nil {
 		return insideHint(err)
 	}
-	fmt.Fprintf(stdio.Out, "trusted %s\n", res.Root)
+	fmt.Fprintf(stdio.Out, "trusted %s\n", config.Printable(res.Root))
 	return nil
 }
 

@@ -194,7 +194,7 @@ func trustLine(res *config.Resolved) string {
 }
 
 func showConfig(w io.Writer, res *config.Resolved) {
-	root := res.Root
+	root := config.Printable(res.Root)
 	if root == "" {
 		root = "none (no " + config.ProjectFile + " in " + config.DisplayPath(res.Dir) + " or above)"
 	}
@@ -215,7 +215,7 @@ func showConfig(w io.Writer, res *config.Resolved) {
 		if isPathKey(r.Key) {
 			return config.DisplayPath(r.Value)
 		}
-		return r.Value
+		return config.Printable(r.Value)
 	}
 	for _, r := range res.Rules {
 		width = max(width, len(val(r)))

@@ -59,7 +59,7 @@ func runStatus(ctx context.Context, stdio Stdio, args []string) error {
 	if res.Root == "" {
 		fmt.Fprintf(w, "project:  none (no %s in %s or above)\n", config.ProjectFile, config.DisplayPath(res.Dir))
 	} else {
-		fmt.Fprintf(w, "project:  %s\n", res.Root)
+		fmt.Fprintf(w, "project:  %s\n", config.Printable(res.Root))
 		fmt.Fprintf(w, "config:   %s\n", config.DisplayPath(res.ConfigFile))
 	}
 	var chain []string

@@ -36,6 +36,11 @@
 //     never write the trust store.
 //   - Config files that others can write (group or world write bits) or that
 //     belong to another user (other than root) are refused, in every layer.
+//   - Config strings may not hold control or bidi formatting characters;
+//     what fence prints from the filesystem goes through [Printable].
+//   - The deny lists of every .fence.toml above the project root apply
+//     too (layer "enclosing"), trusted or not: a nested project created
+//     by a session cannot shed its parent's denies.
 //   - publish implies allowLocalBinding (a published port must be bound).
 //   - allowLocalOutbound = true is resolved at load time to the TCP ports
 //     the host listens on at 127.0.0.1, ::1 or a wildcard address.
@@ -406,6 +411,9 @@ func Load(opts Options) (*Resolved, error) {
 	}
 	res.Rules = rules
 	res.fill(set, l.files)
+	for i, n := range res.Notices {
+		res.Notices[i] = oneLine(n) // they go to the terminal as they are
+	}
 	return res, nil
 }
 

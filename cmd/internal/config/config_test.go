@@ -107,6 +107,11 @@ func TestParseErrors(t *testing.T) {
 		{"double star inside segment", "[filesystem]\ndenyRead = [\"a**b\"]\n", 2, 13, `"**" must be a whole path segment`},
 		{"empty path", "[filesystem]\nallowWrite = [\"\"]\n", 2, 15, "empty path"},
 		{"utf8", "[network]\nallowedDomains = [\"\xc3\"]\n", 2, 20, "invalid UTF-8"},
+		{"carriage return in a path", "[filesystem]\nallowWrite = [\"~\", \"./b\\rX\"]\n", 2, 20, `control character U+000D in "./b\rX"`},
+		{"escape in a domain", "[network]\nallowedDomains = [\"a\\u001b.com\"]\n", 2, 19, "control character U+001B"},
+		{"bidi override", "[filesystem]\ndenyRead = [\"a\\u202eb\"]\n", 2, 13, "U+202E"},
+		{"tab in extends", "extends = [\"a\\tb.toml\"]\n", 1, 12, "U+0009"},
+		{"C1 in env", "[env]\npass = [\"A\\u009b\"]\n", 2, 9, "U+009B"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseRules("/p/.fence.toml", "/p", LayerProject, []byte(tc.src), false)
@@ -761,5 +766,42 @@ func TestEnclosingDenies(t *testing.T) {
 	write(t, filepath.Join(p, "base.toml"), "[network]\ndeniedDomains = [\"evil.example\", \"more.example\"]\n")
 	if res, _ := Load(Options{Dir: filepath.Join(p, "sub")}); res.Hash != h {
 		t.Errorf("nested hash changed with an enclosing file")
+	}
+}
+
+// TestPrintable: strings from configs and directory names reach the
+// terminal escaped (red team B16): a CR or ESC in a project directory's
+// name cannot rewrite the untrusted notice or the grants.
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain/path ok": "plain/path ok",
+		"a\rb":          `"a\rb"`,
+		"a\x1b[2Jb":     `"a\x1b[2Jb"`,
+		"bidi\u202eb":   `"bidi\u202eb"`,
+		"bad\xffutf8":   `"bad\xffutf8"`,
+		"tab\t":         `"tab\t"`,
+	} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %s, want %s", in, got, want)
+		}
+	}
+	d := testEnv(t)
+	p := filepath.Join(d, "home", "p\rfence: ok\x1bM")
+	write(t, filepath.Join(p, ".fence.toml"), "[filesystem]\nallowWrite = [\"sub\", \"~/x\"]\n")
+	res, err := Load(Options{Dir: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(append(append([]string(nil), res.Notices...), res.Grants...), DisplayPath(res.ConfigFile))
+	for _, r := range res.Rules {
+		all = append(all, r.Origin.String())
+	}
+	for _, s := range all {
+		if strings.ContainsAny(s, "\r\x1b") {
+			t.Errorf("raw control character in %q", s)
+		}
+	}
+	if len(res.Notices) == 0 || !strings.Contains(res.Notices[0], `\r`) {
+		t.Errorf("notices = %q, want the escaped path", res.Notices)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Error is a problem in one config file, at a line and column when known.
@@ -55,9 +57,29 @@ func oneLine(s string) string {
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
+// isBidi reports whether r is a bidirectional formatting character, which
+// can make a terminal show text in another order than it is.
+func isBidi(r rune) bool {
+	return r == 0x061c || r == 0x200e || r == 0x200f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+}
+
+// Printable returns s as it may be shown on a terminal: unchanged when it
+// is valid UTF-8 made of printable characters (and ASCII spaces), else
+// Go-quoted, so that a carriage return, an escape sequence or a bidi
+// override in a path or value from a repository (or in a directory name)
+// can neither rewrite nor reorder what fence prints around it.
+func Printable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
 // displayPath shows p relative to the working directory or as ~/...,
 // whichever base is closer (longer), else absolute.
-func displayPath(p string) string {
+func displayPath(p string) string { return Printable(shortPath(p)) }
+
+func shortPath(p string) string {
 	if !filepath.IsAbs(p) {
 		return p
 	}
@@ -82,5 +104,6 @@ func displayPath(p string) string {
 }
 
 // DisplayPath is how fence shows a file to the user: relative to the
-// current directory when under it, else ~/..., else absolute.
+// current directory when under it, else ~/..., else absolute; through
+// [Printable].
 func DisplayPath(p string) string { return displayPath(p) }

@@ -150,7 +150,7 @@ func grants(base, full *policySet, root, dir string) []string {
 	var g []string
 	for _, d := range full.AllowDomains {
 		if !domainCovered(d, base.AllowDomains) {
-			g = append(g, "+net "+d)
+			g = append(g, "+net "+Printable(d))
 		}
 	}
 	if root == "" {
@@ -158,7 +158,7 @@ func grants(base, full *policySet, root, dir string) []string {
 	}
 	for _, p := range full.AllowWrite {
 		if !pathCovered(p, base.AllowWrite) {
-			g = append(g, "+write "+showPath(p, root))
+			g = append(g, "+write "+Printable(showPath(p, root)))
 		}
 	}
 	if full.AllowLocalBinding && !base.AllowLocalBinding {
@@ -184,7 +184,7 @@ func grants(base, full *policySet, root, dir string) []string {
 	}
 	for _, e := range full.EnvPass {
 		if !slices.Contains(base.EnvPass, e) {
-			g = append(g, "+env "+e)
+			g = append(g, "+env "+Printable(e))
 		}
 	}
 	return g
@@ -217,17 +217,17 @@ func (s *policySet) droppedDenies(old *policySet) []string {
 	var out []string
 	for _, d := range old.DenyDomains {
 		if !slices.Contains(s.DenyDomains, d) {
-			out = append(out, "-deny-net "+d)
+			out = append(out, "-deny-net "+Printable(d))
 		}
 	}
 	for _, p := range old.DenyWrite {
 		if !slices.Contains(s.DenyWrite, p) {
-			out = append(out, "-deny-write "+showPath(p, ""))
+			out = append(out, "-deny-write "+Printable(showPath(p, "")))
 		}
 	}
 	for _, p := range old.DenyRead {
 		if !slices.Contains(s.DenyRead, p) {
-			out = append(out, "-deny-read "+showPath(p, ""))
+			out = append(out, "-deny-read "+Printable(showPath(p, "")))
 		}
 	}
 	return out

@@ -609,6 +609,14 @@ var reEnvName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // checkString validates one string element and, for paths, expands it.
 func (p *parser) checkString(t, k string, it *item) error {
+	for _, r := range it.Value {
+		switch {
+		case isControl(r):
+			return fmt.Errorf("control character U+%04X in %s: config strings may not hold control characters", r, strconv.Quote(it.Value))
+		case isBidi(r):
+			return fmt.Errorf("bidirectional formatting character U+%04X in %s: it would make fence's output read differently from the config", r, strconv.Quote(it.Value))
+		}
+	}
 	switch t + "." + k {
 	case ".extends":
 		if strings.TrimSpace(it.Value) == "" {
