@@ -54,6 +54,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -542,6 +543,14 @@ func (l *loader) template(name, dir, layer, via string, stack []string) ([]*file
 	if err != nil {
 		return nil, fmt.Errorf("config: BUG: built-in template %s: %w", name, err)
 	}
+	rules := []*fileRules{fr}
+	if add, ok := templateAddendum(name, runtime.GOOS); ok {
+		afr, err := parseRules(key, dir, layer, add, false)
+		if err != nil {
+			return nil, fmt.Errorf("config: BUG: built-in template %s for %s: %w", name, runtime.GOOS, err)
+		}
+		rules = append(rules, afr)
+	}
 	var out []*fileRules
 	for _, ext := range fr.Extends {
 		rs, err := l.template(ext.Value, dir, layer, via, append(stack, key))
@@ -550,7 +559,7 @@ func (l *loader) template(name, dir, layer, via string, stack []string) ([]*file
 		}
 		out = append(out, rs...)
 	}
-	return append(out, fr), nil
+	return append(out, rules...), nil
 }
 
 // readConfig reads a config file after checking that only its owner (or

@@ -805,3 +805,47 @@ func TestPrintable(t *testing.T) {
 		t.Errorf("notices = %q, want the escaped path", res.Notices)
 	}
 }
+
+// TestTemplatesNoHostExecDirs: no built-in template (nor its macOS
+// addendum) grants writes to a directory whose contents the host runs or
+// builds later without checking them (red team B8): pnpm's home (global bin
+// shims, on PATH after 'pnpm setup'), yarn's global bin, ~/.local/bin,
+// GOPATH/bin, the Go module cache (extracted sources reused by every host
+// build), cargo's bin.
+func TestTemplatesNoHostExecDirs(t *testing.T) {
+	testEnv(t)
+	forbidden := []string{"~/.local/share/pnpm", "~/Library/pnpm", "~/.local/bin", "~/go/bin", "~/go/pkg/mod",
+		"~/.yarn/bin", "~/.config/yarn/global", "~/.cargo/bin", "~/.npm-global", "~/bin"}
+	for _, n := range Templates() {
+		for _, src := range []string{"", "darwin"} {
+			b, ok := Template(n)
+			if src == "darwin" {
+				if b, ok = templateAddendum(n, "darwin"); !ok {
+					continue
+				}
+			}
+			fr, err := parseRules("template:"+n, "/p", LayerProject, b, false)
+			if err != nil {
+				t.Fatalf("template %s %s: %v", n, src, err)
+			}
+			for _, it := range fr.AllowWrite {
+				for _, f := range forbidden {
+					f, _ := expandPath(f, "/")
+					if within(it.Value, f) || within(f, it.Value) {
+						t.Errorf("template %s %s grants %s, which covers %s", n, src, it.Raw, f)
+					}
+				}
+			}
+		}
+	}
+	// macOS caches come from the addenda, and only on macOS.
+	if b, ok := templateAddendum("go", "darwin"); !ok || !strings.Contains(string(b), "~/Library/Caches/go-build") {
+		t.Errorf("go has no macOS build cache: %q", b)
+	}
+	if b, _ := Template("go"); strings.Contains(string(b), "Library") {
+		t.Errorf("the common go template names macOS paths")
+	}
+	if slices.Contains(Templates(), "darwin") {
+		t.Errorf("Templates lists the addenda directory: %q", Templates())
+	}
+}

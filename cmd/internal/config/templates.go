@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-//go:embed templates/*.toml
+//go:embed templates/*.toml templates/darwin/*.toml
 var templateFS embed.FS
 
 // Templates returns the names of the built-in templates, sorted.
@@ -15,6 +15,9 @@ func Templates() []string {
 	ents, _ := templateFS.ReadDir("templates")
 	var names []string
 	for _, e := range ents {
+		if e.IsDir() { // OS addenda
+			continue
+		}
 		names = append(names, strings.TrimSuffix(e.Name(), ".toml"))
 	}
 	sort.Strings(names)
@@ -27,6 +30,17 @@ func Template(name string) ([]byte, bool) {
 		return nil, false
 	}
 	b, err := templateFS.ReadFile(path.Join("templates", name+".toml"))
+	return b, err == nil
+}
+
+// templateAddendum returns what template name adds on goos (its
+// templates/GOOS/NAME.toml): paths that exist only there, such as macOS's
+// ~/Library/Caches, so that a Linux trust prompt does not list them.
+func templateAddendum(name, goos string) ([]byte, bool) {
+	if name == "" || strings.ContainsAny(name, "/\\.") {
+		return nil, false
+	}
+	b, err := templateFS.ReadFile(path.Join("templates", goos, name+".toml"))
 	return b, err == nil
 }
 
