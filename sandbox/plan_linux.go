@@ -144,6 +144,12 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	var writable []string
 	for _, w := range pol.AllowWrite {
 		w = filepath.Clean(w)
+		if within(w, "/proc") || within(w, "/sys") || within(w, "/dev") {
+			// The sandbox has its own /proc and /dev (its /dev/shm is
+			// writable); the host's must never be writable from inside.
+			pl.notes = append(pl.notes, fmt.Sprintf("allowWrite %s: the sandbox has its own /proc, /sys and /dev, skipped", w))
+			continue
+		}
 		if _, err := os.Lstat(w); err != nil {
 			pl.notes = append(pl.notes, fmt.Sprintf("allowWrite %s: does not exist, skipped", w))
 			continue
@@ -163,10 +169,28 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 		return best
 	}
 
+	// Protections are computed for every writable root and also for the
+	// project root and the working directory, which may lie below a
+	// writable root (allowWrite = ["~"] with the project in ~/src/x): the
+	// repository and tool files there are what the session is about.
+	// Paths that end up outside every writable root cost nothing.
+	starts := append([]string{}, writable...)
+	for _, d := range []string{spec.Dir, pol.Root} {
+		if d == "" {
+			continue
+		}
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			d = r
+		}
+		if rootOf(d) != "" {
+			starts = append(starts, d)
+		}
+	}
+	starts = dedupeStrings(starts)
 	pwrite := pol
-	pwrite.AllowWrite = writable
+	pwrite.AllowWrite = starts
 	protected := ResolveProtected(pwrite, home, exe)
-	protected = append(protected, gitProtected(writable, pol.AllowGitConfig)...)
+	protected = append(protected, gitProtected(starts, pol.AllowGitConfig)...)
 	for _, d := range pol.DenyWrite {
 		protected = append(protected, ProtectedPath{Path: filepath.Clean(d), Dir: true, Reason: "denyWrite"})
 	}
