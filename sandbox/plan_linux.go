@@ -191,6 +191,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	pwrite.AllowWrite = starts
 	protected := ResolveProtected(pwrite, home, exe)
 	protected = append(protected, gitProtected(starts, pol.AllowGitConfig)...)
+	protected = append(protected, globalHooksPaths(home)...)
 	for _, d := range pol.DenyWrite {
 		protected = append(protected, ProtectedPath{Path: filepath.Clean(d), Dir: true, Reason: "denyWrite"})
 	}
@@ -391,6 +392,12 @@ func gitProtected(writable []string, allowGitConfig bool) []ProtectedPath {
 						}
 					}
 				}
+				// Submodules' .git files point at their metadata; a
+				// rewritten pointer would send the host's git elsewhere
+				// (ATTACKS.md F-11).
+				for _, sub := range submodulePaths(filepath.Join(d, ".gitmodules")) {
+					out = append(out, ProtectedPath{Path: filepath.Join(d, sub, ".git"), Reason: "git directory pointer"})
+				}
 				for _, g := range gitdirs {
 					for _, n := range []struct {
 						name string
@@ -416,6 +423,48 @@ func gitProtected(writable []string, allowGitConfig bool) []ProtectedPath {
 			if d == "/" || d == filepath.Dir(d) {
 				break
 			}
+		}
+	}
+	return out
+}
+
+// submodulePaths lists the "path = X" entries of a .gitmodules file.
+func submodulePaths(file string) []string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || strings.TrimSpace(k) != "path" {
+			continue
+		}
+		v = filepath.Clean(strings.Trim(strings.TrimSpace(v), `"`))
+		if v != "." && !filepath.IsAbs(v) && !strings.HasPrefix(v, "..") {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// globalHooksPaths returns core.hooksPath from the user's global git
+// configuration, resolved (ATTACKS.md F-12).
+func globalHooksPaths(home string) []ProtectedPath {
+	if home == "" {
+		return nil
+	}
+	var out []ProtectedPath
+	for _, f := range []string{filepath.Join(home, ".gitconfig"), filepath.Join(home, ".config", "git", "config")} {
+		hp := gitHooksPath(f)
+		if hp == "" {
+			continue
+		}
+		if strings.HasPrefix(hp, "~/") {
+			hp = filepath.Join(home, hp[2:])
+		}
+		if filepath.IsAbs(hp) {
+			out = append(out, ProtectedPath{Path: filepath.Clean(hp), Dir: true, Reason: "git hooks (global core.hooksPath)"})
 		}
 	}
 	return out
