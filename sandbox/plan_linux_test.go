@@ -1,0 +1,87 @@
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestBuildPlan checks the mount plan for a project with a repository,
+// without running anything: protected paths under the writable root are
+// read-only, the directories leading to them pinned, missing ones watched,
+// hard-linked ones refused.
+func TestBuildPlan(t *testing.T) {
+	base := t.TempDir()
+	home := filepath.Join(base, "home")
+	proj := filepath.Join(home, "proj")
+	for _, d := range []string{filepath.Join(proj, ".git", "hooks"), filepath.Join(proj, "sub")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(proj, ".git", "config"), "[core]\n\thooksPath = tools/hooks\n")
+	write(filepath.Join(proj, ".fence.toml"), "")
+	write(filepath.Join(home, ".bashrc"), "")
+	spec := &Spec{
+		Dir: filepath.Join(proj, "sub"),
+		Env: []string{"HOME=" + home},
+		Policy: Policy{
+			Root:        proj,
+			AllowWrite:  []string{proj},
+			DenyRead:    []string{filepath.Join(home, ".aws-missing")},
+			ConfigFiles: []string{filepath.Join(proj, ".fence.toml")},
+		},
+	}
+	pl, err := buildPlan(spec, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := pl.cfg.Mounts
+	if !slices.Equal(m.Writable, []string{proj}) {
+		t.Errorf("writable %q", m.Writable)
+	}
+	for _, p := range []string{".git/config", ".git/hooks", ".fence.toml"} {
+		if !slices.Contains(m.ReadOnly, filepath.Join(proj, p)) {
+			t.Errorf("%s not read-only: %q", p, m.ReadOnly)
+		}
+	}
+	if slices.Contains(m.ReadOnly, filepath.Join(home, ".bashrc")) {
+		t.Errorf("~/.bashrc is outside the writable root and needs no mount: %q", m.ReadOnly)
+	}
+	if !slices.Contains(m.Pins, filepath.Join(proj, ".git")) {
+		t.Errorf(".git not pinned: %q", m.Pins)
+	}
+	watched := map[string]bool{}
+	for _, w := range pl.watches {
+		watched[filepath.Join(w.Dir, w.Name)] = true
+	}
+	for _, p := range []string{".envrc", ".vscode", ".git/commondir", ".git/info", "tools", "sub/.envrc"} {
+		if !watched[filepath.Join(proj, p)] {
+			t.Errorf("%s not watched: %v", p, watched)
+		}
+	}
+	// Depth order: a parent is always mounted before its children.
+	for _, list := range [][]string{m.Pins, m.ReadOnly, m.Writable} {
+		for i := 1; i < len(list); i++ {
+			if strings.Count(list[i], "/") < strings.Count(list[i-1], "/") {
+				t.Errorf("not parents first: %q", list)
+			}
+		}
+	}
+
+	// A second hard link to a protected file: refuse, with a hint.
+	if err := os.Link(filepath.Join(proj, ".fence.toml"), filepath.Join(proj, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = buildPlan(spec, "")
+	if err == nil || !strings.Contains(err.Error(), "2 hard links") || HintOf(err) == "" {
+		t.Errorf("hard-linked protected file: err %v, hint %q", err, HintOf(err))
+	}
+}
