@@ -235,7 +235,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	spec.Stdin, spec.Stdout, spec.Stderr = stdin, stdout, stderr
 
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	defer signal.Stop(sigs)
 
 	pr := <-prepCh
