@@ -269,7 +269,9 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		}
 	}()
 	tStarted := time.Now()
+	restore := saveTerminal(stdin)
 	status, err := p.Wait()
+	restore()
 	close(done)
 	if f.debug {
 		fmt.Fprintf(stdio.Err, "fence: debug: timing: since main %.2fms, config +%.2fms, daemon session +%.2fms, sandbox start +%.2fms, command +%.2fms\n",
