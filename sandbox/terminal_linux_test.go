@@ -127,3 +127,34 @@ func TestSignalForwarding(t *testing.T) {
 		t.Errorf("status %d, output %q", code, rest)
 	}
 }
+
+// TestTerminalModesRestored: a command under `fence --` shares the caller's
+// terminal; modes it changes (stty -echo) are put back when it exits.
+func TestTerminalModesRestored(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	echoAfter := func(argv ...string) bool {
+		master, slave, err := pty.Open()
+		if err != nil {
+			sandboxtest.Require(t, false, "cannot open a pty: "+err.Error())
+		}
+		defer master.Close()
+		defer slave.Close()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir, cmd.Env = e.Project, e.Vars
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		go io.Copy(io.Discard, master)
+		cmd.Run()
+		tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tio.Lflag&unix.ECHO != 0
+	}
+	if echoAfter("/bin/sh", "-c", "stty -echo") {
+		t.Fatal("control: stty -echo did not change the terminal")
+	}
+	if !echoAfter(e.Fence, "-s", e.Config, "--", "stty", "-echo") {
+		t.Error("the terminal was left without echo after fence --")
+	}
+}
