@@ -463,7 +463,7 @@ func (l *loader) file(path, layer string, user bool, via string, stack []string,
 			out = append(out, rs...)
 			continue
 		}
-		target, err := expandPath(ext.Value, fr.Dir)
+		target, err := expandFile(ext.Value, fr.Dir)
 		if err != nil {
 			e.Msg = fmt.Sprintf("extends %q: %v", ext.Value, err)
 			return nil, e
@@ -669,7 +669,7 @@ func (res *Resolved) fill(set *policySet, files []string) {
 func (res *Resolved) resolvePaths(ps []string, budget *int, sr symlinkResolver) []string {
 	var out []string
 	for _, p := range ps {
-		matches := []string{p}
+		matches := []string{literalPath(p)}
 		if hasGlob(p) {
 			var truncated bool
 			matches, truncated = expandGlob(p, budget)

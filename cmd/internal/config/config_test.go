@@ -849,3 +849,40 @@ func TestTemplatesNoHostExecDirs(t *testing.T) {
 		t.Errorf("Templates lists the addenda directory: %q", Templates())
 	}
 }
+
+// TestGlobCharsInDirNames: glob characters in the directory a relative
+// path is joined to (the project root's own name) are literal. Before, a
+// project in "p[1]" had its denyRead [".env"] silently match nothing, and
+// its "." matched a sibling "p1".
+func TestGlobCharsInDirNames(t *testing.T) {
+	d := testEnv(t)
+	p := filepath.Join(d, "home", "p[1]*")
+	os.MkdirAll(filepath.Join(d, "home", "p1"), 0o755)
+	write(t, filepath.Join(p, ".env"), "x")
+	write(t, filepath.Join(p, "a.key"), "x")
+	write(t, filepath.Join(p, ".fence.toml"), "[filesystem]\nallowWrite = [\".\"]\ndenyRead = [\".env\", \"*.key\"]\n")
+	res, err := Load(Options{Dir: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Allow(res); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = Load(Options{Dir: p}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Sandbox.AllowWrite, []string{p}) {
+		t.Errorf("AllowWrite = %q, want %q", res.Sandbox.AllowWrite, p)
+	}
+	for _, f := range []string{".env", "a.key"} {
+		if !slices.Contains(res.Sandbox.DenyRead, filepath.Join(p, f)) {
+			t.Errorf("DenyRead %q lacks %s", res.Sandbox.DenyRead, f)
+		}
+	}
+	if want := []string{"+write ."}; !slices.Equal(res.Grants, want) {
+		t.Errorf("Grants = %q, want %q", res.Grants, want)
+	}
+	if !MatchPath(filepath.Join(escapeGlob(p), "*"), filepath.Join(p, "x")) {
+		t.Errorf("MatchPath with an escaped literal part")
+	}
+}

@@ -57,7 +57,7 @@ func FuzzLoad(f *testing.F) {
 
 // FuzzPathRules checks path expansion and glob matching on arbitrary input:
 // no panics, absolute clean results, and a glob-free pattern matching
-// exactly itself.
+// exactly the path it names (its escapes undone).
 func FuzzPathRules(f *testing.F) {
 	for _, s := range []string{".", "~", "~/.cache", "a/../../b", "/x/**/y", "**/.env*", "[a-", "~bob", "a**b", "/"} {
 		f.Add(s, "/a/b/c")
@@ -68,8 +68,13 @@ func FuzzPathRules(f *testing.F) {
 			if !filepath.IsAbs(abs) || filepath.Clean(abs) != abs {
 				t.Fatalf("expandPath(%q) = %q: not absolute and clean", s, abs)
 			}
-			if !hasGlob(abs) && !MatchPath(abs, abs) {
-				t.Fatalf("MatchPath(%q, itself) = false", abs)
+			if !hasGlob(abs) && !MatchPath(abs, literalPath(abs)) {
+				t.Fatalf("MatchPath(%q, the path it names) = false", abs)
+			}
+			if d := "/p[1]*"; !hasGlob(s) && !strings.HasPrefix(s, "~") && !filepath.IsAbs(s) {
+				if e, err := expandPath(s, d); err == nil && hasGlob(e) {
+					t.Fatalf("expandPath(%q, %q) = %q: glob characters of the directory are not escaped", s, d, e)
+				}
 			}
 		}
 		MatchPath(s, p)

@@ -85,7 +85,7 @@ func checkWriteLinks(layers []*fileRules) error {
 	var es []entry
 	for _, fr := range layers {
 		for _, it := range fr.AllowWrite {
-			matches := []string{it.Value}
+			matches := []string{literalPath(it.Value)}
 			if hasGlob(it.Value) {
 				matches, _ = expandGlob(it.Value, &budget)
 			}

@@ -47,6 +47,9 @@ func merge(layers []*fileRules) (*policySet, []Rule) {
 		if t, ok := strings.CutPrefix(fr.File, "template:"); ok {
 			o = Origin{Layer: fr.Layer, Template: t}
 		}
+		if strings.HasPrefix(key, "filesystem.") || key == "shell.autoEnter" {
+			val = shownPath(val) // "true" for allowGitConfig stays
+		}
 		rules = append(rules, Rule{Key: key, Value: val, Origin: o})
 		return true
 	}
@@ -158,7 +161,7 @@ func grants(base, full *policySet, root, dir string) []string {
 	}
 	for _, p := range full.AllowWrite {
 		if !pathCovered(p, base.AllowWrite) {
-			g = append(g, "+write "+Printable(showPath(p, root)))
+			g = append(g, "+write "+Printable(showPath(shownPath(p), root)))
 		}
 	}
 	if full.AllowLocalBinding && !base.AllowLocalBinding {
@@ -222,12 +225,12 @@ func (s *policySet) droppedDenies(old *policySet) []string {
 	}
 	for _, p := range old.DenyWrite {
 		if !slices.Contains(s.DenyWrite, p) {
-			out = append(out, "-deny-write "+Printable(showPath(p, "")))
+			out = append(out, "-deny-write "+Printable(showPath(shownPath(p), "")))
 		}
 	}
 	for _, p := range old.DenyRead {
 		if !slices.Contains(s.DenyRead, p) {
-			out = append(out, "-deny-read "+Printable(showPath(p, "")))
+			out = append(out, "-deny-read "+Printable(showPath(shownPath(p), "")))
 		}
 	}
 	return out
@@ -276,7 +279,52 @@ const maxGlobVisits = 100000
 // or a rule in the sandbox.
 const maxGlobMatches = 4096
 
-func hasGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
+// hasGlob reports whether p has a glob character not escaped with a
+// backslash.
+func hasGlob(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case '*', '?', '[':
+			return true
+		}
+	}
+	return false
+}
+
+// escapeGlob makes s match itself as a pattern.
+func escapeGlob(s string) string {
+	if !strings.ContainsAny(s, `*?[\`) {
+		return s
+	}
+	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`).Replace(s)
+}
+
+// literalPath undoes the backslash escapes of a pattern without globs: the
+// path it names.
+func literalPath(p string) string {
+	if !strings.Contains(p, `\`) {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' && i+1 < len(p) {
+			i++
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
+}
+
+// shownPath is how a policy path reads in grants and rules: the path
+// itself when it is not a glob, else the pattern.
+func shownPath(p string) string {
+	if hasGlob(p) {
+		return p
+	}
+	return literalPath(p)
+}
 
 // expandGlob returns the existing paths matching the absolute pattern, and
 // whether it stopped early because the budget ran out.
@@ -329,7 +377,7 @@ func expandGlob(pattern string, budget *int) ([]string, bool) {
 				}
 			}
 		default:
-			next := filepath.Join(dir, seg)
+			next := filepath.Join(dir, literalPath(seg))
 			if _, err := os.Lstat(next); err == nil {
 				walk(next, segs[1:])
 			}
@@ -359,8 +407,8 @@ func matchSegs(pat, segs []string) bool {
 			return false
 		}
 		if !hasGlob(pat[0]) {
-			// Without glob characters a segment is literal, backslashes too.
-			if pat[0] != segs[0] {
+			// Without glob characters a segment is literal (escapes undone).
+			if literalPath(pat[0]) != segs[0] {
 				return false
 			}
 		} else if ok, _ := filepath.Match(pat[0], segs[0]); !ok {

@@ -651,7 +651,10 @@ func (p *parser) checkString(t, k string, it *item) error {
 
 // expandPath makes a config path absolute: "~" and "~/x" are the home
 // directory, other relative paths are relative to dir. Glob syntax is
-// checked here but expanded at load time (see expandGlob).
+// checked here but expanded at load time (see expandGlob). The result is a
+// pattern: glob characters (and backslashes) in the home directory or in
+// dir, which the user did not write, are escaped with a backslash, so a
+// project in "p[1]" is not a glob; [literalPath] undoes that.
 func expandPath(s, dir string) (string, error) {
 	if strings.TrimSpace(s) == "" {
 		return "", errors.New("empty path")
@@ -661,6 +664,38 @@ func expandPath(s, dir string) (string, error) {
 	}
 	switch {
 	case s == "~":
+		s = escapeGlob(home())
+	case strings.HasPrefix(s, "~/"):
+		s = filepath.Join(escapeGlob(home()), s[2:])
+	case strings.HasPrefix(s, "~"):
+		return "", fmt.Errorf("path %q: only ~ and ~/ are supported, not ~user", s)
+	case !filepath.IsAbs(s):
+		s = filepath.Join(escapeGlob(dir), s)
+	}
+	s = filepath.Clean(s)
+	for _, seg := range strings.Split(s, "/") {
+		if seg == "**" {
+			continue
+		}
+		if strings.Contains(seg, "**") {
+			return "", fmt.Errorf("path %q: \"**\" must be a whole path segment (a/**/b)", literalPath(s))
+		}
+		if _, err := filepath.Match(seg, ""); err != nil {
+			return "", fmt.Errorf("path %q: bad glob segment %q", literalPath(s), literalPath(seg))
+		}
+	}
+	return s, nil
+}
+
+// expandFile is expandPath for a file name (extends): no globs, so nothing
+// to escape.
+func expandFile(s, dir string) (string, error) {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return "", errors.New("empty path")
+	case strings.ContainsRune(s, 0):
+		return "", errors.New("path contains a NUL byte")
+	case s == "~":
 		s = home()
 	case strings.HasPrefix(s, "~/"):
 		s = filepath.Join(home(), s[2:])
@@ -669,19 +704,7 @@ func expandPath(s, dir string) (string, error) {
 	case !filepath.IsAbs(s):
 		s = filepath.Join(dir, s)
 	}
-	s = filepath.Clean(s)
-	for _, seg := range strings.Split(s, "/") {
-		if seg == "**" {
-			continue
-		}
-		if strings.Contains(seg, "**") {
-			return "", fmt.Errorf("path %q: \"**\" must be a whole path segment (a/**/b)", s)
-		}
-		if _, err := filepath.Match(seg, ""); err != nil {
-			return "", fmt.Errorf("path %q: bad glob segment %q", s, seg)
-		}
-	}
-	return s, nil
+	return filepath.Clean(s), nil
 }
 
 // arrayElems returns the byte offsets of the top-level elements of the TOML
