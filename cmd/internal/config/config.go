@@ -255,10 +255,11 @@ type Resolved struct {
 // Errors in any file read are returned as *[Error] (file, line, column);
 // a broken project config is an error even when it is not trusted.
 //
-// Load may write one thing: when a trusted project config was edited and
-// the new policy only tightens the recorded one, it records the new version
-// in the trust store (so that loosening it back later needs `fence allow`
-// again), unless opts.ReadOnly. Load runs outside the sandbox; sandboxed
+// Load may write two things: fence's own directories where they are
+// missing ([EnsureDirs]), and, when a trusted project config was edited and
+// the new policy only tightens the recorded one, the new version in the
+// trust store (so that loosening it back later needs `fence allow` again),
+// unless opts.ReadOnly. Load runs outside the sandbox; sandboxed
 // code cannot write the trust store or the config chain.
 func Load(opts Options) (*Resolved, error) {
 	dir := opts.Dir
