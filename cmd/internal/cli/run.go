@@ -136,6 +136,8 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	if stdin == nil {
 		stdin = os.Stdin
 	}
+	// Saved before anything can run in the sandbox.
+	restoreTerminal := saveTerminal(stdin)
 	var stdout, stderr *os.File
 	stdout, copies = fileFor(stdio.Out, copies)
 	stderr, copies = fileFor(stdio.Err, copies)
@@ -269,9 +271,8 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		}
 	}()
 	tStarted := time.Now()
-	restore := saveTerminal(stdin)
 	status, err := p.Wait()
-	restore()
+	restoreTerminal()
 	close(done)
 	if f.debug {
 		fmt.Fprintf(stdio.Err, "fence: debug: timing: since main %.2fms, config +%.2fms, daemon session +%.2fms, sandbox start +%.2fms, command +%.2fms\n",
