@@ -16,7 +16,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) == 2 && os.Args[1] == sandbox.InitArg {
 		os.Exit(sandbox.RunInit())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	sandboxtest.Cleanup()
+	os.Exit(code)
 }
 
 const writeDot = `

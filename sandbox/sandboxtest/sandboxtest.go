@@ -56,6 +56,16 @@ func build(t testing.TB, pkg string) string {
 	return b.path
 }
 
+// Cleanup removes the binaries built by [Fence] and [Driver]; call it from
+// TestMain after m.Run.
+func Cleanup() {
+	for _, b := range binaries {
+		if b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
+	}
+}
+
 // Fence returns the path of a fence binary built from this checkout with
 // CGO_ENABLED=0 (the sandbox refuses cgo builds), built once per test
 // binary.
