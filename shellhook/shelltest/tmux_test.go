@@ -295,6 +295,12 @@ func testShell(t *testing.T, shell string) {
 		t.Fatalf("control: OSC 52 from an unsandboxed shell did not reach tmux; the OSC 52 test could not fail")
 	}
 	e.write("control.py", "import fcntl, termios\nfor c in b\"printf 'MK%s\\\\n' CONTROL-INJECTED\\n\":\n    fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))\n")
+	e.line(`printf '\033[?1000h'`)
+	e.run("mouse-on")
+	if got := e.tmux("display-message", "-p", "#{mouse_any_flag}"); strings.TrimSpace(got) != "1" {
+		t.Fatalf("control: mouse reporting from an unsandboxed shell not seen by tmux (%q)", got)
+	}
+	e.line(`printf '\033[?1000l'`)
 	if b, _ := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); strings.TrimSpace(string(b)) != "0" {
 		e.line("python3 " + e.path("control.py"))
 		e.waitText("MKCONTROL-INJECTED")
@@ -530,8 +536,12 @@ func testShell(t *testing.T, shell string) {
 	// exits (the proxy answers 403 without resolving the name).
 	e.line("curl -s -o /dev/null -w 'HTTP%{http_code}\\n' http://blocked.fence-test.example/")
 	e.waitText("HTTP403")
-	e.line("exit")
+	// Modes a program inside leaves on are switched off at exit (T-09).
+	e.line(`printf '\033[?1000h\033[?1049h'; exit`)
 	e.waitPrompt(false)
+	e.waitFunc("alternate screen and mouse reporting off after exit", func(string) bool {
+		return strings.TrimSpace(e.tmux("display-message", "-p", "#{alternate_on} #{mouse_any_flag}")) == "0 0"
+	})
 	e.waitText("blocked 1 connection")
 	if got := prompt(); got != "none" {
 		t.Fatalf("exit from other: still inside (%q)", got)
