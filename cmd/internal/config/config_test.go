@@ -818,8 +818,9 @@ func TestTemplatesNoHostExecDirs(t *testing.T) {
 		"~/.yarn/bin", "~/.config/yarn/global", "~/.cargo/bin", "~/.npm-global", "~/bin"}
 	for _, n := range Templates() {
 		for _, src := range []string{"", "darwin"} {
-			b, ok := Template(n)
+			b, _ := Template(n)
 			if src == "darwin" {
+				var ok bool
 				if b, ok = templateAddendum(n, "darwin"); !ok {
 					continue
 				}
