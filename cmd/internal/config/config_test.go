@@ -660,6 +660,9 @@ func TestAllowWriteSymlinkEscape(t *testing.T) {
 		{"shipped relative", "cache", "..", "[filesystem]\nallowWrite = [\"./cache\"]\n", 2, 15, `"./cache" leads through the symlink cache to ~`},
 		// Deeper: a symlinked directory on the way.
 		{"link on the way", "gen", "../elsewhere", "[filesystem]\nallowWrite = [\"gen/x\"]\n", 2, 15, "to ~/elsewhere"},
+		// An absolute entry naming a path inside the project, through a
+		// shipped link: `fence allow` would show it as "+write c".
+		{"absolute inside the project", "c", "..", "[filesystem]\nallowWrite = [\"" + proj + "/c\"]\n", 2, 15, "leads through the symlink c to ~, outside ~/proj"},
 		// An absolute entry inside a writable path, through a planted link.
 		{"absolute under writable", "w", "/", "[filesystem]\nallowWrite = [\".\", \"" + proj + "/w/etc\"]\n", 2, 20, "leads through the symlink"},
 	} {

@@ -15,8 +15,8 @@ import (
 // cache". So Load refuses, with the entry's file:line:col, an allowWrite
 // entry whose resolution goes through a symlink that
 //
-//   - lies below the directory of the file that wrote a relative entry and
-//     leads out of that directory, or
+//   - lies below the directory of the file that wrote the entry (relative,
+//     or naming a path below that directory) and leads out of it, or
 //   - lies inside a path some allowWrite entry makes writable and leads out
 //     of it (a sandbox could have planted it),
 //
@@ -78,6 +78,7 @@ func checkWriteLinks(layers []*fileRules) error {
 	type entry struct {
 		fr       *fileRules
 		it       item
+		path     string // the entry, or one path its glob matched
 		resolved string
 		hops     []linkHop
 	}
@@ -91,13 +92,18 @@ func checkWriteLinks(layers []*fileRules) error {
 			}
 			for _, m := range matches {
 				r, hops := walkLinks(m)
-				es = append(es, entry{fr, it, r, hops})
+				es = append(es, entry{fr, it, m, r, hops})
 			}
 		}
 	}
 	for _, e := range es {
+		// Rule one, for entries a file wrote relative to its directory or
+		// naming a path below it (a template's paths are the user's own:
+		// its Dir is the extending file's).
 		var dir string
-		if raw := e.it.Raw; raw != "" && !strings.HasPrefix(raw, "~") && !filepath.IsAbs(raw) {
+		raw := e.it.Raw
+		rel := raw != "" && !strings.HasPrefix(raw, "~") && !filepath.IsAbs(raw)
+		if !strings.HasPrefix(e.fr.File, "template:") && (rel || within(e.path, e.fr.Dir)) {
 			dir = symlinkResolver{}.resolve(e.fr.Dir)
 		}
 		for _, h := range e.hops {
