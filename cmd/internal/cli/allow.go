@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
@@ -83,6 +84,9 @@ func insideHint(err error) error {
 // grantNote points out the grants that reach beyond the project directory.
 func grantNote(g string) string {
 	p, ok := strings.CutPrefix(g, "+write ")
+	if u, err := strconv.Unquote(p); ok && err == nil {
+		p = u // shown quoted for the terminal (config.Printable)
+	}
 	switch {
 	case !ok:
 		return ""
