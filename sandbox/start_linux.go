@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -382,10 +383,13 @@ func (p *Process) kill() {
 	}
 }
 
-func (p *Process) stopWatcher() {
+// stopWatcher runs the final quarantine sweep and returns the protected
+// paths it could not move away.
+func (p *Process) stopWatcher() []string {
 	if p.watcher != nil {
-		p.watcher.stop()
+		return p.watcher.stop()
 	}
+	return nil
 }
 
 // Wait waits for the command and returns its exit status (DESIGN.md §2):
@@ -408,7 +412,7 @@ func (p *Process) Wait() (int, error) {
 		status, got := p.status, p.gotStatus
 		p.mu.Unlock()
 		unix.Close(p.sock)
-		p.stopWatcher()
+		failed := p.stopWatcher()
 		auditNewRepos(p.writable, p.started, func(dir string) { reportNewRepo(p.spec, dir) })
 		switch {
 		case got:
@@ -418,11 +422,18 @@ func (p *Process) Wait() (int, error) {
 			if errors.As(err, &ee) {
 				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 					p.waitCode = 128 + int(ws.Signal())
-					return
+					break
 				}
 			}
 			p.waitCode = 125
 			p.waitErr = fmt.Errorf("the sandbox init failed (%v)", err)
+		}
+		if len(failed) > 0 && p.waitErr == nil {
+			// Never end quietly with a protected path left behind.
+			p.waitErr = &hintedError{
+				err:  fmt.Errorf("protected paths created inside the sandbox could not be quarantined: %s", sanitizeLine(strings.Join(failed, ", "))),
+				hint: "remove them, or inspect them before any tool uses them",
+			}
 		}
 	})
 	return p.waitCode, p.waitErr
