@@ -196,7 +196,7 @@ var attacks = []attack{
 			return e.Exists(".envrc") || err != nil || fi.Mode().Perm()&0o200 == 0
 		}},
 	{name: "F-08/hooks-readonly-dir", config: writeDot,
-		setup: func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); os.RemoveAll(e.Path(".git/hooks")) },
+		setup:  func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); os.RemoveAll(e.Path(".git/hooks")) },
 		script: `mkdir .git/hx && printf '#!/bin/sh\nid\n' > .git/hx/post-checkout && chmod 555 .git/hx && mv .git/hx .git/hooks`,
 		worked: exists(".git/hooks/post-checkout")},
 	{name: "F-09/commondir", config: writeDot, setup: withRepo,

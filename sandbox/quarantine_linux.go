@@ -38,8 +38,8 @@ type watcher struct {
 	// be quarantined then is in failed, and the session fails loudly.
 	final  bool
 	failed []string
-	wakeR   *os.File
-	wakeW   *os.File
+	wakeR  *os.File
+	wakeW  *os.File
 }
 
 func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
