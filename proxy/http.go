@@ -10,40 +10,28 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/elazarl/goproxy"
 )
 
 type decisionKey struct{}
 
-// httpHandler is the HTTP proxy: CONNECT is handled here (to keep bytes a
-// client sends right after the request, and to answer 403/502 precisely);
-// absolute-URI requests go through goproxy with a request handler that
-// decides and forwards each request itself.
+// httpHandler is the HTTP proxy: CONNECT tunnels (handled here to keep
+// bytes a client sends right after the request, and to answer 403/502
+// precisely) and absolute-URI requests, each decided and forwarded on its
+// own by forward.
 func (s *Session) httpHandler() http.Handler {
-	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = discardLog // Verbose is off; nothing of the sandbox's is logged
-	gp.Verbose = false
-	gp.Tr = s.tr
-	gp.ConnectDial = nil
-	gp.KeepAcceptEncoding = true
-	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpText(w, http.StatusBadRequest, "fence: this is fence's proxy: send absolute-URI requests (GET http://host/...) or CONNECT host:port")
-	})
-	gp.OnRequest().DoFunc(s.forward)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodConnect {
 			s.connect(w, r)
 			return
 		}
-		// Only the absolute form reaches goproxy: an origin-form or
+		// Only the absolute form is proxied: an origin-form or
 		// network-path request ("GET //allowed.example/") has no target
 		// of its own, and Host is never one.
 		if !hasHTTPScheme(r.RequestURI) {
-			gp.NonproxyHandler.ServeHTTP(w, r)
+			httpText(w, http.StatusBadRequest, "fence: this is fence's proxy: send absolute-URI requests (GET http://host/...) or CONNECT host:port")
 			return
 		}
-		gp.ServeHTTP(w, r)
+		s.forward(w, r)
 	})
 }
 
@@ -204,21 +192,26 @@ var hopHeaders = []string{
 }
 
 // forward decides an absolute-URI request on its URI and forwards it to
-// exactly that host, with Host rewritten to match.
-func (s *Session) forward(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+// exactly that host, with Host rewritten to match. Answers to refused or
+// failed requests keep the client's connection open: each request on it is
+// decided on its own.
+func (s *Session) forward(w http.ResponseWriter, r *http.Request) {
 	u := r.URL
 	if u.Scheme != "http" || u.Host == "" {
-		return r, goproxy.NewResponse(r, "text/plain", http.StatusBadRequest, "fence: only http:// URIs are proxied here; use CONNECT for https\n")
+		answer(w, http.StatusBadRequest, "fence: only http:// URIs are proxied here; use CONNECT for https")
+		return
 	}
 	if u.User != nil {
 		s.blocked("HTTP", "", "", "", "URI with userinfo refused", "")
-		return r, goproxy.NewResponse(r, "text/plain", http.StatusBadRequest, "fence: URIs with user information (user@host) are refused\n")
+		answer(w, http.StatusBadRequest, "fence: URIs with user information (user@host) are refused")
+		return
 	}
 	port := 80
 	if ps := u.Port(); ps != "" {
 		p, err := parsePort(ps)
 		if err != nil {
-			return r, goproxy.NewResponse(r, "text/plain", http.StatusBadRequest, "fence: "+Escape(err.Error())+"\n")
+			answer(w, http.StatusBadRequest, "fence: "+Escape(err.Error()))
+			return
 		}
 		port = p
 	}
@@ -229,16 +222,18 @@ func (s *Session) forward(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	t, err := ParseTarget(host, port)
 	if err != nil {
 		s.blocked("HTTP", u.Host, "", "", "bad request: "+err.Error(), "")
-		return r, goproxy.NewResponse(r, "text/plain", http.StatusBadRequest, "fence: bad target: "+Escape(err.Error())+"\n")
+		answer(w, http.StatusBadRequest, "fence: bad target: "+Escape(err.Error()))
+		return
 	}
 	d, err := s.decide(r.Context(), "HTTP", t)
 	if err != nil {
-		return r, goproxy.NewResponse(r, "text/plain", http.StatusBadGateway, "fence: "+Escape(err.Error())+"\n")
+		answer(w, http.StatusBadGateway, "fence: "+Escape(err.Error()))
+		return
 	}
 	if d.Blocked {
-		resp := goproxy.NewResponse(r, "text/plain", http.StatusForbidden, blockedBody("HTTP", d)+"\n")
-		resp.Header.Set("X-Fence-Blocked", "1")
-		return r, resp
+		w.Header().Set("X-Fence-Blocked", "1")
+		answer(w, http.StatusForbidden, blockedBody("HTTP", d))
+		return
 	}
 	out := r.Clone(context.WithValue(r.Context(), decisionKey{}, d))
 	out.RequestURI = ""
@@ -253,21 +248,76 @@ func (s *Session) forward(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	if port == 80 {
 		out.URL.Host = hostForURL(t)
 	}
-	if c := r.Header.Get("Connection"); c != "" {
+	removeHopHeaders(out.Header)
+	resp, err := s.tr.RoundTrip(out)
+	if err != nil {
+		answer(w, http.StatusBadGateway, "fence: "+Escape(t.String())+": "+Escape(err.Error()))
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// Never asked for (Upgrade is stripped); an upgraded connection
+		// would outlive the request it was decided for.
+		answer(w, http.StatusBadGateway, "fence: "+Escape(t.String())+": unrequested protocol switch refused")
+		return
+	}
+	h := w.Header()
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	removeHopHeaders(h)
+	if len(resp.Trailer) > 0 {
+		// Announced before the header is written, so that the server
+		// sends the body chunked and the trailers after it.
+		keys := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		h.Set("Trailer", strings.Join(keys, ", "))
+	}
+	w.WriteHeader(resp.StatusCode)
+	var dst io.Writer = w
+	if resp.ContentLength < 0 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream") {
+		// A stream of unknown length (server-sent events, long polls):
+		// pass each piece on as it comes.
+		dst = flushWriter{w}
+	}
+	io.Copy(dst, resp.Body)
+	resp.Body.Close() // reads the trailers
+	for k, vs := range resp.Trailer {
+		h[k] = vs
+	}
+}
+
+// answer writes a short plain-text answer of the proxy itself.
+func answer(w http.ResponseWriter, code int, line string) {
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(code)
+	io.WriteString(w, line+"\n")
+}
+
+// removeHopHeaders removes the hop-by-hop headers (RFC 9110 §7.6.1): those
+// the Connection header names and hopHeaders.
+func removeHopHeaders(h http.Header) {
+	for _, c := range h.Values("Connection") {
 		for _, f := range strings.Split(c, ",") {
 			if f = strings.TrimSpace(f); f != "" {
-				out.Header.Del(f)
+				h.Del(f)
 			}
 		}
 	}
-	for _, h := range hopHeaders {
-		out.Header.Del(h)
+	for _, k := range hopHeaders {
+		h.Del(k)
 	}
-	resp, err := s.tr.RoundTrip(out)
-	if err != nil {
-		return r, goproxy.NewResponse(r, "text/plain", http.StatusBadGateway, "fence: "+Escape(t.String())+": "+Escape(err.Error())+"\n")
-	}
-	return r, resp
+}
+
+// flushWriter flushes after every write.
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	http.NewResponseController(f.w).Flush()
+	return n, err
 }
 
 func hostForURL(t Target) string {

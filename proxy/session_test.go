@@ -377,3 +377,62 @@ func TestNoRedirectFollowing(t *testing.T) {
 		t.Fatalf("the proxy followed the redirect %d times", evilHits)
 	}
 }
+
+// TestForwardedResponse: the upstream's answer reaches the client without
+// its hop-by-hop headers, with its trailers, and an unrequested protocol
+// switch is refused (an upgraded connection would outlive the request it
+// was decided for).
+func TestForwardedResponse(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/switch" {
+			c, bw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			bw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nraw bytes")
+			bw.Flush()
+			time.Sleep(200 * time.Millisecond)
+			c.Close()
+			return
+		}
+		h := w.Header()
+		h.Set("Connection", "X-Hop")
+		h.Set("X-Hop", "1")
+		h.Set("Keep-Alive", "timeout=1")
+		h.Set("X-End", "ok")
+		h.Set("Trailer", "X-Sum")
+		io.WriteString(w, "body")
+		h.Set("X-Sum", "42")
+	}))
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	p := strconv.Itoa(port)
+	ts := newTestSession(t, mustRules(t, []string{"allowed.test:" + p}, nil, port), map[string][]string{"allowed.test": {"127.0.0.1"}})
+	c, err := net.Dial("unix", ts.httpSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET http://allowed.test:"+p+"/ HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "body" || resp.Header.Get("X-End") != "ok" {
+		t.Fatalf("got %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	if resp.Header.Get("X-Hop") != "" || resp.Header.Get("Keep-Alive") != "" {
+		t.Errorf("hop-by-hop headers forwarded: %v", resp.Header)
+	}
+	if resp.Trailer.Get("X-Sum") != "42" {
+		t.Errorf("trailer not forwarded: %v", resp.Trailer)
+	}
+	got := ts.raw(t, "GET http://allowed.test:"+p+"/switch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if statusOf(got) != 502 || strings.Contains(got, "raw bytes") {
+		t.Errorf("unrequested 101: got %q, want 502", got)
+	}
+}
