@@ -43,6 +43,41 @@ func gitInit(t *testing.T, e *sandboxtest.Env) {
 	e.Write("README", "hello\n")
 }
 
+func gitInitIn(t *testing.T, e *sandboxtest.Env, dir string) {
+	t.Helper()
+	os.MkdirAll(dir, 0o755)
+	for _, args := range [][]string{
+		{"init", "-q"}, {"config", "user.email", "t@example.com"}, {"config", "user.name", "t"},
+		{"config", "commit.gpgsign", "false"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = e.Vars
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+}
+
+// nestedRepo creates a repository at dir with a core.fsmonitor that
+// creates PWNED in the project, and adds it to the project's index as a
+// gitlink.
+func nestedRepo(dir string) string {
+	return fmt.Sprintf(`mkdir -p %[1]s && git -C %[1]s init -q && git -C %[1]s -c user.email=a@b -c user.name=a commit -q --allow-empty -m x &&
+git -C %[1]s config core.fsmonitor "sh -c 'echo x > $PWD/PWNED'; false" &&
+git update-index --add --cacheinfo 160000,$(git -C %[1]s rev-parse HEAD),%[1]s`, dir)
+}
+
+// hostGitStatusRuns runs `git status` in the project on the host, as the
+// user's prompt would, and reports whether code planted in the session ran.
+func hostGitStatusRuns(e *sandboxtest.Env, r sandboxtest.Result) bool {
+	cmd := exec.Command("git", "status", "--short")
+	cmd.Dir = e.Project
+	cmd.Env = e.Vars
+	cmd.Run()
+	return e.Exists("PWNED")
+}
+
 func changed(rel, orig string) func(e *sandboxtest.Env, r sandboxtest.Result) bool {
 	return func(e *sandboxtest.Env, r sandboxtest.Result) bool { return e.Read(rel) != orig }
 }
@@ -199,6 +234,40 @@ var attacks = []attack{
 		setup:  func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); os.RemoveAll(e.Path(".git/hooks")) },
 		script: `mkdir .git/hx && printf '#!/bin/sh\nid\n' > .git/hx/post-checkout && chmod 555 .git/hx && mv .git/hx .git/hooks`,
 		worked: exists(".git/hooks/post-checkout")},
+	// Red team B1: a new nested repository with a core.fsmonitor, added to
+	// the superproject's index as a gitlink: the host's `git status` in the
+	// project runs it. Also deep down, where the exit walk does not look.
+	{name: "F-10/nested-repo-gitlink", config: writeDot, setup: withRepo,
+		script: nestedRepo("sub"), worked: hostGitStatusRuns},
+	{name: "F-10/nested-repo-gitlink-deep", config: writeDot, setup: withRepo,
+		script: nestedRepo("node_modules/a/b/c/d/e/sub"), worked: hostGitStatusRuns},
+	// Red team B2: .git/modules/<new>/config when .git/modules is absent,
+	// and a new module next to existing ones.
+	{name: "F-11/new-module-config", config: writeDot, setup: withRepo,
+		script: `git init -q --bare .git/modules/m && git --git-dir=.git/modules/m config core.bare false &&
+git --git-dir=.git/modules/m config core.fsmonitor "sh -c 'echo x > $PWD/PWNED'; false" &&
+mkdir m && echo 'gitdir: ../.git/modules/m' > m/.git && git -C m commit -q --allow-empty -m x &&
+git update-index --add --cacheinfo 160000,$(git -C m rev-parse HEAD),m`,
+		worked: hostGitStatusRuns},
+	{name: "F-11/new-module-next-to-existing", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			withRepo(t, e)
+			e.Write(".git/modules/lib/config", "[core]\n")
+		},
+		script: `mkdir -p .git/modules/m3/hooks && echo x > .git/modules/m3/hooks/post-checkout && echo '[core]' > .git/modules/m3/config`,
+		worked: exists(".git/modules/m3")},
+	// Red team B14: repositories below a writable root, not only the
+	// project's.
+	{name: "F-18/other-repo-below-writable-home", config: writeDotAndHome,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			gitInitIn(t, e, e.Path("~/other"))
+			e.Write("~/other/.git/hooks/pre-commit", "#!/bin/sh\nexit 0\n")
+		},
+		script: `echo id >> ~/other/.git/hooks/pre-commit; printf '[core]\n\tfsmonitor = evil\n' >> ~/other/.git/config; echo evil > ~/other/.envrc`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return e.Read("~/other/.git/hooks/pre-commit") != "#!/bin/sh\nexit 0\n" ||
+				strings.Contains(e.Read("~/other/.git/config"), "evil") || e.Exists("~/other/.envrc")
+		}},
 	{name: "F-09/commondir", config: writeDot, setup: withRepo,
 		script: `mkdir -p .cache/c && printf '[core]\n\tfsmonitor = evil\n' > .cache/c/config && echo ../.cache/c > .git/commondir`,
 		worked: exists(".git/commondir")},

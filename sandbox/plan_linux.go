@@ -67,6 +67,10 @@ type watch struct {
 	// if it is replaced, the replacement is quarantined and the link
 	// restored (ATTACKS.md F-06).
 	Link string
+	// Keep, when not nil, makes the watch cover every name in Dir except
+	// those in Keep (Name is then "*"): .git/modules, where any new
+	// entry is a module whose config and hooks git will use.
+	Keep map[string]bool
 }
 
 // plan is the client's half of a session.
@@ -74,6 +78,9 @@ type plan struct {
 	cfg     initConfig
 	watches []watch
 	notes   []string // for -d
+	// starts are the directories whose repositories and tool files are
+	// protected; the exit audit reads their indexes for new gitlinks.
+	starts []string
 }
 
 // systemMasks are host control channels hidden from every sandbox
@@ -186,11 +193,24 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 			starts = append(starts, d)
 		}
 	}
+	// Repositories below a writable root (allowWrite = ["~"], a folder of
+	// projects, vendored repositories) get the same protection as the
+	// project's own (red team B14).
+	repos, truncated := reposBelow(writable)
+	starts = append(starts, repos...)
+	if len(repos) > 0 {
+		pl.notes = append(pl.notes, fmt.Sprintf("%d repositories below the writable paths are protected like the project's", len(repos)))
+	}
+	if truncated != "" {
+		pl.notes = append(pl.notes, "the search for repositories below the writable paths stopped early ("+truncated+"); repositories it did not reach have writable hooks and config")
+	}
 	starts = dedupeStrings(starts)
+	pl.starts = starts
 	pwrite := pol
 	pwrite.AllowWrite = starts
 	protected := ResolveProtected(pwrite, home, exe)
-	protected = append(protected, gitProtected(starts, pol.AllowGitConfig)...)
+	gp, modules := gitProtected(starts, pol.AllowGitConfig)
+	protected = append(protected, gp...)
 	protected = append(protected, globalHooksPaths(home)...)
 	for _, d := range pol.DenyWrite {
 		protected = append(protected, ProtectedPath{Path: filepath.Clean(d), Dir: true, Reason: "denyWrite"})
@@ -252,6 +272,24 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 				addPins(root, parent)
 			}
 		}
+	}
+	// A new entry in an existing .git/modules is a new module (red team
+	// B2); a missing .git/modules is a protected path of gitProtected.
+	for _, m := range modules {
+		root := rootOf(m)
+		if root == "" {
+			continue
+		}
+		keep := map[string]bool{}
+		ents, err := os.ReadDir(m)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			keep[e.Name()] = true
+		}
+		pl.watches = append(pl.watches, watch{Dir: m, Name: "*", Protected: m, Reason: "git submodule metadata", Keep: keep})
+		addPins(root, m)
 	}
 	for p := range pins {
 		if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
@@ -350,8 +388,13 @@ func (e *linkError) Hint() string {
 // writable root is in or is (walking up from each root, ATTACKS.md F-18),
 // following .git files (linked worktrees, submodules) and commondir to the
 // real metadata directories (F-09, F-11).
-func gitProtected(writable []string, allowGitConfig bool) []ProtectedPath {
+//
+// It also returns the existing .git/modules directories: a new entry there
+// is a new module, watched by the caller. A missing .git/modules is itself
+// protected (red team B2).
+func gitProtected(writable []string, allowGitConfig bool) ([]ProtectedPath, []string) {
 	var out []ProtectedPath
+	var modules []string
 	seen := map[string]bool{}
 	for _, w := range writable {
 		for d := w; ; d = filepath.Dir(d) {
@@ -413,6 +456,12 @@ func gitProtected(writable []string, allowGitConfig bool) []ProtectedPath {
 						}
 						out = append(out, ProtectedPath{Path: filepath.Join(g, n.name), Dir: n.dir, Reason: "git metadata"})
 					}
+					md := filepath.Join(g, "modules")
+					if fi, err := os.Lstat(md); err == nil && fi.IsDir() {
+						modules = append(modules, md)
+					} else if errors.Is(err, fs.ErrNotExist) {
+						out = append(out, ProtectedPath{Path: md, Dir: true, Reason: "git submodule metadata"})
+					}
 					mods, _ := filepath.Glob(filepath.Join(escapeGlob(g), "modules", "*"))
 					for _, m := range mods {
 						out = append(out, ProtectedPath{Path: filepath.Join(m, "hooks"), Dir: true, Reason: "git hooks"},
@@ -425,7 +474,65 @@ func gitProtected(writable []string, allowGitConfig bool) []ProtectedPath {
 			}
 		}
 	}
-	return out
+	return out, dedupeStrings(modules)
+}
+
+// Limits of the search for repositories below the writable roots: it runs
+// at every start, so it is bounded; what it does not reach is said in -d.
+const (
+	repoSearchDepth   = 6
+	repoSearchEntries = 20000
+	repoSearchRepos   = 256
+)
+
+// reposBelow returns the directories holding a .git (directory or file)
+// strictly below the writable roots, and why the search stopped early
+// ("" when it did not). It does not descend into .git, node_modules or
+// symlinks.
+func reposBelow(roots []string) ([]string, string) {
+	var out []string
+	entries := 0
+	truncated := ""
+	for _, root := range roots {
+		fi, err := os.Stat(root)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if truncated != "" {
+				return filepath.SkipAll
+			}
+			if err != nil {
+				return nil
+			}
+			if entries++; entries > repoSearchEntries {
+				truncated = fmt.Sprintf("more than %d entries", repoSearchEntries)
+				return filepath.SkipAll
+			}
+			if !d.IsDir() {
+				return nil
+			}
+			name := d.Name()
+			if p != root && (name == ".git" || name == "node_modules") {
+				return filepath.SkipDir
+			}
+			rel, _ := filepath.Rel(root, p)
+			if p != root {
+				if _, err := os.Lstat(filepath.Join(p, ".git")); err == nil {
+					if len(out) >= repoSearchRepos {
+						truncated = fmt.Sprintf("more than %d repositories", repoSearchRepos)
+						return filepath.SkipAll
+					}
+					out = append(out, p)
+				}
+			}
+			if p != root && strings.Count(rel, string(filepath.Separator))+1 >= repoSearchDepth {
+				return filepath.SkipDir
+			}
+			return nil
+		})
+	}
+	return out, truncated
 }
 
 // submodulePaths lists the "path = X" entries of a .gitmodules file.

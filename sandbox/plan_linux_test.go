@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -83,5 +84,44 @@ func TestBuildPlan(t *testing.T) {
 	_, err = buildPlan(spec, "")
 	if err == nil || !strings.Contains(err.Error(), "2 hard links") || HintOf(err) == "" {
 		t.Errorf("hard-linked protected file: err %v, hint %q", err, HintOf(err))
+	}
+}
+
+// TestGitlinks reads the gitlinks of real indexes in every version git
+// writes, with enough entries around them to exercise padding and v4's
+// prefix compression.
+func TestGitlinks(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	for _, v := range []string{"2", "3", "4"} {
+		dir := t.TempDir()
+		run := func(args ...string) {
+			t.Helper()
+			cmd := exec.Command("git", args...)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("git %v: %v\n%s", args, err, out)
+			}
+		}
+		run("init", "-q")
+		run("config", "index.version", v)
+		for _, f := range []string{"a", "deep/dir/file-with-a-longer-name", "deep/dir/x"} {
+			os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755)
+			os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644)
+			run("add", f)
+		}
+		const h = "0123456789012345678901234567890123456789"
+		run("update-index", "--add", "--cacheinfo", "160000,"+h+",deep/dir/sub")
+		run("update-index", "--add", "--cacheinfo", "160000,"+h+",z")
+		if v == "3" {
+			os.WriteFile(filepath.Join(dir, "n"), nil, 0o644)
+			run("add", "-N", "n") // intent-to-add sets the extended flag
+		}
+		got := gitlinks(dir)
+		if strings.Join(got, ",") != "deep/dir/sub,z" {
+			t.Errorf("index version %s: gitlinks = %q, want deep/dir/sub and z", v, got)
+		}
 	}
 }

@@ -103,6 +103,10 @@ func (w *watcher) loop() {
 			for _, x := range w.byWD[ev.Wd] {
 				if x.Name == name {
 					w.quarantine(x)
+				} else if x.Keep != nil && name != "" && !x.Keep[name] {
+					y := x
+					y.Name, y.Protected = name, filepath.Join(x.Dir, name)
+					w.quarantine(y)
 				}
 			}
 		}
@@ -136,7 +140,18 @@ func (w *watcher) stop() []string {
 
 func (w *watcher) sweep() {
 	for _, x := range w.all {
-		w.quarantine(x)
+		if x.Keep == nil {
+			w.quarantine(x)
+			continue
+		}
+		ents, _ := os.ReadDir(x.Dir)
+		for _, e := range ents {
+			if !x.Keep[e.Name()] {
+				y := x
+				y.Name, y.Protected = e.Name(), filepath.Join(x.Dir, e.Name())
+				w.quarantine(y)
+			}
+		}
 	}
 }
 

@@ -36,6 +36,7 @@ type Process struct {
 	done     chan struct{} // closed when Wait has collected the init
 	loopDone chan struct{} // closed when readLoop has read the last message
 	writable []string      // audited for new repositories at the end
+	starts   []string      // their indexes are read for new gitlinks at the end
 	started  time.Time
 	waitOnce sync.Once
 	waitCode int
@@ -210,7 +211,7 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 	}
 	fds := []int{pd.sock}
 	p := &Process{cmd: cmd, sock: fds[0], spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}),
-		writable: pl.cfg.Mounts.Writable, started: pdStart}
+		writable: pl.cfg.Mounts.Writable, starts: pl.starts, started: pdStart}
 	if err := sendMsg(p.sock, &message{Kind: "config", Config: cfg}); err != nil {
 		p.kill()
 		return nil, fmt.Errorf("send the policy to the sandbox init: %w", err)
@@ -413,7 +414,7 @@ func (p *Process) Wait() (int, error) {
 		p.mu.Unlock()
 		unix.Close(p.sock)
 		failed := p.stopWatcher()
-		auditNewRepos(p.writable, p.started, func(dir string) { reportNewRepo(p.spec, dir) })
+		failed = append(failed, p.auditNewRepos()...)
 		switch {
 		case got:
 			p.waitCode = status
