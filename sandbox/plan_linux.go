@@ -209,6 +209,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	pwrite := pol
 	pwrite.AllowWrite = starts
 	protected := ResolveProtected(pwrite, home, exe)
+	protected = append(protected, envProtected(spec.Env)...)
 	gp, modules := gitProtected(starts, pol.AllowGitConfig)
 	protected = append(protected, gp...)
 	protected = append(protected, globalHooksPaths(home)...)
@@ -533,6 +534,27 @@ func reposBelow(roots []string) ([]string, string) {
 		})
 	}
 	return out, truncated
+}
+
+// envProtected returns the startup files that the environment moves
+// away from their home-relative places (red team B26): zsh's files under
+// $ZDOTDIR, and git's, fish's and systemd's configuration (and the rest
+// of the .config entries of the protected list) under $XDG_CONFIG_HOME.
+func envProtected(env []string) []ProtectedPath {
+	var out []ProtectedPath
+	if z, ok := lookupEnv(env, "ZDOTDIR"); ok && filepath.IsAbs(z) {
+		for _, n := range []string{".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout"} {
+			out = append(out, ProtectedPath{Path: filepath.Join(filepath.Clean(z), n), Reason: "shell startup file"})
+		}
+	}
+	if c, ok := lookupEnv(env, "XDG_CONFIG_HOME"); ok && filepath.IsAbs(c) {
+		for _, n := range homeProtected {
+			if rel, ok := strings.CutPrefix(n.Name, ".config/"); ok {
+				out = append(out, ProtectedPath{Path: filepath.Join(filepath.Clean(c), filepath.FromSlash(rel)), Dir: n.Dir, Reason: n.Reason})
+			}
+		}
+	}
+	return out
 }
 
 // submodulePaths lists the "path = X" entries of a .gitmodules file.

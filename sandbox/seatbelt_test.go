@@ -327,7 +327,9 @@ func TestSeatbeltDecisions(t *testing.T) {
 			{w(tHome + "/.config/fish/config.fish"), false},
 			{w(tHome + "/.config/git/config"), false},
 			{w(tHome + "/.config"), false}, // parent of protected paths: cannot be renamed
-			{w(tHome + "/.config/nvim/init.lua"), true},
+			{w(tHome + "/.config/other/x.conf"), true},
+			{w(tHome + "/.config/nvim/init.lua"), false},
+			{w(tHome + "/.local/lib/python3.12/site-packages/x.pth"), false},
 			{w(tHome + "/.ssh/authorized_keys"), false},
 			{w(tHome + "/.local/bin/ls"), false},
 			{w(tHome + "/Library/LaunchAgents/evil.plist"), false},
