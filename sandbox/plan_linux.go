@@ -274,6 +274,21 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 			}
 		}
 	}
+	// A mask moves with its dentry: renaming a denied path's parent would
+	// give the next session the file under a new name (red team B25). Pin
+	// the directories between a writable root and each denied path, as
+	// for protected paths.
+	for _, d := range pol.DenyRead {
+		d = filepath.Clean(d)
+		if r, err := filepath.EvalSymlinks(filepath.Dir(d)); err == nil {
+			d = filepath.Join(r, filepath.Base(d))
+		}
+		if root := rootOf(d); root != "" && d != root {
+			if parent := filepath.Dir(d); parent != root {
+				addPins(root, parent)
+			}
+		}
+	}
 	// A new entry in an existing .git/modules is a new module (red team
 	// B2); a missing .git/modules is a protected path of gitProtected.
 	for _, m := range modules {
