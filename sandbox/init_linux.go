@@ -303,6 +303,9 @@ func (st *initState) startCommand() (int, int) {
 	}
 	if st.tty != nil {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = st.tty, st.tty, st.tty
+		if cfg.PassStderr {
+			cmd.Stderr = os.Stderr
+		}
 		cmd.SysProcAttr.Setctty = true
 		cmd.SysProcAttr.Ctty = 0
 	} else {

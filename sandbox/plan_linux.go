@@ -19,6 +19,9 @@ type initConfig struct {
 	Env        []string
 	TTY        bool
 	Rows, Cols uint16
+	// PassStderr gives the command the init's stderr (the caller's) with
+	// a TTY.
+	PassStderr bool
 
 	Relay         string
 	LocalOutbound []int

@@ -108,12 +108,17 @@ func seccompInstructions(opts seccompOptions) ([]bpf.Instruction, error) {
 		)
 	}
 	// ioctl: the kernel truncates the request to 32 bits, so compare the
-	// low half only (ATTACKS.md T-02).
+	// low half only (ATTACKS.md T-02). TIOCSETD and TIOCCONS would act on
+	// the caller's terminal when `fence --` passes it on (stdin on a
+	// terminal, output redirected; red team B5): no ordinary program
+	// changes a line discipline or redirects the console.
 	p = append(p,
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(unix.SYS_IOCTL), SkipTrue: 5},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(unix.SYS_IOCTL), SkipTrue: 7},
 		bpf.LoadAbsolute{Off: argLow(1), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCSTI, SkipTrue: 2},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCLINUX, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCSTI, SkipTrue: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCLINUX, SkipTrue: 3},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCSETD, SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCCONS, SkipTrue: 1},
 		bpf.RetConstant{Val: retAllow},
 		bpf.RetConstant{Val: retEPERM},
 	)

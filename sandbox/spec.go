@@ -31,6 +31,10 @@ type Spec struct {
 	TTY bool
 	// Rows and Cols are the PTY's initial window size.
 	Rows, Cols uint16
+	// PassStderr, with TTY, gives the command Stderr as its standard error
+	// instead of the PTY (the caller's stderr is a file or a pipe, and
+	// stays one). Linux only; elsewhere stderr is the PTY.
+	PassStderr bool
 
 	// Relay is the proxy daemon's directory for this session, holding
 	// http.sock and socks.sock. The sandbox init relays 127.0.0.1:3128 and

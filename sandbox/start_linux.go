@@ -193,6 +193,7 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 		cfg.Dir = r
 	}
 	cfg.TTY = spec.TTY
+	cfg.PassStderr = spec.TTY && spec.PassStderr
 	cfg.Rows, cfg.Cols = spec.Rows, spec.Cols
 	cfg.Relay = spec.Relay
 	cfg.LocalOutbound = spec.Policy.LocalOutbound

@@ -4,9 +4,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -156,5 +158,95 @@ func TestTerminalModesRestored(t *testing.T) {
 	}
 	if !echoAfter(e.Fence, "-s", e.Config, "--", "stty", "-echo") {
 		t.Error("the terminal was left without echo after fence --")
+	}
+}
+
+// TestRunEscapesFiltered: `fence -- CMD` run from a terminal must not let
+// the command set the host terminal's clipboard (OSC 52) or its idea of
+// the working directory (OSC 7) (ATTACKS.md T-06, T-10, red team B5):
+// with stdin and stdout on the terminal the command gets a PTY and the
+// filtered relay; with only the output on it, the output is filtered.
+// The control, without fence, shows tmux takes both.
+func TestRunEscapesFiltered(t *testing.T) {
+	_, err := exec.LookPath("tmux")
+	sandboxtest.Require(t, err == nil, "tmux not installed")
+	e := sandboxtest.New(t, writeDot)
+	conf := e.Write("~/tmux.conf", "set -g set-clipboard on\n")
+	const script = `printf '\033]52;c;%s\007' "$(printf PWNCLIP | base64)"; printf '\033]7;file://localhost/pwnpath\007'`
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	for i, v := range []struct {
+		name, cmd string
+		control   bool
+	}{
+		{"control", "sh -c " + q(script), true},
+		{"pty", q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q(script), false},
+		{"output-only", q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q(script) + " </dev/null", false},
+		{"dash-c", q(e.Fence) + " -s " + q(e.Config) + " -c " + q(script), false},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			sock := "fence-run-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(i)
+			tm := func(args ...string) string {
+				out, _ := exec.Command("tmux", append([]string{"-L", sock, "-f", conf}, args...)...).CombinedOutput()
+				return string(out)
+			}
+			defer exec.Command("tmux", "-L", sock, "kill-server").Run()
+			args := []string{"new-session", "-d", "-x", "100", "-y", "30", "-c", e.Project, "--", "env", "-i"}
+			args = append(args, e.Vars...)
+			args = append(args, "TERM=screen", "/bin/sh", "-c", v.cmd+"; echo RUN-DONE $?; sleep 600")
+			if out, err := exec.Command("tmux", append([]string{"-L", sock, "-f", conf}, args...)...).CombinedOutput(); err != nil {
+				t.Fatalf("tmux: %v\n%s", err, out)
+			}
+			screen := ""
+			for start := time.Now(); time.Since(start) < 20*time.Second; time.Sleep(50 * time.Millisecond) {
+				if screen = tm("capture-pane", "-p", "-J"); strings.Contains(screen, "RUN-DONE") {
+					break
+				}
+			}
+			if !strings.Contains(screen, "RUN-DONE 0") {
+				t.Fatalf("the command did not finish with status 0:\n%s", screen)
+			}
+			clip := strings.Contains(tm("list-buffers", "-F", "#{buffer_sample}"), "PWNCLIP")
+			path := strings.Contains(tm("display-message", "-p", "#{pane_path}"), "pwnpath")
+			if v.control {
+				if !clip || !path {
+					t.Fatalf("control: without fence tmux did not take the clipboard (%v) or the path (%v); the test proves nothing", clip, path)
+				}
+				return
+			}
+			if clip {
+				t.Error("OSC 52 from inside the sandbox set the terminal's clipboard")
+			}
+			if path {
+				t.Error("OSC 7 from inside the sandbox set the terminal's working directory")
+			}
+		})
+	}
+}
+
+// TestTIOCSETD: with the keyboard on a terminal and the output redirected,
+// `fence --` passes the caller's terminal on as stdin; the command must
+// not change its line discipline (red team B5).
+func TestTIOCSETD(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	const script = `python3 -c 'import fcntl,termios,struct;fcntl.ioctl(0,termios.TIOCSETD,struct.pack("i",0));print("SETD-OK")'`
+	run := func(argv ...string) string {
+		master, slave, err := pty.Open()
+		if err != nil {
+			sandboxtest.Require(t, false, "cannot open a pty: "+err.Error())
+		}
+		defer master.Close()
+		defer slave.Close()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir, cmd.Env = e.Project, e.Vars
+		cmd.Stdin = slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	if out := run("/bin/sh", "-c", script); !strings.Contains(out, "SETD-OK") {
+		t.Fatalf("control: TIOCSETD failed without the sandbox: %s", out)
+	}
+	if out := run(e.Fence, "-s", e.Config, "--", "sh", "-c", script); strings.Contains(out, "SETD-OK") {
+		t.Errorf("TIOCSETD on the caller's terminal worked inside the sandbox: %s", out)
 	}
 }

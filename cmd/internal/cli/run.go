@@ -2,17 +2,22 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/fence-dev/fence/cmd/internal/config"
 	"github.com/fence-dev/fence/sandbox"
+	"github.com/fence-dev/fence/shellhook"
 )
 
 // runFlags are the flags of the running forms (DESIGN.md §2).
@@ -138,9 +143,24 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	}
 	// Saved before anything can run in the sandbox.
 	restoreTerminal := saveTerminal(stdin)
+	// A terminal is never handed to the command: escape sequences would
+	// reach it unfiltered (OSC 52 clipboard, OSC 7, titles; ATTACKS.md
+	// §T, red team B5), and ioctls would act on it. With the keyboard and
+	// the screen on a terminal the command gets a PTY of its own, relayed
+	// through the filter as in `fence shell`; otherwise what goes to a
+	// terminal goes through a pipe and the filter, and the rest (files,
+	// pipes: `fence -- cat < big > out`) is passed on untouched.
+	outFile, _ := stdio.Out.(*os.File)
+	errFile, _ := stdio.Err.(*os.File)
+	useTTY := isTerminal(stdin) && isTerminal(outFile)
+	var blocked blockCounter
 	var stdout, stderr *os.File
-	stdout, copies = fileFor(stdio.Out, copies)
-	stderr, copies = fileFor(stdio.Err, copies)
+	if !useTTY {
+		stdout, copies = terminalFileFor(stdio.Out, copies, &blocked)
+	}
+	if !useTTY || !isTerminal(errFile) {
+		stderr, copies = terminalFileFor(stdio.Err, copies, &blocked)
+	}
 	defer func() {
 		for _, c := range copies {
 			<-c.done
@@ -160,7 +180,14 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	}
 	prepCh := make(chan prepared, 1)
 	go func() {
-		p, err := prepareSandbox(&sandbox.Spec{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+		ps := &sandbox.Spec{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+		if useTTY {
+			ps = &sandbox.Spec{TTY: true, Stderr: stderr}
+			if stderr == nil {
+				ps.Stderr = errFile
+			}
+		}
+		p, err := prepareSandbox(ps)
 		prepCh <- prepared{p, err}
 	}()
 	var pending pendingSandbox
@@ -178,8 +205,26 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		}
 	}()
 	t0 := time.Now()
+	// The sandbox lives until the command exits: the signals that cancel
+	// ctx are forwarded to the command instead.
+	runCtx := context.WithoutCancel(ctx)
+	// The daemon resolves the session's policy from the same inputs on its
+	// own, so registering needs nothing from config.Load: the round trip
+	// overlaps the loading.
+	type opened struct {
+		s   *netSession
+		err error
+	}
+	sessCh := make(chan opened, 1)
+	go func() {
+		s, err := openNetSession(runCtx, stdio, nil, netOptions{Dir: cwd, Settings: f.settings, Templates: f.templates, Monitor: f.monitor})
+		sessCh <- opened{s, err}
+	}()
 	res, err := config.Load(config.Options{Dir: cwd, Settings: f.settings, Templates: f.templates, Publish: f.ports})
 	if err != nil {
+		if o := <-sessCh; o.s != nil {
+			o.s.Close(stdio)
+		}
 		return 0, err
 	}
 	tConfig := time.Now()
@@ -192,10 +237,8 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 			fmt.Fprintf(stdio.Err, "fence: debug: config %s %s exists=%v\n", s.Layer, s.File+s.Template, s.Exists)
 		}
 	}
-	// The sandbox lives until the command exits: the signals that cancel
-	// ctx are forwarded to the command instead.
-	runCtx := context.WithoutCancel(ctx)
-	sess, err := openNetSession(runCtx, stdio, res, netOptions{Dir: cwd, Settings: f.settings, Templates: f.templates, Monitor: f.monitor})
+	o := <-sessCh
+	sess, err := o.s, o.err
 	if err != nil {
 		return 0, err
 	}
@@ -235,9 +278,26 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		spec.Monitor = stdio.Err
 	}
 	spec.Stdin, spec.Stdout, spec.Stderr = stdin, stdout, stderr
+	var tm *shellhook.Terminal
+	if useTTY {
+		tm = shellhook.NewTerminal(stdin, outFile)
+		spec.Stdin, spec.Stdout = nil, nil
+		spec.TTY = true
+		spec.Rows, spec.Cols = tm.Size()
+		spec.PassStderr = stderr != nil
+		if stderr == nil {
+			spec.Stderr = errFile
+		}
+	}
 
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+	if useTTY {
+		// The relay follows SIGWINCH and SIGHUP itself; keys like Ctrl-C
+		// reach the PTY as bytes.
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	} else {
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+	}
 	defer signal.Stop(sigs)
 
 	pr := <-prepCh
@@ -271,9 +331,31 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		}
 	}()
 	tStarted := time.Now()
-	status, err := p.Wait()
+	var status int
+	if useTTY {
+		if p.TTY == nil {
+			_ = p.Signal(syscall.SIGKILL)
+			_, _ = p.Wait()
+			restoreTerminal()
+			close(done)
+			return 0, errors.New("BUG: sandbox started without the requested PTY")
+		}
+		var stats shellhook.RelayStats
+		status, stats, err = tm.Relay(runCtx, shellhook.Child{Master: p.TTY, Wait: p.Wait, Signal: p.Signal})
+		for k, v := range stats.Blocked {
+			blocked.add(k, v)
+		}
+	} else {
+		status, err = p.Wait()
+	}
 	restoreTerminal()
 	close(done)
+	for _, c := range copies {
+		<-c.done
+	}
+	if s := blocked.summary(); s != "" {
+		fmt.Fprintf(stdio.Err, "fence: %s\n", s)
+	}
 	if f.debug {
 		fmt.Fprintf(stdio.Err, "fence: debug: timing: since main %.2fms, config +%.2fms, daemon session +%.2fms, sandbox start +%.2fms, command +%.2fms\n",
 			ms(t0.Sub(processStart)), ms(tConfig.Sub(t0)), ms(tSession.Sub(tConfig)), ms(tStarted.Sub(tSession)), ms(time.Since(tStarted)))
@@ -308,6 +390,57 @@ func fileFor(w io.Writer, copies []*pipeCopy) (*os.File, []*pipeCopy) {
 	c := &pipeCopy{w: pw, done: make(chan struct{})}
 	go func() {
 		io.Copy(w, r)
+		r.Close()
+		close(c.done)
+	}()
+	return pw, append(copies, c)
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool { return f != nil && term.IsTerminal(int(f.Fd())) }
+
+// blockCounter counts the escape sequences the output filters dropped.
+type blockCounter struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (b *blockCounter) add(what string, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[string]int{}
+	}
+	b.m[what] += n
+}
+
+func (b *blockCounter) summary() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return blockedSummary(b.m)
+}
+
+// terminalFileFor is [fileFor], except that a terminal gets a pipe whose
+// content goes through the escape-sequence filter (counted in blocked)
+// and, at the end, the reset of modes the command left on.
+func terminalFileFor(w io.Writer, copies []*pipeCopy, blocked *blockCounter) (*os.File, []*pipeCopy) {
+	f, ok := w.(*os.File)
+	if !ok || !isTerminal(f) {
+		return fileFor(w, copies)
+	}
+	r, pw, err := os.Pipe()
+	if err != nil {
+		return nil, copies
+	}
+	c := &pipeCopy{w: pw, done: make(chan struct{})}
+	go func() {
+		filt := shellhook.NewFilter(f)
+		filt.OnBlock = func(what string) { blocked.add(what, 1) }
+		io.Copy(filt, r)
+		filt.Flush()
+		if reset := filt.ResetModes(); len(reset) > 0 {
+			f.Write(reset)
+		}
 		r.Close()
 		close(c.done)
 	}()
