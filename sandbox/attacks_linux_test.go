@@ -241,6 +241,13 @@ var attacks = []attack{
 		script: nestedRepo("sub"), worked: hostGitStatusRuns},
 	{name: "F-10/nested-repo-gitlink-deep", config: writeDot, setup: withRepo,
 		script: nestedRepo("node_modules/a/b/c/d/e/sub"), worked: hostGitStatusRuns},
+	// The same with a .git that is an old directory renamed into place:
+	// its birth time is from before the session.
+	{name: "F-10/nested-repo-gitlink-old-dir", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) { withRepo(t, e); e.Write("docs/readme", "x\n") },
+		script: nestedRepo("tmp") + ` && mkdir sub && rm docs/readme && mv docs sub/.git && cp -r tmp/.git/. sub/.git/ && rm -rf tmp &&
+git rm -q --cached tmp && git update-index --add --cacheinfo 160000,$(git -C sub rev-parse HEAD),sub`,
+		worked: hostGitStatusRuns},
 	// Red team B2: .git/modules/<new>/config when .git/modules is absent,
 	// and a new module next to existing ones.
 	{name: "F-11/new-module-config", config: writeDot, setup: withRepo,

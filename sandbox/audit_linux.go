@@ -47,7 +47,7 @@ func (p *Process) auditNewRepos() []string {
 	w.mu.Unlock()
 	done := map[string]bool{}
 	check := func(dotgit string) {
-		if done[dotgit] || !bornSince(dotgit, p.started) {
+		if done[dotgit] || !changedSince(dotgit, p.started, p.knownGit) {
 			return
 		}
 		done[dotgit] = true
@@ -94,15 +94,24 @@ func (p *Process) neutralize(w *watcher, dotgit string) {
 	}
 }
 
-// bornSince reports whether p was created at or after since. Birth time,
-// not ctime: git touches .git's ctime on every commit of an existing
-// repository, and the sandbox cannot set a birth time.
-func bornSince(p string, since time.Time) bool {
+// changedSince reports whether the .git at p is not one of the known
+// repositories of the session's start and was created (birth time) or
+// renamed or changed (ctime; a rename sets it, so an old directory moved
+// into place counts) at or after since. The sandbox can set neither
+// time. Known repositories are left alone: git changes their .git's
+// ctime on every commit.
+func changedSince(p string, since time.Time, known map[[2]uint64]bool) bool {
 	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &stx); err != nil || stx.Mask&unix.STATX_BTIME == 0 {
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME|unix.STATX_CTIME|unix.STATX_INO, &stx); err != nil {
 		return false
 	}
-	return !time.Unix(stx.Btime.Sec, int64(stx.Btime.Nsec)).Before(since)
+	if known[[2]uint64{unix.Mkdev(stx.Dev_major, stx.Dev_minor), stx.Ino}] {
+		return false
+	}
+	if stx.Mask&unix.STATX_BTIME != 0 && !time.Unix(stx.Btime.Sec, int64(stx.Btime.Nsec)).Before(since) {
+		return true
+	}
+	return !time.Unix(stx.Ctime.Sec, int64(stx.Ctime.Nsec)).Before(since)
 }
 
 // walkNewRepos calls found for every .git below the roots (not the roots'

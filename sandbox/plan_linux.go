@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // initConfig is everything the init needs, sent over the socketpair (never
@@ -84,6 +86,9 @@ type plan struct {
 	// starts are the directories whose repositories and tool files are
 	// protected; the exit audit reads their indexes for new gitlinks.
 	starts []string
+	// knownGit are the .git entries of those directories at start, by
+	// device and inode: the exit audit leaves them alone.
+	knownGit map[[2]uint64]bool
 }
 
 // systemMasks are host control channels hidden from every sandbox
@@ -209,6 +214,13 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	}
 	starts = dedupeStrings(starts)
 	pl.starts = starts
+	pl.knownGit = map[[2]uint64]bool{}
+	for _, d := range starts {
+		var st unix.Stat_t
+		if unix.Lstat(filepath.Join(d, ".git"), &st) == nil {
+			pl.knownGit[[2]uint64{st.Dev, st.Ino}] = true
+		}
+	}
 	pwrite := pol
 	pwrite.AllowWrite = starts
 	protected := ResolveProtected(pwrite, home, exe)
