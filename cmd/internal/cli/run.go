@@ -228,15 +228,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		return 0, err
 	}
 	tConfig := time.Now()
-	for _, n := range res.Notices {
-		fmt.Fprintf(stdio.Err, "fence: %s\n", n)
-	}
-	if f.debug {
-		fmt.Fprintf(stdio.Err, "fence: debug: project root %q, trust %s\n", res.Root, res.Trust)
-		for _, s := range res.Chain {
-			fmt.Fprintf(stdio.Err, "fence: debug: config %s %s exists=%v\n", s.Layer, s.File+s.Template, s.Exists)
-		}
-	}
+	reportConfig(stdio, res, f.debug)
 	o := <-sessCh
 	sess, err := o.s, o.err
 	if err != nil {
@@ -252,31 +244,8 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 			}
 		}()
 	}
-	pol := res.Sandbox
-	for _, p := range f.ports {
-		if !containsInt(pol.Publish, p) {
-			pol.Publish = append(pol.Publish, p)
-		}
-	}
-	if len(pol.Publish) > 0 {
-		pol.AllowLocalBinding = true
-	}
-	spec := &sandbox.Spec{
-		Policy:  pol,
-		Args:    f.args,
-		Dir:     cwd,
-		Env:     os.Environ(),
-		Notices: stdio.Err,
-	}
-	if sess != nil {
-		spec.Relay, spec.SessionID = sess.Dir, sess.ID
-	}
-	if f.debug {
-		spec.Debug = stdio.Err
-	}
-	if f.monitor {
-		spec.Monitor = stdio.Err
-	}
+	spec := sessionSpec(stdio, res, sess, f.ports, cwd, f.debug, f.monitor)
+	spec.Args = f.args
 	spec.Stdin, spec.Stdout, spec.Stderr = stdin, stdout, stderr
 	var tm *shellhook.Terminal
 	if useTTY {
@@ -445,13 +414,4 @@ func terminalFileFor(w io.Writer, copies []*pipeCopy, blocked *blockCounter) (*o
 		close(c.done)
 	}()
 	return pw, append(copies, c)
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -11,7 +11,53 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
+	"github.com/fence-dev/fence/sandbox"
 )
+
+// reportConfig prints what the user must see about a loaded policy (the
+// loader's notices) and, with -d, where it came from. `fence --` and
+// `fence shell` share it.
+func reportConfig(stdio Stdio, res *config.Resolved, debug bool) {
+	for _, n := range res.Notices {
+		fmt.Fprintf(stdio.Err, "fence: %s\n", n)
+	}
+	if debug {
+		fmt.Fprintf(stdio.Err, "fence: debug: project root %q, trust %s\n", res.Root, res.Trust)
+		for _, s := range res.Chain {
+			fmt.Fprintf(stdio.Err, "fence: debug: config %s %s exists=%v\n", s.Layer, s.File+s.Template, s.Exists)
+		}
+	}
+}
+
+// sessionSpec returns the sandbox spec shared by `fence --` and `fence
+// shell` for res: the filesystem policy with the -p ports published (and
+// local binding allowed for them), the caller's environment, the notices,
+// -d and -m writers, and the daemon session's relay when there is one.
+// Callers fill in Args, stdio and the TTY.
+func sessionSpec(stdio Stdio, res *config.Resolved, sess *netSession, ports []int, dir string, debug, monitor bool) *sandbox.Spec {
+	pol := res.Sandbox
+	pol.AllowWrite = append([]string{}, pol.AllowWrite...)
+	pol.Publish = append([]int{}, pol.Publish...)
+	for _, p := range ports {
+		if !hasInt(pol.Publish, p) {
+			pol.Publish = append(pol.Publish, p)
+		}
+	}
+	if len(pol.Publish) > 0 {
+		pol.AllowLocalBinding = true
+	}
+	spec := &sandbox.Spec{Policy: pol, Dir: dir, Env: os.Environ(), Notices: stdio.Err}
+	if sess != nil {
+		spec.Relay, spec.SessionID = sess.Dir, sess.ID
+	}
+	if debug {
+		spec.Debug = stdio.Err
+	}
+	if monitor {
+		spec.Monitor = stdio.Err
+	}
+	return spec
+}
 
 func hasInt(s []int, v int) bool {
 	for _, x := range s {

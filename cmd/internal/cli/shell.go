@@ -211,15 +211,7 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	if root == "" {
 		root = dir
 	}
-	for _, n := range res.Notices {
-		fmt.Fprintf(stdio.Err, "fence: %s\n", n)
-	}
-	if f.debug {
-		fmt.Fprintf(stdio.Err, "fence: debug: project root %q, trust %s\n", res.Root, res.Trust)
-		for _, s := range res.Chain {
-			fmt.Fprintf(stdio.Err, "fence: debug: config %s %s exists=%v\n", s.Layer, s.File+s.Template, s.Exists)
-		}
-	}
+	reportConfig(stdio, res, f.debug)
 
 	self, err := selfPath()
 	if err != nil {
@@ -264,38 +256,12 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	if sess != nil {
 		defer sess.Close(stdio)
 	}
-	pol := res.Sandbox
-	pol.AllowWrite = append(append([]string{}, pol.AllowWrite...), files.handoff, files.history)
-	for _, p := range f.ports {
-		if !hasInt(pol.Publish, p) {
-			pol.Publish = append(pol.Publish, p)
-		}
-	}
-	if len(pol.Publish) > 0 {
-		pol.AllowLocalBinding = true
-	}
 	rows, cols := tm.Size()
-	env := append(os.Environ(), launch.Env...)
-	env = append(env, "FENCE_PROMPT="+prompt)
-	spec := &sandbox.Spec{
-		Policy:  pol,
-		Args:    launch.Args,
-		Dir:     dir,
-		Env:     env,
-		TTY:     true,
-		Rows:    rows,
-		Cols:    cols,
-		Notices: stdio.Err,
-	}
-	if sess != nil {
-		spec.Relay, spec.SessionID = sess.Dir, sess.ID
-	}
-	if f.debug {
-		spec.Debug = stdio.Err
-	}
-	if f.monitor {
-		spec.Monitor = stdio.Err
-	}
+	spec := sessionSpec(stdio, res, sess, f.ports, dir, f.debug, f.monitor)
+	spec.Policy.AllowWrite = append(spec.Policy.AllowWrite, files.handoff, files.history)
+	spec.Args = launch.Args
+	spec.Env = append(append(spec.Env, launch.Env...), "FENCE_PROMPT="+prompt)
+	spec.TTY, spec.Rows, spec.Cols = true, rows, cols
 	started = true
 	p, err := pending.Start(sessCtx, spec)
 	if err != nil {
