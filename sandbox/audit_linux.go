@@ -53,7 +53,24 @@ func (p *Process) auditNewRepos() []string {
 		done[dotgit] = true
 		p.neutralize(w, dotgit)
 	}
-	walkNewRepos(p.writable, check)
+	names := map[string][]ProtectedName{}
+	for _, n := range ProtectedNames(p.spec.Policy) {
+		first, _, _ := strings.Cut(n.Name, "/")
+		if first != ".git" && !strings.Contains(n.Name, "*") {
+			names[first] = append(names[first], n)
+		}
+	}
+	walkAudit(p.writable, check, func(dir, first string) {
+		for _, n := range names[first] {
+			q := filepath.Join(dir, filepath.FromSlash(n.Name))
+			if _, err := os.Lstat(q); err != nil || !treeChangedSince(q, p.started) {
+				continue
+			}
+			w.mu.Lock()
+			w.move(watch{Dir: filepath.Dir(q), Name: filepath.Base(q), Protected: q, Reason: n.Reason}, q)
+			w.mu.Unlock()
+		}
+	})
 	for _, d := range p.starts {
 		for _, sub := range gitlinks(d) {
 			check(filepath.Join(d, sub, ".git"))
@@ -114,9 +131,25 @@ func changedSince(p string, since time.Time, known map[[2]uint64]bool) bool {
 	return !time.Unix(stx.Ctime.Sec, int64(stx.Ctime.Nsec)).Before(since)
 }
 
-// walkNewRepos calls found for every .git below the roots (not the roots'
-// own), within the walk's bounds.
-func walkNewRepos(roots []string, found func(dotgit string)) {
+// treeChangedSince reports whether p, or for a directory anything in it
+// (bounded), was created, changed or renamed at or after since.
+func treeChangedSince(p string, since time.Time) bool {
+	n := 0
+	changed := false
+	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if n++; err != nil || n > 1000 || changed {
+			return filepath.SkipAll
+		}
+		changed = changedSince(q, since, nil)
+		return nil
+	})
+	return changed || n > 1000
+}
+
+// walkAudit calls found for every .git below the roots (not the roots'
+// own), and name for every other entry, with its directory, within the
+// walk's bounds (depth 6, 50 ms, dependency trees skipped).
+func walkAudit(roots []string, found func(dotgit string), name func(dir, base string)) {
 	deadline := time.Now().Add(50 * time.Millisecond)
 	skip := map[string]bool{"node_modules": true, "vendor": true, ".cache": true, "target": true, ".venv": true, "venv": true}
 	for _, root := range roots {
@@ -137,7 +170,10 @@ func walkNewRepos(roots []string, found func(dotgit string)) {
 				}
 				return nil
 			}
-			if d.IsDir() && p != root && (skip[d.Name()] || depth >= 4) {
+			if p != root && name != nil {
+				name(filepath.Dir(p), d.Name())
+			}
+			if d.IsDir() && p != root && (skip[d.Name()] || depth >= 6) {
 				return filepath.SkipDir
 			}
 			return nil
