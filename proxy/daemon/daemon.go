@@ -320,7 +320,9 @@ func (d *daemon) housekeeping(ctx context.Context, stop func()) {
 		var gone []*session
 		d.mu.Lock()
 		for _, s := range d.sessions {
-			if s.lease == nil && (!alive(s.client) || time.Since(s.detachedAt) > 5*time.Minute) {
+			// Only restored sessions are detached (detachedAt set): a
+			// session being opened has no lease for a moment either.
+			if s.lease == nil && !s.detachedAt.IsZero() && (!alive(s.client) || time.Since(s.detachedAt) > 5*time.Minute) {
 				gone = append(gone, s)
 			}
 		}

@@ -556,3 +556,26 @@ func TestSessionFloodIsolated(t *testing.T) {
 		t.Fatalf("the flooding session still took a request over its limit")
 	}
 }
+
+// TestOpeningSessionSurvivesHousekeeping: a session being opened has no
+// lease yet for a moment; housekeeping must not take it for a detached
+// session whose client is gone (it did: the sandbox then failed to open
+// its relay directory, about once in a few hundred starts).
+func TestOpeningSessionSurvivesHousekeeping(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	// Idle 4ms: housekeeping runs every 2ms. One session stays open so the
+	// daemon does not exit for being idle.
+	startDaemon(t, rt, 4*time.Millisecond)
+	proj := shortTemp(t)
+	writePolicy(t, proj, "")
+	keep, _ := open(t, rt, proj)
+	defer keep.Close()
+	for i := 0; i < 300; i++ {
+		c, info := open(t, rt, proj)
+		_, err := os.Stat(info.Dir)
+		c.Close()
+		if err != nil {
+			t.Fatalf("open %d: the session's directory is gone right after opening: %v", i, err)
+		}
+	}
+}
