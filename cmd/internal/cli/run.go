@@ -205,32 +205,18 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		}
 	}()
 	t0 := time.Now()
-	// The sandbox lives until the command exits: the signals that cancel
-	// ctx are forwarded to the command instead.
-	runCtx := context.WithoutCancel(ctx)
-	// The daemon resolves the session's policy from the same inputs on its
-	// own, so registering needs nothing from config.Load: the round trip
-	// overlaps the loading.
-	type opened struct {
-		s   *netSession
-		err error
-	}
-	sessCh := make(chan opened, 1)
-	go func() {
-		s, err := openNetSession(runCtx, stdio, nil, netOptions{Dir: cwd, Settings: f.settings, Templates: f.templates, Monitor: f.monitor})
-		sessCh <- opened{s, err}
-	}()
 	res, err := config.Load(config.Options{Dir: cwd, Settings: f.settings, Templates: f.templates, Publish: f.ports})
 	if err != nil {
-		if o := <-sessCh; o.s != nil {
-			o.s.Close(stdio)
-		}
 		return 0, err
 	}
 	tConfig := time.Now()
 	reportConfig(stdio, res, f.debug)
-	o := <-sessCh
-	sess, err := o.s, o.err
+	// The sandbox lives until the command exits: the signals that cancel
+	// ctx are forwarded to the command instead. (Registering with the
+	// daemon waits for the config on purpose: a broken config must not
+	// start a daemon.)
+	runCtx := context.WithoutCancel(ctx)
+	sess, err := openNetSession(runCtx, stdio, res, netOptions{Dir: cwd, Settings: f.settings, Templates: f.templates, Monitor: f.monitor})
 	if err != nil {
 		return 0, err
 	}
