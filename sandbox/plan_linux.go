@@ -272,6 +272,23 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 			if parent := filepath.Dir(pp.Path); parent != root {
 				addPins(root, parent)
 			}
+			// Every other symlink the resolution goes through (.envrc ->
+			// config/envrc with config -> conf2) re-points the path as
+			// well as the link itself (red team B11c).
+			for _, l := range linksOnPath(pp.Path) {
+				lr := rootOf(l)
+				if l == pp.Path || lr == "" {
+					continue
+				}
+				text, err := os.Readlink(l)
+				if err != nil {
+					continue
+				}
+				pl.watches = append(pl.watches, watch{Dir: filepath.Dir(l), Name: filepath.Base(l), Protected: pp.Path, Reason: pp.Reason + ", through a symlink", Link: text})
+				if parent := filepath.Dir(l); parent != lr {
+					addPins(lr, parent)
+				}
+			}
 		case err == nil:
 			readOnly = append(readOnly, pp.Path)
 			if parent := filepath.Dir(pp.Path); pp.Path != root && parent != root {
@@ -625,6 +642,37 @@ func globalHooksPaths(home string) []ProtectedPath {
 		if filepath.IsAbs(hp) {
 			out = append(out, ProtectedPath{Path: filepath.Clean(hp), Dir: true, Reason: "git hooks (global core.hooksPath)"})
 		}
+	}
+	return out
+}
+
+// linksOnPath returns the symlinks met, in order, while resolving p (at
+// most 40, like the kernel).
+func linksOnPath(p string) []string {
+	var out []string
+	cur := "/"
+	rest := strings.Split(strings.TrimPrefix(filepath.Clean(p), "/"), "/")
+	for len(rest) > 0 && len(out) < 40 {
+		el := rest[0]
+		rest = rest[1:]
+		next := filepath.Join(cur, el) // cur has no symlinks: ".." is lexical
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return out
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		out = append(out, next)
+		t, err := os.Readlink(next)
+		if err != nil {
+			return out
+		}
+		if filepath.IsAbs(t) {
+			cur = "/"
+		}
+		rest = append(strings.Split(strings.Trim(filepath.Clean(t), "/"), "/"), rest...)
 	}
 	return out
 }
