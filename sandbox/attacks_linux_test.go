@@ -316,6 +316,19 @@ git update-index --add --cacheinfo 160000,$(git -C m rev-parse HEAD),m`,
 			e.Write("lib/.git", "gitdir: ../.git/modules/lib\n")
 		},
 		script: `echo 'gitdir: ../.cache/evil' > lib/.git`, worked: changed("lib/.git", "gitdir: ../.git/modules/lib\n")},
+	// Red team B9: a file included by .git/config is git configuration.
+	{name: "F-13/git-config-include", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			withRepo(t, e)
+			f, _ := os.OpenFile(e.Path(".git/config"), os.O_APPEND|os.O_WRONLY, 0)
+			f.WriteString("[include]\n\tpath = ../local.gitconfig\n[includeIf \"onbranch:main\"]\n\tpath = ../branch.gitconfig\n")
+			f.Close()
+			e.Write("local.gitconfig", "[user]\n")
+		},
+		script: `printf '[core]\n\tfsmonitor = evil\n' >> local.gitconfig; printf '[core]\n\tfsmonitor = evil\n' > branch.gitconfig`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read("local.gitconfig"), "evil") || e.Exists("branch.gitconfig")
+		}},
 	{name: "F-12/global-hooks-path", config: writeDot,
 		setup: func(t *testing.T, e *sandboxtest.Env) {
 			e.Write("~/.gitconfig", "[core]\n\thooksPath = "+e.Path("hooks")+"\n")

@@ -225,9 +225,20 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	pwrite.AllowWrite = starts
 	protected := ResolveProtected(pwrite, home, exe)
 	protected = append(protected, envProtected(spec.Env)...)
-	gp, modules := gitProtected(starts, pol.AllowGitConfig)
+	gp, modules := gitProtected(starts, pol.AllowGitConfig, home)
 	protected = append(protected, gp...)
 	protected = append(protected, globalHooksPaths(home)...)
+	if home != "" {
+		globals := []string{filepath.Join(home, ".gitconfig"), filepath.Join(home, ".config", "git", "config")}
+		if c, ok := lookupEnv(spec.Env, "XDG_CONFIG_HOME"); ok && filepath.IsAbs(c) {
+			globals = append(globals, filepath.Join(c, "git", "config"))
+		}
+		for _, g := range globals {
+			for _, inc := range gitIncludes(g, home) {
+				protected = append(protected, ProtectedPath{Path: inc, Reason: "git configuration (included by the global config)"})
+			}
+		}
+	}
 	for _, d := range pol.DenyWrite {
 		protected = append(protected, ProtectedPath{Path: filepath.Clean(d), Dir: true, Reason: "denyWrite"})
 	}
@@ -440,7 +451,7 @@ func (e *linkError) Hint() string {
 // It also returns the existing .git/modules directories: a new entry there
 // is a new module, watched by the caller. A missing .git/modules is itself
 // protected (red team B2).
-func gitProtected(writable []string, allowGitConfig bool) ([]ProtectedPath, []string) {
+func gitProtected(writable []string, allowGitConfig bool, home string) ([]ProtectedPath, []string) {
 	var out []ProtectedPath
 	var modules []string
 	seen := map[string]bool{}
@@ -503,6 +514,13 @@ func gitProtected(writable []string, allowGitConfig bool) ([]ProtectedPath, []st
 							continue
 						}
 						out = append(out, ProtectedPath{Path: filepath.Join(g, n.name), Dir: n.dir, Reason: "git metadata"})
+					}
+					// Files the config includes are configuration too
+					// (red team B9), also when they do not exist yet.
+					if !allowGitConfig {
+						for _, inc := range gitIncludes(filepath.Join(g, "config"), home) {
+							out = append(out, ProtectedPath{Path: inc, Reason: "git configuration (included)"})
+						}
 					}
 					md := filepath.Join(g, "modules")
 					if fi, err := os.Lstat(md); err == nil && fi.IsDir() {
@@ -598,6 +616,58 @@ func envProtected(env []string) []ProtectedPath {
 		for _, n := range homeProtected {
 			if rel, ok := strings.CutPrefix(n.Name, ".config/"); ok {
 				out = append(out, ProtectedPath{Path: filepath.Join(filepath.Clean(c), filepath.FromSlash(rel)), Dir: n.Dir, Reason: n.Reason})
+			}
+		}
+	}
+	return out
+}
+
+// gitIncludes returns the files a git config file includes ([include]
+// and [includeIf ...] path = X), resolved like git: "~/" is the home,
+// relative paths are relative to the including file's directory. It
+// follows includes of includes (a few levels).
+func gitIncludes(config, home string) []string {
+	var out []string
+	seen := map[string]bool{config: true}
+	queue := []string{config}
+	for len(queue) > 0 && len(seen) < 32 {
+		f := queue[0]
+		queue = queue[1:]
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		section := ""
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if strings.HasPrefix(line, "[") {
+				section = strings.ToLower(strings.Fields(strings.Trim(line, "[]")+" ")[0])
+				continue
+			}
+			if section != "include" && section != "includeif" {
+				continue
+			}
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || !strings.EqualFold(strings.TrimSpace(k), "path") {
+				continue
+			}
+			v = strings.Trim(strings.TrimSpace(v), `"`)
+			switch {
+			case v == "":
+				continue
+			case strings.HasPrefix(v, "~/"):
+				if home == "" {
+					continue
+				}
+				v = filepath.Join(home, v[2:])
+			case !filepath.IsAbs(v):
+				v = filepath.Join(filepath.Dir(f), v)
+			}
+			v = filepath.Clean(v)
+			if !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+				queue = append(queue, v)
 			}
 		}
 	}
