@@ -641,7 +641,10 @@ func gitIncludes(config, home string) []string {
 		for _, line := range strings.Split(string(b), "\n") {
 			line = strings.TrimSpace(line)
 			if strings.HasPrefix(line, "[") {
-				section = strings.ToLower(strings.Fields(strings.Trim(line, "[]") + " ")[0])
+				section = ""
+				if f := strings.Fields(strings.Trim(line, "[]")); len(f) > 0 {
+					section = strings.ToLower(f[0])
+				}
 				continue
 			}
 			if section != "include" && section != "includeif" {

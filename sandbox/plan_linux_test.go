@@ -125,3 +125,19 @@ func TestGitlinks(t *testing.T) {
 		}
 	}
 }
+
+// TestGitIncludes: include and includeIf paths, relative to the including
+// file, "~/", nested includes, and malformed sections.
+func TestGitIncludes(t *testing.T) {
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	cfg := filepath.Join(dir, "repo", ".git", "config")
+	os.MkdirAll(filepath.Dir(cfg), 0o755)
+	os.WriteFile(cfg, []byte("[]\n[core]\n\tpath = not-an-include\n[include]\n\tpath = ../local.gitconfig\n[includeIf \"gitdir:~/x/\"]\n\tpath = \"~/inc\"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "repo", "local.gitconfig"), []byte("[include]\npath = nested\n"), 0o644)
+	got := gitIncludes(cfg, home)
+	want := []string{filepath.Join(dir, "repo", "local.gitconfig"), filepath.Join(home, "inc"), filepath.Join(dir, "repo", "nested")}
+	if !slices.Equal(got, want) {
+		t.Errorf("gitIncludes = %q, want %q", got, want)
+	}
+}
