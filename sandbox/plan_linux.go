@@ -225,6 +225,11 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	pwrite.AllowWrite = starts
 	protected := ResolveProtected(pwrite, home, exe)
 	protected = append(protected, envProtected(spec.Env)...)
+	for _, d := range starts {
+		for _, f := range envrcSources(filepath.Join(d, ".envrc")) {
+			protected = append(protected, ProtectedPath{Path: f, Reason: "loaded by .envrc"})
+		}
+	}
 	gp, modules := gitProtected(starts, pol.AllowGitConfig, home)
 	protected = append(protected, gp...)
 	protected = append(protected, globalHooksPaths(home)...)
@@ -671,6 +676,67 @@ func gitIncludes(config, home string) []string {
 				seen[v] = true
 				out = append(out, v)
 				queue = append(queue, v)
+			}
+		}
+	}
+	return out
+}
+
+// envrcSources returns the files an .envrc loads when direnv runs it
+// (red team B12): source_env[_if_exists] (a directory means its .envrc),
+// dotenv[_if_exists] (.env by default), watch_file, source and ".", and
+// the nix files of "use flake" and "use nix". Paths are relative to the
+// .envrc's directory; "$" expansions are not followed.
+func envrcSources(envrc string) []string {
+	b, err := os.ReadFile(envrc)
+	if err != nil {
+		return nil
+	}
+	dir := filepath.Dir(envrc)
+	var out []string
+	add := func(p string) {
+		p = strings.Trim(p, `"'`)
+		if p == "" || strings.ContainsAny(p, "$`*?") {
+			return
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		p = filepath.Clean(p)
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			p = filepath.Join(p, ".envrc")
+		}
+		out = append(out, p)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimSpace(line))
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		args := f[1:]
+		switch f[0] {
+		case "source_env", "source_env_if_exists", "source", ".":
+			if len(args) > 0 {
+				add(args[0])
+			}
+		case "dotenv", "dotenv_if_exists":
+			if len(args) == 0 {
+				add(".env")
+			} else {
+				add(args[0])
+			}
+		case "watch_file":
+			for _, a := range args {
+				add(a)
+			}
+		case "use":
+			if len(args) > 0 && args[0] == "flake" {
+				add("flake.nix")
+				add("flake.lock")
+			}
+			if len(args) > 0 && args[0] == "nix" {
+				add("shell.nix")
+				add("default.nix")
 			}
 		}
 	}
