@@ -4,46 +4,78 @@
 #   fence -- true   (the daemon already running, as in daily use)
 #   bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true
 # and prints the ratio fence/bwrap (target <= 1.0, must not exceed 1.5),
-# plus where fence's time goes (fence -d's timing lines).
-# Usage: scripts/bench.sh [path/to/fence]   (builds ./cmd/fence if none)
+# the CPU time each costs, plus where fence's time goes (fence -d's timing
+# lines).
+# Usage: scripts/bench.sh [path/to/fence [path/to/other/fence]]
+#   builds ./cmd/fence if no binary is given; a second binary (an older
+#   build, say) is measured in the same run, for before/after figures.
+# The daemon runs in a private runtime directory, started from the first
+# binary and stopped at the end: a daemon left by another build, or busy
+# with other users' sessions, would distort the figures. (A second binary
+# talks to the same daemon.)
 # Run it as an ordinary user. Needs hyperfine and bwrap.
+# FENCE_BENCH_RUNS sets the number of runs (default 200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in hyperfine bwrap; do
+for tool in hyperfine bwrap python3; do
 	command -v "$tool" >/dev/null || { echo "bench.sh: $tool is not installed" >&2; exit 2; }
 done
 work=$(mktemp -d "${HOME}/.cache/fence-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+	if [[ -d $work/rt/fence ]]; then
+		"$fence" daemon stop >/dev/null 2>&1 || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
 fence=${1:-}
 if [[ -z $fence ]]; then
 	fence=$work/fence
 	CGO_ENABLED=0 go build -trimpath -o "$fence" ./cmd/fence
 fi
-fence=$(cd "$(dirname "$fence")" && pwd)/$(basename "$fence")
-mkdir -p "$work/proj"
+abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
+fence=$(abs "$fence")
+other=${2:-}
+[[ -n $other ]] && other=$(abs "$other")
+mkdir -p "$work/proj" "$work/rt"
+chmod 700 "$work/rt"
+export XDG_RUNTIME_DIR=$work/rt
 printf '[filesystem]\nallowWrite = ["."]\n' >"$work/proj/.fence.toml"
 cd "$work/proj"
 
-# Warm up: start the daemon (if this build has one) and the page cache.
+# Warm up: start each binary's daemon and fill the page cache.
 "$fence" -s .fence.toml -- true
+cmds=(-n fence "$fence -s .fence.toml -- true")
+if [[ -n $other ]]; then
+	"$other" -s .fence.toml -- true
+	cmds+=(-n other "$other -s .fence.toml -- true")
+fi
+cmds+=(-n bwrap "bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true"
+	-n version "$fence version")
 runs=${FENCE_BENCH_RUNS:-200}
-hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/h.json" \
-	-n fence "$fence -s .fence.toml -- true" \
-	-n bwrap "bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true" \
-	-n "fence version (one process start, no sandbox)" "$fence version"
-python3 - "$work/h.json" <<'PY'
+hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/h.json" "${cmds[@]}"
+python3 - "$work/h.json" "$fence" "$other" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-f, b, v = r["fence"], r["bwrap"], r["fence version (one process start, no sandbox)"]
+fence, other = sys.argv[2], sys.argv[3]
+names = {"fence": "fence -- true (%s)" % fence, "other": "fence -- true (%s)" % other,
+         "bwrap": "bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true",
+         "version": "fence version (one process start, no sandbox)"}
 ms = lambda x: x * 1000
 print()
-print("| what | mean | median | min |")
-print("|---|---|---|---|")
-for name, x in (("fence -- true", f), ("bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true", b), ("fence version (one process start, no sandbox)", v)):
-    print(f"| {name} | {ms(x['mean']):.2f} ms | {ms(x['median']):.2f} ms | {ms(x['min']):.2f} ms |")
+print("| what | mean | median | min | CPU (user + system) |")
+print("|---|---|---|---|---|")
+for k in ("fence", "other", "bwrap", "version"):
+    if k in r:
+        x = r[k]
+        print(f"| {names[k]} | {ms(x['mean']):.2f} ms | {ms(x['median']):.2f} ms | {ms(x['min']):.2f} ms | {ms(x['user']):.2f} + {ms(x['system']):.2f} ms |")
 print()
-print(f"ratio fence/bwrap: mean {f['mean']/b['mean']:.2f}, median {f['median']/b['median']:.2f}, min {f['min']/b['min']:.2f} (target <= 1.0, limit 1.5)")
+b = r["bwrap"]
+for k in ("fence", "other"):
+    if k in r:
+        f = r[k]
+        print(f"ratio {k}/bwrap: mean {f['mean']/b['mean']:.2f}, median {f['median']/b['median']:.2f}, min {f['min']/b['min']:.2f} (target <= 1.0, limit 1.5)")
 PY
 echo
 echo "where fence's time goes (fence -d, 5 runs):"
@@ -51,3 +83,6 @@ for _ in 1 2 3 4 5; do
 	"$fence" -s .fence.toml -d -- true 2>&1 | grep timing | tr '\n' ' '
 	echo
 done
+echo
+echo "CPU of the daemon per session is not in the table (it is another process);"
+echo "the client's CPU includes the sandbox init's and the command's (waited-for children)."
