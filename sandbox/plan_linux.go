@@ -368,6 +368,10 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 
 	// Masks: denyRead, host control channels, fence's own state.
 	masks := append([]string{}, pol.DenyRead...)
+	denied := map[string]bool{}
+	for _, d := range pol.DenyRead {
+		denied[filepath.Clean(d)] = true
+	}
 	masks = append(masks, systemMasks...)
 	masks = append(masks, runSockets()...)
 	masks = append(masks, pol.StateDirs...)
@@ -376,6 +380,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	}
 	for _, m := range dedupeStrings(masks) {
 		m = filepath.Clean(m)
+		isDenied := denied[m]
 		fi, err := os.Lstat(m)
 		if err != nil {
 			continue
@@ -390,6 +395,11 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 				continue
 			}
 			m = t
+		}
+		if isDenied {
+			if err := deniedLinks(m, fi); err != nil {
+				return nil, err
+			}
 		}
 		if within(spec.Dir, m) && fi.IsDir() {
 			return nil, fmt.Errorf("working directory %q is inside %q, which the sandbox hides (denyRead or fence state)", spec.Dir, m)
@@ -428,6 +438,36 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	pl.cfg.Landlock = ll
 	pl.cfg.DenyMPTCP = !pol.AllowLocalBinding
 	return pl, nil
+}
+
+// deniedLinks refuses a denied file with more than one hard link: the
+// other name reads it unmasked (red team B6). For a directory it checks
+// the regular files inside, up to a bound, since a big tree (a browser
+// profile) must not slow every start.
+func deniedLinks(m string, fi fs.FileInfo) error {
+	check := func(p string, fi fs.FileInfo) error {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
+			return &linkError{path: p, links: int(st.Nlink), reason: "denyRead"}
+		}
+		return nil
+	}
+	if !fi.IsDir() {
+		return check(m, fi)
+	}
+	n := 0
+	var found error
+	filepath.WalkDir(m, func(p string, d fs.DirEntry, err error) error {
+		if n++; err != nil || n > 2000 || found != nil {
+			return filepath.SkipAll
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				found = check(p, fi)
+			}
+		}
+		return nil
+	})
+	return found
 }
 
 // linkError refuses a protected file with more than one hard link: a write
