@@ -432,9 +432,13 @@ func (d *daemon) open(c net.Conn, p peer, spec control.Spec) {
 		c.Close()
 		return
 	}
-	d.save(s)
-	d.opts.Log.Printf("session %s: opened for %s by pid %d", s.id, s.root, p.pid)
-	d.lease(c, s)
+	// The record and the log line are written after the answer: the client
+	// is waiting for it to start the sandbox. (A daemon that dies in
+	// between leaves a session that cannot be restored: it fails closed.)
+	d.lease(c, s, func() {
+		d.save(s)
+		d.opts.Log.Printf("session %s: opened for %s by pid %d", s.id, s.root, p.pid)
+	})
 }
 
 // start serves s's proxies on its directory's sockets and registers it.
@@ -466,8 +470,9 @@ func (d *daemon) start(s *session, rules proxy.Rules) error {
 }
 
 // lease ties s to c: events of s stream on c, and when c closes (the
-// client ended or died) s ends.
-func (d *daemon) lease(c net.Conn, s *session) {
+// client ended or died) s ends. afterReply, if not nil, runs once the
+// session's answer is sent.
+func (d *daemon) lease(c net.Conn, s *session, afterReply func()) {
 	st := newStream(c)
 	d.mu.Lock()
 	if s.lease != nil {
@@ -478,6 +483,9 @@ func (d *daemon) lease(c net.Conn, s *session) {
 	d.mu.Unlock()
 	if err := reply(c, control.Response{Session: &info}); err != nil {
 		st.close()
+	}
+	if afterReply != nil {
+		afterReply()
 	}
 	// The client sends nothing more; a read returns when it closes.
 	io.Copy(io.Discard, c)
@@ -508,7 +516,7 @@ func (d *daemon) attach(c net.Conn, p peer, id string) {
 		return
 	}
 	d.opts.Log.Printf("session %s: reattached", id)
-	d.lease(c, s)
+	d.lease(c, s, nil)
 }
 
 // end stops s and removes its sockets, record and watches.
