@@ -154,6 +154,15 @@ var attacks = []attack{
 		}},
 	{name: "C-14/user-config", config: writeDotAndHome,
 		script: `mkdir -p ~/.config/fence && echo '[network]' > ~/.config/fence/config.toml`, worked: exists("~/.config/fence/config.toml")},
+	{name: "C-14/user-config-readonly-dir", config: writeDotAndHome,
+		script: `mkdir ~/.config/fx && printf '[filesystem]\nallowWrite = ["~"]\n' > ~/.config/fx/config.toml && chmod 555 ~/.config/fx && mv ~/.config/fx ~/.config/fence`,
+		worked: exists("~/.config/fence/config.toml")},
+	{name: "F-02/rename-other-repo-dotgit", config: writeDotAndHome,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { gitInitIn(t, e, e.Path("~/src/other")) },
+		script: `mv ~/src/other/.git ~/src/other/.git.old; mv ~/src/other ~/src/other2`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return e.Exists("~/src/other/.git.old") || e.Exists("~/src/other2")
+		}},
 	{name: "F-02/rename-dotgit", config: writeDot, setup: withRepo,
 		script: `mv .git .git.old && mkdir -p .git/hooks && printf '#!/bin/sh\nid\n' > .git/hooks/pre-commit`,
 		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool { return e.Exists(".git.old") }},
