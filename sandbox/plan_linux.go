@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -594,16 +595,25 @@ const (
 	repoSearchDepth   = 6
 	repoSearchEntries = 20000
 	repoSearchRepos   = 256
+	repoSearchTime    = 15 * time.Millisecond
 )
+
+// repoSearchSkip are directories the search does not enter: dependency
+// trees and caches, big and holding no repository the user works in.
+var repoSearchSkip = map[string]bool{
+	".git": true, "node_modules": true, ".cache": true, ".npm": true, ".rustup": true, ".cargo": true,
+	".m2": true, ".gradle": true, ".venv": true, "venv": true, "__pycache__": true,
+}
 
 // reposBelow returns the directories holding a .git (directory or file)
 // strictly below the writable roots, and why the search stopped early
-// ("" when it did not). It does not descend into .git, node_modules or
-// symlinks.
+// ("" when it did not). It does not descend into [repoSearchSkip] (nor
+// ~/go/pkg, the Go module cache) or symlinks.
 func reposBelow(roots []string) ([]string, string) {
 	var out []string
 	entries := 0
 	truncated := ""
+	deadline := time.Now().Add(repoSearchTime)
 	for _, root := range roots {
 		fi, err := os.Stat(root)
 		if err != nil || !fi.IsDir() {
@@ -620,11 +630,15 @@ func reposBelow(roots []string) ([]string, string) {
 				truncated = fmt.Sprintf("more than %d entries", repoSearchEntries)
 				return filepath.SkipAll
 			}
+			if entries%64 == 0 && time.Now().After(deadline) {
+				truncated = fmt.Sprintf("more than %v", repoSearchTime)
+				return filepath.SkipAll
+			}
 			if !d.IsDir() {
 				return nil
 			}
 			name := d.Name()
-			if p != root && (name == ".git" || name == "node_modules") {
+			if p != root && (repoSearchSkip[name] || (name == "pkg" && filepath.Base(filepath.Dir(p)) == "go")) {
 				return filepath.SkipDir
 			}
 			rel, _ := filepath.Rel(root, p)
