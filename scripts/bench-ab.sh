@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# bench-ab.sh compares fence builds with each other and with bubblewrap by
+# interleaving them: each round runs every command once, so a change in the
+# machine's load hits all of them alike (hyperfine runs one command after
+# the other, and on a shared machine the load moves between them).
+# Usage: scripts/bench-ab.sh ROUNDS FENCE [FENCE...]
+# Prints median, mean, p25 and min wall time of `FENCE -- true` for each
+# build and of `bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc
+# true`, and each median's ratio to bwrap's. One private daemon (started from
+# the first build) serves all builds. Run it as an ordinary user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if (($# < 2)); then
+	echo "usage: scripts/bench-ab.sh ROUNDS FENCE [FENCE...]" >&2
+	exit 2
+fi
+for tool in bwrap python3; do
+	command -v "$tool" >/dev/null || { echo "bench-ab.sh: $tool is not installed" >&2; exit 2; }
+done
+rounds=$1
+shift
+bins=()
+for b in "$@"; do
+	bins+=("$(cd "$(dirname "$b")" && pwd)/$(basename "$b")")
+done
+work=$(mktemp -d "${HOME}/.cache/fence-bench-ab.XXXXXX")
+cleanup() {
+	if [[ -d $work/rt/fence ]]; then
+		"${bins[0]}" daemon stop >/dev/null 2>&1 || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/proj" "$work/rt"
+chmod 700 "$work/rt"
+export XDG_RUNTIME_DIR=$work/rt
+printf '[filesystem]\nallowWrite = ["."]\n' >"$work/proj/.fence.toml"
+cd "$work/proj"
+python3 - "$rounds" "${bins[@]}" <<'PY'
+import statistics, subprocess, sys, time
+rounds, bins = int(sys.argv[1]), sys.argv[2:]
+cmds = [[b, "-s", ".fence.toml", "--", "true"] for b in bins]
+cmds.append(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"])
+for c in cmds:  # warm up (and start the daemon)
+    for _ in range(5):
+        subprocess.run(c, stdin=subprocess.DEVNULL, check=True)
+times = [[] for _ in cmds]
+for _ in range(rounds):
+    for i, c in enumerate(cmds):
+        t = time.perf_counter()
+        r = subprocess.run(c, stdin=subprocess.DEVNULL)
+        times[i].append((time.perf_counter() - t) * 1000)
+        if r.returncode != 0:
+            print("exit status %d: %s" % (r.returncode, " ".join(c)), file=sys.stderr)
+ref = statistics.median(times[-1])
+print("| command | median | mean | p25 | min | median / bwrap |")
+print("|---|---|---|---|---|---|")
+for c, v in zip(cmds, times):
+    name = "bwrap" if c[0] == "bwrap" else c[0] + " -- true"
+    print("| %s | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f |" % (
+        name, statistics.median(v), statistics.mean(v), statistics.quantiles(v, n=4)[0], min(v),
+        statistics.median(v) / ref))
+PY
