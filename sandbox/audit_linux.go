@@ -60,7 +60,16 @@ func (p *Process) auditNewRepos() []string {
 			names[first] = append(names[first], n)
 		}
 	}
+	live := map[string]bool{}
+	for _, d := range p.starts {
+		live[d] = true
+	}
 	walkAudit(p.writable, check, func(dir, first string) {
+		if live[dir] {
+			// Protected there during the session (read-only or watched):
+			// a change can only have come from outside, from the user.
+			return
+		}
 		for _, n := range names[first] {
 			q := filepath.Join(dir, filepath.FromSlash(n.Name))
 			if _, err := os.Lstat(q); err != nil || !treeChangedSince(q, p.started) {
