@@ -46,12 +46,32 @@ func (p *Process) auditNewRepos() []string {
 	w.failed = nil
 	w.mu.Unlock()
 	done := map[string]bool{}
+	// A gitlink's repository is what the host's git status in the project
+	// recurses into: new or renamed into place, it is neutralized.
+	for _, d := range p.starts {
+		for _, sub := range gitlinks(d) {
+			dotgit := filepath.Join(d, sub, ".git")
+			if born, changed := changedSince(dotgit, p.started, p.knownGit); !done[dotgit] && (born || changed) {
+				done[dotgit] = true
+				p.neutralize(w, dotgit)
+			}
+		}
+	}
+	// Elsewhere a repository created in the session is neutralized; one
+	// that only changed may be the user's own, used from outside during
+	// the session (the search at start has bounds): it is reported.
 	check := func(dotgit string) {
-		if done[dotgit] || !changedSince(dotgit, p.started, p.knownGit) {
+		if done[dotgit] {
 			return
 		}
+		born, changed := changedSince(dotgit, p.started, p.knownGit)
+		switch {
+		case born:
+			p.neutralize(w, dotgit)
+		case changed:
+			reportNewRepo(p.spec, filepath.Dir(dotgit))
+		}
 		done[dotgit] = true
-		p.neutralize(w, dotgit)
 	}
 	names := map[string][]ProtectedName{}
 	for _, n := range ProtectedNames(p.spec.Policy) {
@@ -80,11 +100,6 @@ func (p *Process) auditNewRepos() []string {
 			w.mu.Unlock()
 		}
 	})
-	for _, d := range p.starts {
-		for _, sub := range gitlinks(d) {
-			check(filepath.Join(d, sub, ".git"))
-		}
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.failed
@@ -120,24 +135,24 @@ func (p *Process) neutralize(w *watcher, dotgit string) {
 	}
 }
 
-// changedSince reports whether the .git at p is not one of the known
-// repositories of the session's start and was created (birth time) or
-// renamed or changed (ctime; a rename sets it, so an old directory moved
-// into place counts) at or after since. The sandbox can set neither
+// changedSince reports whether p is not one of the known repositories'
+// .git of the session's start and was created (born: birth time), or
+// created, renamed or changed (changed: ctime; a rename sets it, so an old
+// directory moved into place counts) at or after since. The sandbox can set neither
 // time. Known repositories are left alone: git changes their .git's
 // ctime on every commit.
-func changedSince(p string, since time.Time, known map[[2]uint64]bool) bool {
+func changedSince(p string, since time.Time, known map[[2]uint64]bool) (born, changed bool) {
 	var stx unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME|unix.STATX_CTIME|unix.STATX_INO, &stx); err != nil {
-		return false
+		return false, false
 	}
 	if known[[2]uint64{unix.Mkdev(stx.Dev_major, stx.Dev_minor), stx.Ino}] {
-		return false
+		return false, false
 	}
 	if stx.Mask&unix.STATX_BTIME != 0 && !time.Unix(stx.Btime.Sec, int64(stx.Btime.Nsec)).Before(since) {
-		return true
+		return true, true
 	}
-	return !time.Unix(stx.Ctime.Sec, int64(stx.Ctime.Nsec)).Before(since)
+	return false, !time.Unix(stx.Ctime.Sec, int64(stx.Ctime.Nsec)).Before(since)
 }
 
 // treeChangedSince reports whether p, or for a directory anything in it
@@ -149,7 +164,7 @@ func treeChangedSince(p string, since time.Time) bool {
 		if n++; err != nil || n > 1000 || changed {
 			return filepath.SkipAll
 		}
-		changed = changedSince(q, since, nil)
+		_, changed = changedSince(q, since, nil)
 		return nil
 	})
 	return changed || n > 1000
@@ -292,4 +307,16 @@ func parseGitlinks(b []byte, hashLen int) []string {
 		}
 	}
 	return out
+}
+
+// reportNewRepo tells the user about a repository that changed in the
+// session but may be theirs: it is left as it is.
+func reportNewRepo(spec *Spec, dir string) {
+	msg := fmt.Sprintf("the git repository in %s was created or changed during the session and was not protected in it; its hooks and config (core.fsmonitor, core.hooksPath) run when git is used there: inspect %s/.git before running git in it", sanitizeLine(dir), sanitizeLine(dir))
+	if spec.Notices != nil {
+		fmt.Fprintf(spec.Notices, "fence: %s\n", msg)
+	}
+	if spec.Monitor != nil {
+		fmt.Fprintf(spec.Monitor, "[fence:fs] changed repository %s\n", sanitizeLine(dir))
+	}
 }
