@@ -364,6 +364,22 @@ git update-index --add --cacheinfo 160000,$(git -C m rev-parse HEAD),m`,
 		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
 			return strings.Contains(e.Read("local.gitconfig"), "evil") || e.Exists("branch.gitconfig")
 		}},
+	// Red team B13, worktree variant.
+	{name: "F-11/worktree-gitdir-pointer", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			gitInit(t, e)
+			for _, args := range [][]string{{"add", "README"}, {"commit", "-q", "-m", "x"}, {"worktree", "add", "-q", "wt"}} {
+				cmd := exec.Command("git", args...)
+				cmd.Dir, cmd.Env = e.Project, e.Vars
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("git %v: %v\n%s", args, err, out)
+				}
+			}
+		},
+		script: `echo "gitdir: $PWD/.cache/evilg" > wt/.git`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read("wt/.git"), "evilg")
+		}},
 	{name: "F-12/global-hooks-path", config: writeDot,
 		setup: func(t *testing.T, e *sandboxtest.Env) {
 			e.Write("~/.gitconfig", "[core]\n\thooksPath = "+e.Path("hooks")+"\n")
