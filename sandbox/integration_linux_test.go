@@ -194,7 +194,13 @@ func TestNewRepositoryAudit(t *testing.T) {
 	if !strings.Contains(r.Stderr, "new git repository appeared in "+e.Path("tools/x")) {
 		t.Errorf("the new repository was not reported:\n%s", r.Stderr)
 	}
-	if strings.Contains(r.Stderr, e.Path("old")+" during") {
+	if strings.Contains(r.Stderr, e.Path("old")+" ") {
 		t.Errorf("an existing repository was reported:\n%s", r.Stderr)
+	}
+	if e.Exists("tools/x/.git/config") || !e.Exists("tools/x/.git/HEAD") {
+		t.Errorf("the new repository's config was not quarantined, or more was:\n%s", r.Stderr)
+	}
+	if !e.Exists("old/.git/config") {
+		t.Errorf("the existing repository's config was quarantined:\n%s", r.Stderr)
 	}
 }
