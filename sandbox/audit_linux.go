@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -205,27 +206,81 @@ func walkAudit(roots []string, found func(dotgit string), name func(dir, base st
 	}
 }
 
-// gitlinks returns the paths of the gitlink (submodule) entries in the
-// index of the repository at dir, relative to dir.
-func gitlinks(dir string) []string {
+// auditGitState tells the user what the session left in the repositories
+// it protected that would mislead a review or run code at the user's next
+// git command (red team B22): files newly hidden from git status
+// (assume-unchanged, skip-worktree), and a rebase, cherry-pick or revert
+// left in progress (its todo list can hold exec lines, which the user's
+// "git rebase --continue" would run outside).
+func (p *Process) auditGitState() {
+	if p.spec.Notices == nil {
+		return
+	}
+	for d, before := range p.hidden {
+		var hidden []string
+		for f := range hiddenEntries(d) {
+			if !before[f] {
+				hidden = append(hidden, f)
+			}
+		}
+		if len(hidden) > 0 {
+			sort.Strings(hidden)
+			if len(hidden) > 5 {
+				hidden = append(hidden[:5], "...")
+			}
+			fmt.Fprintf(p.spec.Notices, "fence: in %s the session marked files so that git status and git diff do not show their changes: %s; undo with: git update-index --no-assume-unchanged --no-skip-worktree FILE\n",
+				sanitizeLine(d), sanitizeLine(strings.Join(hidden, ", ")))
+		}
+		g := gitDir(d)
+		for _, st := range []string{"rebase-merge", "rebase-apply", "sequencer"} {
+			q := filepath.Join(g, st)
+			if born, _ := changedSince(q, p.started, nil); born {
+				fmt.Fprintf(p.spec.Notices, "fence: in %s the session left a rebase, cherry-pick or revert in progress (%s): read its todo list (exec lines run commands) before continuing it, or abort it\n",
+					sanitizeLine(d), sanitizeLine(q))
+			}
+		}
+	}
+}
+
+// gitDir returns the git directory of the repository at dir (following a
+// .git file), or "".
+func gitDir(dir string) string {
 	gitdir := filepath.Join(dir, ".git")
 	fi, err := os.Lstat(gitdir)
 	if err != nil {
-		return nil
+		return ""
 	}
 	if fi.Mode().IsRegular() {
 		b, err := os.ReadFile(gitdir)
 		if err != nil {
-			return nil
+			return ""
 		}
 		g, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:")
 		if !ok {
-			return nil
+			return ""
 		}
 		gitdir = strings.TrimSpace(g)
 		if !filepath.IsAbs(gitdir) {
 			gitdir = filepath.Join(dir, gitdir)
 		}
+	}
+	return gitdir
+}
+
+// indexEntry is what the audit needs of a git index entry.
+type indexEntry struct {
+	Path string
+	Mode uint32
+	// Hidden: assume-unchanged or skip-worktree, so that git status and
+	// git diff do not show changes to the file.
+	Hidden bool
+}
+
+// gitIndex reads the index of the repository at dir.
+func gitIndex(dir string) []indexEntry {
+	gitdir := gitDir(dir)
+	if gitdir == "" {
+		return nil
 	}
 	b, err := os.ReadFile(filepath.Join(gitdir, "index"))
 	if err != nil {
@@ -235,12 +290,35 @@ func gitlinks(dir string) []string {
 	if cfg, err := os.ReadFile(filepath.Join(gitdir, "config")); err == nil && bytes.Contains(bytes.ToLower(cfg), []byte("sha256")) {
 		hashLen = 32
 	}
-	return parseGitlinks(b, hashLen)
+	return parseIndex(b, hashLen)
 }
 
-// parseGitlinks reads the entries of a git index (versions 2 to 4) and
-// returns the paths of those with mode 160000.
-func parseGitlinks(b []byte, hashLen int) []string {
+// gitlinks returns the paths of the gitlink (submodule) entries in the
+// index of the repository at dir, relative to dir.
+func gitlinks(dir string) []string {
+	var out []string
+	for _, e := range gitIndex(dir) {
+		if e.Mode == 0o160000 {
+			out = append(out, filepath.FromSlash(e.Path))
+		}
+	}
+	return out
+}
+
+// hiddenEntries returns the paths git status does not look at in the
+// repository at dir (red team B22).
+func hiddenEntries(dir string) map[string]bool {
+	out := map[string]bool{}
+	for _, e := range gitIndex(dir) {
+		if e.Hidden {
+			out[e.Path] = true
+		}
+	}
+	return out
+}
+
+// parseIndex reads the entries of a git index (versions 2 to 4).
+func parseIndex(b []byte, hashLen int) []indexEntry {
 	if len(b) < 12 || string(b[:4]) != "DIRC" {
 		return nil
 	}
@@ -249,7 +327,7 @@ func parseGitlinks(b []byte, hashLen int) []string {
 	if version < 2 || version > 4 {
 		return nil
 	}
-	var out []string
+	var out []indexEntry
 	off := 12
 	prev := ""
 	for i := 0; i < n; i++ {
@@ -261,7 +339,12 @@ func parseGitlinks(b []byte, hashLen int) []string {
 		mode := binary.BigEndian.Uint32(b[off+24 : off+28])
 		flags := binary.BigEndian.Uint16(b[off+40+hashLen : off+fixed])
 		off += fixed
+		hidden := flags&0x8000 != 0 // assume-valid
 		if version >= 3 && flags&0x4000 != 0 {
+			if off+2 > len(b) {
+				return out
+			}
+			hidden = hidden || binary.BigEndian.Uint16(b[off:off+2])&0x4000 != 0 // skip-worktree
 			off += 2
 		}
 		var name string
@@ -302,9 +385,7 @@ func parseGitlinks(b []byte, hashLen int) []string {
 			}
 		}
 		prev = name
-		if mode == 0o160000 {
-			out = append(out, filepath.FromSlash(name))
-		}
+		out = append(out, indexEntry{Path: name, Mode: mode, Hidden: hidden})
 	}
 	return out
 }

@@ -204,3 +204,28 @@ func TestNewRepositoryAudit(t *testing.T) {
 		t.Errorf("the existing repository's config was quarantined:\n%s", r.Stderr)
 	}
 }
+
+// TestGitStateAudit: edits hidden from git status and a rebase left in
+// progress by the session are reported (red team B22).
+func TestGitStateAudit(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	gitInit(t, e)
+	for _, args := range [][]string{{"add", "README"}, {"commit", "-q", "-m", "a"}, {"commit", "-q", "--allow-empty", "-m", "b"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir, cmd.Env = e.Project, e.Vars
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	r := e.Sh(`echo 'id' >> README && git update-index --skip-worktree README &&
+GIT_SEQUENCE_EDITOR='printf "break\nexec id\n" >' git rebase -q -i HEAD~1 >/dev/null 2>&1; echo ok`)
+	if !strings.Contains(r.Stdout, "ok") {
+		t.Fatalf("script failed: %s", r.Out())
+	}
+	if !strings.Contains(r.Stderr, "do not show their changes: README") {
+		t.Errorf("the hidden edit was not reported:\n%s", r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "rebase, cherry-pick or revert in progress") {
+		t.Errorf("the rebase in progress was not reported:\n%s", r.Stderr)
+	}
+}

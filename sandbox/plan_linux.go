@@ -90,6 +90,9 @@ type plan struct {
 	// knownGit are the .git entries of those directories at start, by
 	// device and inode: the exit audit leaves them alone.
 	knownGit map[[2]uint64]bool
+	// hidden are the index entries of those repositories that git status
+	// does not look at (assume-unchanged, skip-worktree) at start.
+	hidden map[string]map[string]bool
 }
 
 // systemMasks are host control channels hidden from every sandbox
@@ -216,10 +219,12 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	starts = dedupeStrings(starts)
 	pl.starts = starts
 	pl.knownGit = map[[2]uint64]bool{}
+	pl.hidden = map[string]map[string]bool{}
 	for _, d := range starts {
 		var st unix.Stat_t
 		if unix.Lstat(filepath.Join(d, ".git"), &st) == nil {
 			pl.knownGit[[2]uint64{st.Dev, st.Ino}] = true
+			pl.hidden[d] = hiddenEntries(d)
 		}
 	}
 	pwrite := pol

@@ -38,6 +38,7 @@ type Process struct {
 	writable []string      // audited for new repositories at the end
 	starts   []string      // their indexes are read for new gitlinks at the end
 	knownGit map[[2]uint64]bool
+	hidden   map[string]map[string]bool
 	started  time.Time
 	waitOnce sync.Once
 	waitCode int
@@ -213,7 +214,7 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 	}
 	fds := []int{pd.sock}
 	p := &Process{cmd: cmd, sock: fds[0], spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}),
-		writable: pl.cfg.Mounts.Writable, starts: pl.starts, knownGit: pl.knownGit, started: pdStart}
+		writable: pl.cfg.Mounts.Writable, starts: pl.starts, knownGit: pl.knownGit, hidden: pl.hidden, started: pdStart}
 	if err := sendMsg(p.sock, &message{Kind: "config", Config: cfg}); err != nil {
 		p.kill()
 		return nil, fmt.Errorf("send the policy to the sandbox init: %w", err)
@@ -417,6 +418,7 @@ func (p *Process) Wait() (int, error) {
 		unix.Close(p.sock)
 		failed := p.stopWatcher()
 		failed = append(failed, p.auditNewRepos()...)
+		p.auditGitState()
 		switch {
 		case got:
 			p.waitCode = status
