@@ -212,7 +212,15 @@ func (st *initState) openPTY() error {
 func (st *initState) run() int {
 	cfg := st.cfg
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs)
+	// SIGCHLD, the signals the client forwards, and a few more worth passing
+	// on when the init itself is signalled; not every signal: enabling each
+	// one is a round trip to the runtime's signal thread, which is locked to
+	// its OS thread like this goroutine (≈ 20 µs each here: all 65 took
+	// ≈ 1.2 ms before every command). An unlisted signal sent to the init
+	// from outside is dropped, as for any pid namespace's init without a
+	// handler.
+	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGALRM)
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN)
 
 	// With something to print first, wait until the client has printed
