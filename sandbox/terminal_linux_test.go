@@ -182,6 +182,9 @@ func TestRunEscapesFiltered(t *testing.T) {
 		{"pty", q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q(script), false},
 		{"output-only", q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q(script) + " </dev/null", false},
 		{"dash-c", q(e.Fence) + " -s " + q(e.Config) + " -c " + q(script), false},
+		// A background job (job control on) must not be stopped by
+		// terminal mode changes, and is still filtered.
+		{"background", "bash --norc -m -c " + q(q(e.Fence)+" -s "+q(e.Config)+" -- sh -c "+q(script)+" & wait $!"), false},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			sock := "fence-run-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(i)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
@@ -152,7 +153,9 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	// pipes: `fence -- cat < big > out`) is passed on untouched.
 	outFile, _ := stdio.Out.(*os.File)
 	errFile, _ := stdio.Err.(*os.File)
-	useTTY := isTerminal(stdin) && isTerminal(outFile)
+	// In the background (`fence -- make &`) the relay could not put the
+	// terminal in raw mode (SIGTTOU): the output filter alone then.
+	useTTY := isTerminal(stdin) && isTerminal(outFile) && foreground(stdin)
 	var blocked blockCounter
 	var stdout, stderr *os.File
 	if !useTTY {
@@ -349,6 +352,13 @@ func fileFor(w io.Writer, copies []*pipeCopy) (*os.File, []*pipeCopy) {
 		close(c.done)
 	}()
 	return pw, append(copies, c)
+}
+
+// foreground reports whether this process is in the foreground process
+// group of the terminal f.
+func foreground(f *os.File) bool {
+	pg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil && pg == unix.Getpgrp()
 }
 
 // isTerminal reports whether f is a terminal.

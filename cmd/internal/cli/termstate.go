@@ -11,7 +11,8 @@ import (
 // the caller's terminal as its stdio (no PTY): whatever modes it leaves
 // behind (no echo, raw), the caller's shell gets its terminal back as it was.
 func saveTerminal(f *os.File) func() {
-	if f == nil || !term.IsTerminal(int(f.Fd())) {
+	if f == nil || !term.IsTerminal(int(f.Fd())) || !foreground(f) {
+		// In the background, setting the modes would stop fence (SIGTTOU).
 		return func() {}
 	}
 	st, err := term.GetState(int(f.Fd()))
