@@ -90,6 +90,18 @@ func TestScript(t *testing.T) {
 			env.Setenv("NOTMP", notmp)
 			env.Setenv("FENCE_TEST_SYSTEM_POLICY", filepath.Join(work, "etc", "fence", "policy.toml"))
 			env.Setenv("FENCE_HOOK", "off")
+			// Each script's daemon lives in the script's own runtime dir.
+			// Left to the default idle time, dozens of them would outlive
+			// their scripts and hold the user's inotify instances (128 by
+			// default), starving the next test package. A script that
+			// needs a longer life sets FENCE_DAEMON_IDLE itself.
+			env.Setenv("FENCE_DAEMON_IDLE", "3s")
+			vars := append([]string(nil), env.Vars...)
+			env.Defer(func() {
+				stop := exec.Command("fence", "daemon", "stop")
+				stop.Env = vars
+				_ = stop.Run() // no daemon running is fine
+			})
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
