@@ -53,7 +53,11 @@ grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' . | while read -r 
 	pkg=./$(dirname "${file#./}")
 	grep -oE '^func Fuzz[A-Za-z0-9_]+' "$file" | cut -d' ' -f2 | while read -r target; do
 		echo "$pkg $target"
-		go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/dev/null
+		if ! out=$(go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" 2>&1); then
+			echo "$out"
+			echo "fuzz: $target found a failing input (saved under $pkg/testdata/fuzz/$target)"
+			exit 1
+		fi
 	done
 done
 echo "fuzz: all targets ran clean"

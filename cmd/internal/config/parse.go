@@ -677,6 +677,12 @@ func expandPath(s, dir string) (string, error) {
 		if seg == "**" {
 			continue
 		}
+		// filepath.Clean does not see an escaped dot (`\.` or `\.\.`), but
+		// the sandbox uses the unescaped path, where ".." would climb out of
+		// the directory the entry names.
+		if lit := literalPath(seg); lit == "." || lit == ".." {
+			return "", fmt.Errorf("path %q: an escaped %q segment is not allowed", literalPath(s), lit)
+		}
 		if strings.Contains(seg, "**") {
 			return "", fmt.Errorf("path %q: \"**\" must be a whole path segment (a/**/b)", literalPath(s))
 		}
