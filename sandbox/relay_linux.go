@@ -3,10 +3,8 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
-	"sync"
 )
 
 // startRelays listens inside the sandbox: the proxy ports (relayed to the
@@ -84,25 +82,4 @@ func serveLocal(ln net.Listener, port int) {
 		sendMsg(initFD, &message{Kind: "local", Port: port}, int(f.Fd()))
 		f.Close()
 	}
-}
-
-// pipeConns copies both ways until both directions are done, passing on
-// half-closes.
-func pipeConns(a, b net.Conn) {
-	var wg sync.WaitGroup
-	cp := func(dst, src net.Conn) {
-		defer wg.Done()
-		io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		} else {
-			dst.Close()
-		}
-	}
-	wg.Add(2)
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
-	a.Close()
-	b.Close()
 }

@@ -2,9 +2,7 @@ package sandbox
 
 import (
 	"fmt"
-	"io"
 	"net"
-	"sync"
 )
 
 // listenRelay listens on an ephemeral port of 127.0.0.1 and relays every
@@ -32,30 +30,9 @@ func listenRelay(sock string) (net.Listener, error) {
 					c.Close()
 					return
 				}
-				relayConns(c, u)
+				pipeConns(c, u)
 			}()
 		}
 	}()
 	return ln, nil
-}
-
-// relayConns copies both ways until both directions are done, passing on
-// half-closes.
-func relayConns(a, b net.Conn) {
-	var wg sync.WaitGroup
-	cp := func(dst, src net.Conn) {
-		defer wg.Done()
-		io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		} else {
-			dst.Close()
-		}
-	}
-	wg.Add(2)
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
-	a.Close()
-	b.Close()
 }

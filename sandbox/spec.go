@@ -67,6 +67,16 @@ func HintOf(err error) string {
 	return ""
 }
 
+// hintedError is a sandbox failure with advice for the user; see [HintOf].
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (e *hintedError) Error() string { return e.err.Error() }
+func (e *hintedError) Unwrap() error { return e.err }
+func (e *hintedError) Hint() string  { return e.hint }
+
 // ErrUnsupported is returned by [Start] on an operating system fence cannot
 // sandbox on.
 var ErrUnsupported = errors.New("sandboxing is not supported on this operating system")

@@ -38,16 +38,6 @@ type Process struct {
 	waitErr  error
 }
 
-// darwinError is a sandbox failure with advice for the user; see [HintOf].
-type darwinError struct {
-	err  error
-	hint string
-}
-
-func (e *darwinError) Error() string { return e.err.Error() }
-func (e *darwinError) Unwrap() error { return e.err }
-func (e *darwinError) Hint() string  { return e.hint }
-
 // shimConfig is what Start tells the fence binary running as the exec shim
 // inside sandbox-exec (see [RunInit]).
 type shimConfig struct {
@@ -69,11 +59,11 @@ func Start(ctx context.Context, spec *Spec) (_ *Process, err error) {
 		return nil, errors.New("no command to run")
 	}
 	if Inside() {
-		return nil, &darwinError{err: errors.New("start the sandbox: already inside a fence sandbox"),
+		return nil, &hintedError{err: errors.New("start the sandbox: already inside a fence sandbox"),
 			hint: "macOS cannot apply a sandbox inside another one; leave the fence session first"}
 	}
 	if _, err := os.Stat(sandboxExec); err != nil {
-		return nil, &darwinError{err: fmt.Errorf("start the sandbox: %w", err),
+		return nil, &hintedError{err: fmt.Errorf("start the sandbox: %w", err),
 			hint: "fence needs /usr/bin/sandbox-exec, part of macOS; run 'fence doctor'"}
 	}
 	dir := spec.Dir
@@ -216,7 +206,7 @@ func Start(ctx context.Context, spec *Spec) (_ *Process, err error) {
 		// sandbox-exec failed before the shim ran: it refused the profile
 		// or could not apply it. Its own message went to stderr.
 		code, _ := p.Wait()
-		return nil, &darwinError{err: fmt.Errorf("sandbox-exec could not apply the sandbox (exit status %d)", code),
+		return nil, &hintedError{err: fmt.Errorf("sandbox-exec could not apply the sandbox (exit status %d)", code),
 			hint: "run 'fence doctor'; sandbox-exec cannot run inside another sandbox (an editor's or agent's)"}
 	case report[0] != 'R':
 		p.Wait()
@@ -253,7 +243,7 @@ func resolveProtectedDarwin(p Policy, home, exe string) ([]ProtectedPath, error)
 			pp.Path = t
 		}
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
-			return nil, &darwinError{
+			return nil, &hintedError{
 				err: fmt.Errorf("protected file %q (%s) has %d hard links; another name could be used to change it", pp.Path, pp.Reason, st.Nlink),
 				hint: fmt.Sprintf("find the other names with: find / -xdev -samefile %q; then give %q its own copy: cp -p %q %q.tmp && mv %q.tmp %q",
 					pp.Path, pp.Path, pp.Path, pp.Path, pp.Path, pp.Path)}

@@ -45,16 +45,6 @@ type Process struct {
 	waitErr  error
 }
 
-// hintedError is a sandbox failure with advice for the user; see [HintOf].
-type hintedError struct {
-	err  error
-	hint string
-}
-
-func (e *hintedError) Error() string { return e.err.Error() }
-func (e *hintedError) Unwrap() error { return e.err }
-func (e *hintedError) Hint() string  { return e.hint }
-
 // Start starts the sandboxed process described by spec. ctx bounds the
 // whole life of the process: when it is cancelled the sandbox is killed (as
 // with exec.CommandContext). Errors are fence failures: the command has not
