@@ -150,12 +150,13 @@ func runSockets() []string {
 func buildPlan(spec *Spec, exe string) (*plan, error) {
 	pol := spec.Policy
 	pl := &plan{}
+	fc := newFSCache()
 	home, _ := lookupEnv(spec.Env, "HOME")
 	if home == "" {
 		home, _ = os.UserHomeDir()
 	}
 	if home != "" {
-		if r, err := filepath.EvalSymlinks(home); err == nil {
+		if r, err := fc.evalSymlinks(home); err == nil {
 			home = r
 		}
 	}
@@ -169,7 +170,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 			pl.notes = append(pl.notes, fmt.Sprintf("allowWrite %s: the sandbox has its own /proc, /sys and /dev, skipped", w))
 			continue
 		}
-		if _, err := os.Lstat(w); err != nil {
+		if _, err := fc.lstat(w); err != nil {
 			pl.notes = append(pl.notes, fmt.Sprintf("allowWrite %s: does not exist, skipped", w))
 			continue
 		}
@@ -198,7 +199,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 		if d == "" {
 			continue
 		}
-		if r, err := filepath.EvalSymlinks(d); err == nil {
+		if r, err := fc.evalSymlinks(d); err == nil {
 			d = r
 		}
 		if rootOf(d) != "" {
@@ -264,7 +265,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	}
 	var readOnly []string
 	for _, pp := range protected {
-		fi, err := os.Lstat(pp.Path)
+		fi, err := fc.lstat(pp.Path)
 		if err == nil && fi.Mode().IsRegular() {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
 				return nil, &linkError{path: pp.Path, links: int(st.Nlink), reason: pp.Reason}
@@ -278,8 +279,8 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 		case err == nil && fi.Mode()&fs.ModeSymlink != 0:
 			// Protect what it points to; the link itself lives in a
 			// writable directory and is watched like a missing path.
-			if t, err := filepath.EvalSymlinks(pp.Path); err == nil && rootOf(t) != "" {
-				if tfi, err := os.Stat(t); err == nil && tfi.Mode().IsRegular() {
+			if t, err := fc.evalSymlinks(pp.Path); err == nil && rootOf(t) != "" {
+				if tfi, err := fc.lstat(t); err == nil && tfi.Mode().IsRegular() {
 					if st, ok := tfi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
 						return nil, &linkError{path: t, links: int(st.Nlink), reason: pp.Reason}
 					}
@@ -317,7 +318,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 				addPins(root, parent)
 			}
 		case errors.Is(err, fs.ErrNotExist):
-			m := firstMissing(pp.Path, root)
+			m := firstMissing(fc, pp.Path, root)
 			if m == "" {
 				continue
 			}
@@ -334,7 +335,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	// for protected paths.
 	for _, d := range pol.DenyRead {
 		d = filepath.Clean(d)
-		if r, err := filepath.EvalSymlinks(filepath.Dir(d)); err == nil {
+		if r, err := fc.evalSymlinks(filepath.Dir(d)); err == nil {
 			d = filepath.Join(r, filepath.Base(d))
 		}
 		if root := rootOf(d); root != "" && d != root {
@@ -362,7 +363,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 		addPins(root, m)
 	}
 	for p := range pins {
-		if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+		if fi, err := fc.lstat(p); err == nil && fi.IsDir() {
 			pl.cfg.Mounts.Pins = append(pl.cfg.Mounts.Pins, p)
 		}
 	}
@@ -387,17 +388,17 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	for _, m := range dedupeStrings(masks) {
 		m = filepath.Clean(m)
 		isDenied := denied[m]
-		fi, err := os.Lstat(m)
+		fi, err := fc.lstat(m)
 		if err != nil {
 			continue
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			// Mask what it points to; the link itself stays readable.
-			t, err := filepath.EvalSymlinks(m)
+			t, err := fc.evalSymlinks(m)
 			if err != nil {
 				continue
 			}
-			if fi, err = os.Lstat(t); err != nil {
+			if fi, err = fc.lstat(t); err != nil {
 				continue
 			}
 			m = t
@@ -421,7 +422,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 
 	// What the private /tmp would hide but the session needs to see.
 	for _, p := range []string{spec.Dir, pol.Root, exe} {
-		if r, err := filepath.EvalSymlinks(p); err == nil {
+		if r, err := fc.evalSymlinks(p); err == nil {
 			p = r // the init refuses symlinks on the way
 		}
 		if p != "" && within(p, "/tmp") && rootOf(p) == "" {
@@ -877,7 +878,7 @@ func linksOnPath(p string) []string {
 
 // firstMissing returns the first component of p below root that does not
 // exist ("" when p exists or is not below root).
-func firstMissing(p, root string) string {
+func firstMissing(fc *fsCache, p, root string) string {
 	rel, err := filepath.Rel(root, p)
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 		return ""
@@ -885,7 +886,7 @@ func firstMissing(p, root string) string {
 	cur := root
 	for _, el := range strings.Split(rel, string(filepath.Separator)) {
 		cur = filepath.Join(cur, el)
-		if _, err := os.Lstat(cur); err != nil {
+		if _, err := fc.lstat(cur); err != nil {
 			return cur
 		}
 	}

@@ -48,17 +48,26 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
 	}
 	w := &watcher{spec: spec, fd: fd, byWD: map[int32][]watch{}, all: ws, stopped: make(chan struct{}), modes: map[string]uint32{}}
+	// One watch per directory: a project's missing protected names
+	// (.envrc, .vscode, lefthook.yml, ...) are two dozen in the same one,
+	// and adding the same directory again only returns the same wd.
+	wds := map[string]int32{}
 	for _, x := range ws {
-		var st unix.Stat_t
-		if unix.Lstat(x.Dir, &st) == nil {
-			w.modes[x.Dir] = st.Mode & 0o7777
+		wd, ok := wds[x.Dir]
+		if !ok {
+			var st unix.Stat_t
+			if unix.Lstat(x.Dir, &st) == nil {
+				w.modes[x.Dir] = st.Mode & 0o7777
+			}
+			n, err := unix.InotifyAddWatch(fd, x.Dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_ONLYDIR|unix.IN_DONT_FOLLOW)
+			if err != nil {
+				unix.Close(fd)
+				return nil, fmt.Errorf("watch %q for protected paths: %w", x.Dir, err)
+			}
+			wd = int32(n)
+			wds[x.Dir] = wd
 		}
-		wd, err := unix.InotifyAddWatch(fd, x.Dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_ONLYDIR|unix.IN_DONT_FOLLOW)
-		if err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("watch %q for protected paths: %w", x.Dir, err)
-		}
-		w.byWD[int32(wd)] = append(w.byWD[int32(wd)], x)
+		w.byWD[wd] = append(w.byWD[wd], x)
 	}
 	w.wakeR, w.wakeW, err = os.Pipe()
 	if err != nil {
