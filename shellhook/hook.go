@@ -21,6 +21,10 @@ const (
 	ExitLeave = 197
 	// ExitReload: the user ran `fence reload`.
 	ExitReload = 198
+	// ExitAllow: the user ran `fence allow` in the inner shell, where the
+	// trust store is read-only; the client asks them on the real terminal
+	// and restarts the shell in place.
+	ExitAllow = 199
 )
 
 //go:embed hook.bash
@@ -190,6 +194,7 @@ func Prepare(s Session) (*Launch, error) {
 		"@USERZDOTDIR@", quote(s.UserZDOTDIR),
 		"@EXITLEAVE@", strconv.Itoa(ExitLeave),
 		"@EXITRELOAD@", strconv.Itoa(ExitReload),
+		"@EXITALLOW@", strconv.Itoa(ExitAllow),
 		"@FISHXDG@", fishXDG,
 	)
 	write := func(name, src string) (string, error) {

@@ -57,5 +57,10 @@ function fence
         history save
         exec /bin/sh -c 'exit @EXITRELOAD@'
     end
+    # The trust store is read-only in here: fence allows from outside.
+    if test (count $argv) -eq 1; and test "$argv[1]" = allow
+        history save
+        exec /bin/sh -c 'exit @EXITALLOW@'
+    end
     $_fence_bin $argv
 end

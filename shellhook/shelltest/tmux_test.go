@@ -319,6 +319,33 @@ func testShell(t *testing.T, shell string) {
 		t.Errorf("untrusted project: write in the project: %s", got)
 	}
 
+	// `fence allow` inside: the trust store is read-only in the sandbox, so
+	// the client asks outside, on the real terminal, and restarts the shell
+	// in place. "n" keeps the user policy; "y" trusts and applies it.
+	const question = "trust it and restart the shell with it? [y/N]"
+	allowInside := func(answer, outcome string) {
+		t.Helper()
+		asked, told := strings.Count(e.capture(), question), strings.Count(e.capture(), outcome)
+		e.line("fence allow")
+		e.waitFunc("the fence allow question", func(s string) bool { return strings.Count(s, question) > asked })
+		e.line(answer)
+		e.waitFunc(fmt.Sprintf("%q after answering %q", outcome, answer), func(s string) bool { return strings.Count(s, outcome) > told })
+		e.waitPrompt(true)
+	}
+	allowInside("n", "not trusted; restarting")
+	if got := e.run(`"$(echo x > inside.txt 2>/dev/null && echo wrote || echo denied)"`); got != "denied" {
+		t.Errorf("after answering no to fence allow: write in the project: %s", got)
+	}
+	allowInside("y", "restarting the shell with its policy")
+	if got := e.run(`"$(echo x > inside.txt 2>/dev/null && echo wrote || echo denied)"`); got != "wrote" {
+		t.Errorf("after fence allow inside: write in the project: %s", got)
+	}
+	if got := pwd(); got != e.path("proj") {
+		t.Errorf("after fence allow inside: PWD %q, want %q", got, e.path("proj"))
+	}
+	e.line("rm inside.txt")
+	e.fence("deny", e.path("proj"))
+
 	// Leave by cd: the outer shell ends up in the parent directory.
 	e.line("cd ..")
 	e.waitPrompt(false)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,27 +50,36 @@ func runAllow(ctx context.Context, stdio Stdio, args []string) error {
 		return withHint(fmt.Errorf("no %s in %s or above", config.ProjectFile, config.Printable(abs)),
 			"run 'fence init' to write one")
 	}
-	cf := config.DisplayPath(res.ConfigFile)
-	if res.Trust == config.Trusted {
-		fmt.Fprintf(stdio.Out, "%s is already trusted\n", cf)
+	if !printGrants(stdio.Out, res) {
 		return nil
-	}
-	if res.Trust == config.Changed && len(res.NewGrants) > 0 {
-		fmt.Fprintf(stdio.Out, "changed since the last 'fence allow': %s\n", strings.Join(res.NewGrants, ", "))
-	}
-	if len(res.Grants) == 0 {
-		fmt.Fprintf(stdio.Out, "%s grants nothing beyond your user config\n", cf)
-	} else {
-		fmt.Fprintf(stdio.Out, "%s grants beyond your user config:\n", cf)
-		for _, g := range res.Grants {
-			fmt.Fprintf(stdio.Out, "  %s%s\n", g, grantNote(g))
-		}
 	}
 	if err := config.Allow(res); err != nil {
 		return insideHint(err)
 	}
 	fmt.Fprintf(stdio.Out, "trusted %s\n", config.Printable(res.Root))
 	return nil
+}
+
+// printGrants prints what trusting res's project config would grant beyond
+// the user config, and reports whether there is anything left to trust.
+func printGrants(w io.Writer, res *config.Resolved) bool {
+	cf := config.DisplayPath(res.ConfigFile)
+	if res.Trust == config.Trusted {
+		fmt.Fprintf(w, "%s is already trusted\n", cf)
+		return false
+	}
+	if res.Trust == config.Changed && len(res.NewGrants) > 0 {
+		fmt.Fprintf(w, "changed since the last 'fence allow': %s\n", strings.Join(res.NewGrants, ", "))
+	}
+	if len(res.Grants) == 0 {
+		fmt.Fprintf(w, "%s grants nothing beyond your user config\n", cf)
+	} else {
+		fmt.Fprintf(w, "%s grants beyond your user config:\n", cf)
+		for _, g := range res.Grants {
+			fmt.Fprintf(w, "  %s%s\n", g, grantNote(g))
+		}
+	}
+	return true
 }
 
 // insideHint explains a trust store that cannot be written from inside a

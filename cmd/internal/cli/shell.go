@@ -156,6 +156,11 @@ flags:
 		case res.reload:
 			fmt.Fprintln(stdio.Err, "fence: reloading the sandbox with the current policy")
 			continue
+		case res.allow:
+			if err := allowFromShell(stdio, dir); err != nil {
+				report(stdio, err, ExitFenceFailed)
+			}
+			continue
 		case res.leaveTo != "":
 			if f.hookResult != "" {
 				return writeHookResult(f.hookResult, res.leaveTo)
@@ -167,10 +172,60 @@ flags:
 	}
 }
 
+// allowFromShell is `fence allow` for an inner shell's project, run by the
+// client outside the sandbox after the inner shell exited with
+// [shellhook.ExitAllow]. The user confirms on the real terminal, with typed-
+// ahead input discarded first, so nothing inside the sandbox can approve its
+// own config.
+func allowFromShell(stdio Stdio, dir string) error {
+	res, err := loadConfig(config.Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	if res.ConfigFile == "" {
+		return fmt.Errorf("no %s in %s or above", config.ProjectFile, config.Printable(dir))
+	}
+	if !printGrants(stdio.Err, res) {
+		return nil
+	}
+	discardTypeahead(stdio.In)
+	fmt.Fprint(stdio.Err, "trust it and restart the shell with it? [y/N] ")
+	answer := readAnswer(stdio.In)
+	fmt.Fprintln(stdio.Err)
+	if a := strings.TrimSpace(strings.ToLower(answer)); a != "y" && a != "yes" {
+		fmt.Fprintln(stdio.Err, "fence: not trusted; restarting the shell with the same policy")
+		return nil
+	}
+	if err := config.Allow(res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.Err, "fence: trusted %s; restarting the shell with its policy\n", config.Printable(res.Root))
+	return nil
+}
+
+// readAnswer reads one line from the terminal, ending at CR or LF: the outer
+// shell may have left the terminal without CR-to-LF translation (fish does,
+// when the hook starts fence from its prompt event).
+func readAnswer(in *os.File) string {
+	var b []byte
+	one := make([]byte, 1)
+	for len(b) < 64 {
+		if n, err := in.Read(one); n == 0 || err != nil {
+			break
+		}
+		if one[0] == '\r' || one[0] == '\n' {
+			break
+		}
+		b = append(b, one[0])
+	}
+	return string(b)
+}
+
 // shellResult is how one sandboxed shell ended.
 type shellResult struct {
 	code    int
 	reload  bool   // `fence reload`: start again in place
+	allow   bool   // `fence allow`: ask outside, then start again in place
 	leaveTo string // the validated directory the shell handed back
 }
 
@@ -284,6 +339,8 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	switch code {
 	case shellhook.ExitReload:
 		return &shellResult{reload: true}, nil
+	case shellhook.ExitAllow:
+		return &shellResult{allow: true}, nil
 	case shellhook.ExitLeave:
 		if to, ok := readHandoff(files.handoff, realRoot, root); ok {
 			return &shellResult{leaveTo: to}, nil
