@@ -89,9 +89,13 @@ type Status struct {
 	Sessions []SessionInfo `json:"sessions"`
 }
 
-// Message is one line of an event stream.
+// Message is one line of an event stream. The last line on a session's
+// lease, after the client half-closes it ([Conn.CloseWrite]), carries the
+// session's final counts in Final instead of an event: the exact figures
+// for the client's summary without a second connection.
 type Message struct {
-	Event proxy.Event `json:"event"`
+	Event proxy.Event  `json:"event"`
+	Final *SessionInfo `json:"final,omitempty"`
 }
 
 // ErrNoDaemon is returned by [Dial] when no daemon answers.
@@ -99,8 +103,9 @@ var ErrNoDaemon = errors.New("the fence daemon is not running")
 
 // Conn is a client connection to the daemon.
 type Conn struct {
-	c   net.Conn
-	dec *json.Decoder
+	c     net.Conn
+	dec   *json.Decoder
+	final *SessionInfo
 }
 
 // Dial connects to the daemon of runtime directory dir.
@@ -130,14 +135,36 @@ func (c *Conn) Call(req Request) (*Response, error) {
 	return &resp, nil
 }
 
+// ErrEnded is returned by [Conn.Next] after the session's final counts
+// arrived (see [Conn.Final]).
+var ErrEnded = errors.New("control: the session ended")
+
 // Next reads the next streamed event. It returns an error when the stream
-// ends (the daemon exited, or closed the session).
+// ends (the daemon exited, or closed the session): [ErrEnded] when it
+// ended with the session's final counts.
 func (c *Conn) Next() (proxy.Event, error) {
 	var m Message
 	if err := c.dec.Decode(&m); err != nil {
 		return proxy.Event{}, err
 	}
+	if m.Final != nil {
+		c.final = m.Final
+		return proxy.Event{}, ErrEnded
+	}
 	return m.Event, nil
+}
+
+// Final returns the session's counts sent at its end, once [Conn.Next]
+// returned [ErrEnded]; nil before, or when the daemon sent none.
+func (c *Conn) Final() *SessionInfo { return c.final }
+
+// CloseWrite half-closes a session's lease: the daemon ends the session,
+// sends its final counts and closes the connection.
+func (c *Conn) CloseWrite() error {
+	if u, ok := c.c.(*net.UnixConn); ok {
+		return u.CloseWrite()
+	}
+	return c.c.Close()
 }
 
 // Close closes the connection; for a session's lease, that ends the session.

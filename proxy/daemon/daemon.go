@@ -146,26 +146,61 @@ type stream struct {
 	root string // monitor filter
 	done chan struct{}
 	once sync.Once
+	// final takes the last message of a lease: the writer sends the
+	// events still queued, then it, then stops.
+	final chan func() control.Message
 }
 
 func newStream(c net.Conn) *stream {
-	s := &stream{c: c, ch: make(chan proxy.Event, 256), done: make(chan struct{})}
+	s := &stream{c: c, ch: make(chan proxy.Event, 256), done: make(chan struct{}), final: make(chan func() control.Message)}
 	go func() {
 		enc := json.NewEncoder(c)
+		write := func(m control.Message) bool {
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if enc.Encode(m) != nil {
+				s.close()
+				return false
+			}
+			return true
+		}
 		for {
 			select {
 			case e := <-s.ch:
-				c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				if enc.Encode(control.Message{Event: e}) != nil {
-					s.close()
+				if !write(control.Message{Event: e}) {
 					return
 				}
+			case f := <-s.final:
+				drained := false
+				for !drained {
+					select {
+					case e := <-s.ch:
+						if !write(control.Message{Event: e}) {
+							return
+						}
+					default:
+						drained = true
+					}
+				}
+				write(f())
+				s.close()
+				return
 			case <-s.done:
 				return
 			}
 		}
 	}()
 	return s
+}
+
+// finish sends the events still queued, then the message f returns
+// (computed after them), and closes the stream; it returns once that is
+// written, or the stream is closed.
+func (s *stream) finish(f func() control.Message) {
+	select {
+	case s.final <- f:
+	case <-s.done:
+	}
+	<-s.done
 }
 
 // send queues e; a reader too slow to keep up loses events rather than
@@ -487,13 +522,22 @@ func (d *daemon) lease(c net.Conn, s *session, afterReply func()) {
 	if afterReply != nil {
 		afterReply()
 	}
-	// The client sends nothing more; a read returns when it closes.
+	// The client sends nothing more; a read returns when it closes, or
+	// half-closes to end the session and have its final counts.
 	io.Copy(io.Discard, c)
-	st.close()
 	d.mu.Lock()
 	current := s.lease == st
 	stopping := d.stopping
 	d.mu.Unlock()
+	if current && !stopping {
+		st.finish(func() control.Message {
+			d.mu.Lock()
+			info := d.info(s)
+			d.mu.Unlock()
+			return control.Message{Final: &info}
+		})
+	}
+	st.close()
 	if current && !stopping {
 		d.end(s)
 	}

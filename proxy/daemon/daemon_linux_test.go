@@ -227,6 +227,54 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 }
 
+// TestLeaseHalfCloseFinalCounts: a client that half-closes its lease gets
+// the session's exact counts as the last message, and the session ends.
+func TestLeaseHalfCloseFinalCounts(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	startDaemon(t, rt, time.Minute)
+	port := server(t)
+	proj := shortTemp(t)
+	writePolicy(t, proj, fmt.Sprintf("allow a.test:%d\nlocal %d\n", port, port))
+	c, info := open(t, rt, proj)
+	defer c.Close()
+	for _, h := range []string{"b.test", "b.test", "c.test"} {
+		if code, _ := get(info.Dir, fmt.Sprintf("http://%s:%d/x", h, port)); code != 403 {
+			t.Fatalf("%s: %d", h, code)
+		}
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	events := 0
+	var err error
+	for err == nil {
+		_, err = c.Next()
+		if err == nil {
+			events++
+		}
+	}
+	f := c.Final()
+	if !errors.Is(err, control.ErrEnded) || f == nil || f.ID != info.ID || f.Blocked != 3 || f.Hosts["b.test"] != 2 || f.Hosts["c.test"] != 1 {
+		t.Fatalf("after %d events: %v, final %+v", events, err, f)
+	}
+	if events != 3 {
+		t.Errorf("%d blocked events before the final counts, want 3", events)
+	}
+	if _, err := c.Next(); err == nil {
+		t.Error("the daemon kept the lease open after the final counts")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if _, err := os.Stat(info.Dir); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("session directory still there after the half-close")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestLiveReload(t *testing.T) {
 	rt := filepath.Join(shortTemp(t), "rt")
 	startDaemon(t, rt, time.Minute)

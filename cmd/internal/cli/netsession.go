@@ -225,31 +225,32 @@ func (s *netSession) Close(stdio Stdio) {
 		return
 	}
 	s.closed = true
+	c := s.conn
 	s.mu.Unlock()
-	// The daemon's counts are exact; the events streamed to us may have
-	// been thinned out under a flood.
-	if resp, err := control.Do(s.rt, control.Request{Op: control.OpStatus}); err == nil {
-		for _, info := range resp.Status.Sessions {
-			if info.ID == s.ID && info.Blocked >= s.blocked {
-				s.mu.Lock()
-				s.blocked = info.Blocked
-				for h, n := range info.Hosts {
-					if _, ok := s.hosts[h]; !ok {
-						s.order = append(s.order, h)
-					}
-					s.hosts[h] = n
-				}
-				s.mu.Unlock()
+	// Half-closing the lease ends the session; the daemon answers with
+	// its exact counts (the events streamed to us may have been thinned
+	// out under a flood) and closes the connection, which ends follow.
+	c.CloseWrite()
+	var info *control.SessionInfo
+	select {
+	case <-s.done:
+		info = c.Final()
+	case <-time.After(2 * time.Second):
+	}
+	if info != nil && info.Blocked >= s.blocked {
+		s.mu.Lock()
+		s.blocked = info.Blocked
+		for h, n := range info.Hosts {
+			if _, ok := s.hosts[h]; !ok {
+				s.order = append(s.order, h)
 			}
+			s.hosts[h] = n
 		}
+		s.mu.Unlock()
 	}
 	s.mu.Lock()
 	s.conn.Close()
 	s.mu.Unlock()
-	select {
-	case <-s.done:
-	case <-time.After(2 * time.Second):
-	}
 	if line := s.summary(); line != "" {
 		fmt.Fprintln(stdio.Err, line)
 	}
