@@ -50,6 +50,12 @@ fi
 step "go test"
 go test -count=1 -timeout 30m "$@" ./...
 
+# The in-process packages again under the race detector; the integration
+# suites drive a separately built (CGO_ENABLED=0) fence binary, which -race
+# cannot instrument.
+step "go test -race (in-process packages)"
+go test -race -count=1 ./proxy/ ./proxy/daemon/ ./cmd/internal/... ./shellhook/
+
 step "fuzz (each target for $fuzztime)"
 grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' . | while read -r file; do
 	pkg=./$(dirname "${file#./}")
