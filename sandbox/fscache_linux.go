@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // fsCache remembers lstat results and symlink resolutions for the length
@@ -35,10 +36,17 @@ func newFSCache() *fsCache {
 	return &fsCache{st: map[string]lstatResult{}, res: map[string]resolved{}}
 }
 
-// lstat is os.Lstat, remembered.
+// lstat is os.Lstat, remembered. A path whose parent is already known to
+// be missing (~/Library/Keychains after ~/Library) is missing too, without
+// asking the kernel again.
 func (c *fsCache) lstat(p string) (fs.FileInfo, error) {
 	if r, ok := c.st[p]; ok {
 		return r.fi, r.err
+	}
+	if r, ok := c.st[filepath.Dir(p)]; ok && errors.Is(r.err, fs.ErrNotExist) && filepath.IsAbs(p) {
+		err := &fs.PathError{Op: "lstat", Path: p, Err: syscall.ENOENT}
+		c.st[p] = lstatResult{nil, err}
+		return nil, err
 	}
 	fi, err := os.Lstat(p)
 	c.st[p] = lstatResult{fi, err}

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,6 +41,16 @@ func TestFSCacheEvalSymlinks(t *testing.T) {
 	ln("loop1", "loop2")
 	ln("b/f", "a/tofile")
 	fc := newFSCache()
+	// A missing parent answers for its children, as the kernel would.
+	for _, p := range []string{"missing", "missing/x", "missing/x/y", "a/b/f", "a/b/f/x"} {
+		full := filepath.Join(d, p)
+		_, want := os.Lstat(full)
+		for i := 0; i < 2; i++ {
+			if _, err := fc.lstat(full); (err == nil) != (want == nil) || (err != nil && errors.Is(err, fs.ErrNotExist) != errors.Is(want, fs.ErrNotExist)) {
+				t.Errorf("lstat %s (lookup %d): %v, want %v", p, i+1, err, want)
+			}
+		}
+	}
 	for _, p := range []string{
 		"a/b/c", "ab", "ab/c", "ax/y", "a/up", "a/up/back", "a/up/back/..", "chain/c", "chain/f",
 		"dangling", "dangling/x", "loop1", "loop2/x", "a/tofile", "a/tofile/x", "a/b/f/x", "missing",
