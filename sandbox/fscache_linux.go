@@ -2,10 +2,13 @@ package sandbox
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // fsCache remembers lstat results and symlink resolutions for the length
@@ -17,7 +20,21 @@ import (
 type fsCache struct {
 	st  map[string]lstatResult
 	res map[string]resolved
+	// Most protected and denied names do not exist, and many share a
+	// directory (~, the project, ~/.config): after a few lookups in one
+	// directory, its names are read once and a name not among them is
+	// missing without a syscall. nil: not listed (too big, unreadable).
+	asked map[string]int
+	names map[string]map[string]bool
 }
+
+// listAfter is how many lookups in a directory make it worth listing;
+// maxListed bounds the listing (a big home directory costs more to read
+// than the lookups it saves).
+const (
+	listAfter = 4
+	maxListed = 256
+)
 
 type lstatResult struct {
 	fi  fs.FileInfo
@@ -33,7 +50,7 @@ type resolved struct {
 var errTooManyLinks = errors.New("EvalSymlinks: too many links")
 
 func newFSCache() *fsCache {
-	return &fsCache{st: map[string]lstatResult{}, res: map[string]resolved{}}
+	return &fsCache{st: map[string]lstatResult{}, res: map[string]resolved{}, asked: map[string]int{}, names: map[string]map[string]bool{}}
 }
 
 // lstat is os.Lstat, remembered. A path whose parent is already known to
@@ -43,7 +60,25 @@ func (c *fsCache) lstat(p string) (fs.FileInfo, error) {
 	if r, ok := c.st[p]; ok {
 		return r.fi, r.err
 	}
-	if r, ok := c.st[filepath.Dir(p)]; ok && errors.Is(r.err, fs.ErrNotExist) && filepath.IsAbs(p) {
+	if !filepath.IsAbs(p) || p != filepath.Clean(p) || p == "/" {
+		fi, err := os.Lstat(p)
+		c.st[p] = lstatResult{fi, err}
+		return fi, err
+	}
+	if r, ok := c.st[filepath.Dir(p)]; ok && errors.Is(r.err, fs.ErrNotExist) {
+		err := &fs.PathError{Op: "lstat", Path: p, Err: syscall.ENOENT}
+		c.st[p] = lstatResult{nil, err}
+		return nil, err
+	}
+	dir := filepath.Dir(p)
+	names, listed := c.names[dir]
+	if !listed {
+		if c.asked[dir]++; c.asked[dir] >= listAfter {
+			names = listNames(dir)
+			c.names[dir] = names
+		}
+	}
+	if names != nil && !names[filepath.Base(p)] {
 		err := &fs.PathError{Op: "lstat", Path: p, Err: syscall.ENOENT}
 		c.st[p] = lstatResult{nil, err}
 		return nil, err
@@ -51,6 +86,27 @@ func (c *fsCache) lstat(p string) (fs.FileInfo, error) {
 	fi, err := os.Lstat(p)
 	c.st[p] = lstatResult{fi, err}
 	return fi, err
+}
+
+// listNames returns the names in directory dir, nil when it cannot be read
+// or holds more than maxListed. O_DIRECTORY: a FIFO or device in its place
+// must not block or be opened.
+func listNames(dir string) map[string]bool {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	defer f.Close()
+	list, err := f.Readdirnames(maxListed + 1)
+	if (err != nil && err != io.EOF) || len(list) > maxListed {
+		return nil
+	}
+	names := make(map[string]bool, len(list))
+	for _, n := range list {
+		names[n] = true
+	}
+	return names
 }
 
 // evalSymlinks is filepath.EvalSymlinks, with the resolution of every

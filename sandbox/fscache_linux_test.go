@@ -5,7 +5,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestFSCacheEvalSymlinks checks the plan's remembered resolution against
@@ -64,5 +67,48 @@ func TestFSCacheEvalSymlinks(t *testing.T) {
 				t.Errorf("%s (lookup %d): got %q, %v; want %q, %v", p, i+1, got, err, want, wantErr)
 			}
 		}
+	}
+}
+
+// TestFSCacheListing: once a directory is listed, lookups in it still give
+// what lstat gives, for existing and missing names, links, unclean paths,
+// and a FIFO where a directory is expected (it must not block).
+func TestFSCacheListing(t *testing.T) {
+	d := t.TempDir()
+	if r, err := filepath.EvalSymlinks(d); err == nil {
+		d = r
+	}
+	for _, n := range []string{"f1", "f2", ".hidden"} {
+		if err := os.WriteFile(filepath.Join(d, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(d, "sub"), 0o755)
+	os.Symlink("nowhere", filepath.Join(d, "dangling"))
+	if err := unix.Mkfifo(filepath.Join(d, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fc := newFSCache()
+	names := []string{"m1", "m2", "m3", "m4", "f1", "f2", ".hidden", "sub", "dangling", "fifo", "m5", "sub/.", "sub/..", "fifo/a", "fifo/b", "fifo/c", "fifo/d", "fifo/e", "sub/x", "sub/y", "sub/z", "sub/w", "sub/v"}
+	for round := 0; round < 2; round++ {
+		for _, n := range names {
+			p := filepath.Join(d, n)
+			if strings.HasSuffix(n, "/.") || strings.HasSuffix(n, "/..") {
+				p = d + "/" + n // unclean on purpose
+			}
+			wfi, werr := os.Lstat(p)
+			fi, err := fc.lstat(p)
+			if (err == nil) != (werr == nil) || (err != nil && errors.Is(err, fs.ErrNotExist) != errors.Is(werr, fs.ErrNotExist)) {
+				t.Errorf("lstat %s: %v, want %v", n, err, werr)
+			} else if err == nil && fi.Mode() != wfi.Mode() {
+				t.Errorf("lstat %s: mode %v, want %v", n, fi.Mode(), wfi.Mode())
+			}
+		}
+	}
+	if fc.names[d] == nil {
+		t.Errorf("the directory was not listed after %d lookups", len(names))
+	}
+	if fc.names[filepath.Join(d, "fifo")] != nil {
+		t.Error("a FIFO was listed as a directory")
 	}
 }
