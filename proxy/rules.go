@@ -81,7 +81,9 @@ func ParsePattern(s string) (Pattern, error) {
 		p.Port = port
 		host = s[:i]
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
+	// "1.2.3.4." is the address with the one trailing dot patterns ignore,
+	// not a host name that happens to look like one.
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(host, ".")); err == nil {
 		if ip.Zone() != "" {
 			return Pattern{}, fmt.Errorf("domain pattern %q: zoned addresses are not allowed", orig)
 		}

@@ -163,10 +163,14 @@ func (f *Filter) feed(p []byte) {
 				f.begin(sCSI, '[')
 			case c == 0x9c:
 				// A stray ST: nothing to terminate.
-			case c >= 0x80 && c <= 0x9f:
+			case c >= 0x80 && c <= 0xbf:
 				f.out = append(f.out, 0xc2, c)
 			default:
-				f.out = append(f.out, 0xc2)
+				// 0xC2 not followed by a continuation byte is not UTF-8;
+				// show what a terminal would (U+FFFD) rather than a lone
+				// 0xC2, which a C1 byte later in the output could turn into
+				// a control the filter never saw.
+				f.out = append(f.out, "\ufffd"...)
 				i-- // reprocess c in ground
 			}
 
