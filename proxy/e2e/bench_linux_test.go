@@ -21,21 +21,7 @@ import (
 
 // sink accepts connections and discards what they send; its address.
 func sink(b *testing.B) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
+	return serveTCP(b, func(c net.Conn) { io.Copy(io.Discard, c) })
 }
 
 // source serves /N as N bytes of zeros.

@@ -143,18 +143,25 @@ func web(t *testing.T) int {
 // echo serves a TCP echo on host loopback.
 func echo(t *testing.T) int {
 	t.Helper()
+	return serveTCP(t, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// serveTCP listens on host loopback, runs handle for each connection
+// (closing it after), and returns the port.
+func serveTCP(tb testing.TB, handle func(net.Conn)) int {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	tb.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			go func() { io.Copy(c, c); c.Close() }()
+			go func() { handle(c); c.Close() }()
 		}
 	}()
 	return l.Addr().(*net.TCPAddr).Port
