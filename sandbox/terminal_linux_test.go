@@ -35,11 +35,35 @@ for c in b"INJECTED\n":
 			if got := runOnTTY(t, e, []string{"/bin/sh", "-c", v.script}); !strings.Contains(got, "INJECTED") {
 				t.Fatalf("control: TIOCSTI did not inject without the sandbox (%q), the test proves nothing", got)
 			}
-			if got := runOnTTY(t, e, []string{e.Fence, "-s", e.Config, "--", "sh", "-c", v.script}); strings.Contains(got, "INJECTED") {
+			// The marker proves the script ran inside: a fence that failed to
+			// start would inject nothing and pass vacuously.
+			marker := "tiocsti-ran-" + v.name
+			got := runOnTTY(t, e, []string{e.Fence, "-s", e.Config, "--", "sh", "-c", ": > " + marker + "; " + v.script})
+			if !e.Exists(marker) {
+				t.Fatalf("the attack did not run inside the sandbox")
+			}
+			if strings.Contains(got, "INJECTED") {
 				t.Errorf("TIOCSTI injected into the caller's terminal from inside the sandbox: %q", got)
 			}
 		})
 	}
+}
+
+// ttyCommand prepares argv to run in e's project with a new PTY as its
+// controlling terminal and standard input; the caller picks its outputs.
+// The PTY is closed when the test ends.
+func ttyCommand(t *testing.T, e *sandboxtest.Env, argv []string) (cmd *exec.Cmd, master, slave *os.File) {
+	t.Helper()
+	master, slave, err := pty.Open()
+	if err != nil {
+		sandboxtest.Require(t, false, "cannot open a pty: "+err.Error())
+	}
+	t.Cleanup(func() { master.Close(); slave.Close() })
+	cmd = exec.Command(argv[0], argv[1:]...)
+	cmd.Dir, cmd.Env = e.Project, e.Vars
+	cmd.Stdin = slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	return cmd, master, slave
 }
 
 // runOnTTY runs argv with a new PTY as its controlling terminal and
@@ -47,17 +71,8 @@ for c in b"INJECTED\n":
 // user's shell would read next).
 func runOnTTY(t *testing.T, e *sandboxtest.Env, argv []string) string {
 	t.Helper()
-	master, slave, err := pty.Open()
-	if err != nil {
-		sandboxtest.Require(t, false, "cannot open a pty: "+err.Error())
-	}
-	defer master.Close()
-	defer slave.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = e.Project
-	cmd.Env = e.Vars
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	cmd, master, slave := ttyCommand(t, e, argv)
+	cmd.Stdout, cmd.Stderr = slave, slave
 	go io.Copy(io.Discard, master) // drain output
 	if err := cmd.Run(); err != nil {
 		t.Logf("%v: %v", argv, err)
@@ -135,18 +150,14 @@ func TestSignalForwarding(t *testing.T) {
 func TestTerminalModesRestored(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
 	echoAfter := func(argv ...string) bool {
-		master, slave, err := pty.Open()
-		if err != nil {
-			sandboxtest.Require(t, false, "cannot open a pty: "+err.Error())
-		}
-		defer master.Close()
-		defer slave.Close()
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Dir, cmd.Env = e.Project, e.Vars
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		cmd, master, slave := ttyCommand(t, e, argv)
+		cmd.Stdout, cmd.Stderr = slave, slave
 		go io.Copy(io.Discard, master)
-		cmd.Run()
+		// The command must really have run (stty succeeded): a fence that
+		// failed to start would leave echo on and pass vacuously.
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%q: %v", argv, err)
+		}
 		tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 		if err != nil {
 			t.Fatal(err)
@@ -231,25 +242,20 @@ func TestRunEscapesFiltered(t *testing.T) {
 // not change its line discipline (red team B5).
 func TestTIOCSETD(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
-	const script = `python3 -c 'import fcntl,termios,struct;fcntl.ioctl(0,termios.TIOCSETD,struct.pack("i",0));print("SETD-OK")'`
+	const script = `echo SETD-TRY; python3 -c 'import fcntl,termios,struct;fcntl.ioctl(0,termios.TIOCSETD,struct.pack("i",0));print("SETD-OK")'`
 	run := func(argv ...string) string {
-		master, slave, err := pty.Open()
-		if err != nil {
-			sandboxtest.Require(t, false, "cannot open a pty: "+err.Error())
-		}
-		defer master.Close()
-		defer slave.Close()
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Dir, cmd.Env = e.Project, e.Vars
-		cmd.Stdin = slave
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		cmd, _, _ := ttyCommand(t, e, argv)
 		out, _ := cmd.CombinedOutput()
 		return string(out)
 	}
 	if out := run("/bin/sh", "-c", script); !strings.Contains(out, "SETD-OK") {
 		t.Fatalf("control: TIOCSETD failed without the sandbox: %s", out)
 	}
-	if out := run(e.Fence, "-s", e.Config, "--", "sh", "-c", script); strings.Contains(out, "SETD-OK") {
+	out := run(e.Fence, "-s", e.Config, "--", "sh", "-c", script)
+	if !strings.Contains(out, "SETD-TRY") {
+		t.Fatalf("the script did not run inside the sandbox: %s", out)
+	}
+	if strings.Contains(out, "SETD-OK") {
 		t.Errorf("TIOCSETD on the caller's terminal worked inside the sandbox: %s", out)
 	}
 }
