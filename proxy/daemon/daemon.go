@@ -59,6 +59,9 @@ type Options struct {
 	// Idle is how long the daemon lives with no sessions and no monitors;
 	// 0 means 5 minutes.
 	Idle time.Duration
+	// Housekeeping is how often detached sessions and idleness are
+	// checked; 0 means a quarter of Idle, at most a second.
+	Housekeeping time.Duration
 	// Debounce is how long a burst of file changes is collected before a
 	// reload; 0 means 15ms.
 	Debounce time.Duration
@@ -344,7 +347,11 @@ func Run(ctx context.Context, opts Options) error {
 // housekeeping ends detached sessions whose client is gone and stops the
 // daemon when it has been idle long enough.
 func (d *daemon) housekeeping(ctx context.Context, stop func()) {
-	tick := time.NewTicker(min(time.Second, d.opts.Idle/4+time.Millisecond))
+	every := d.opts.Housekeeping
+	if every <= 0 {
+		every = min(time.Second, d.opts.Idle/4+time.Millisecond)
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {

@@ -111,11 +111,20 @@ type harness struct {
 
 func startDaemon(t testing.TB, rt string, idle time.Duration) *harness {
 	t.Helper()
+	return startDaemonWith(t, Options{Dir: rt, Idle: idle})
+}
+
+// startDaemonWith runs a daemon in-process with opts, the test resolver and
+// the loopback name resolver.
+func startDaemonWith(t testing.TB, opts Options) *harness {
+	t.Helper()
+	rt := opts.Dir
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	h := &harness{rt: rt, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		h.done <- Run(ctx, Options{Dir: rt, Resolve: fileResolver, Idle: idle, Resolver: loopResolver{}, Ready: func() { close(ready) }})
+		opts.Resolve, opts.Resolver, opts.Ready = fileResolver, loopResolver{}, func() { close(ready) }
+		h.done <- Run(ctx, opts)
 	}()
 	select {
 	case <-ready:
@@ -611,9 +620,9 @@ func TestSessionFloodIsolated(t *testing.T) {
 // its relay directory, about once in a few hundred starts).
 func TestOpeningSessionSurvivesHousekeeping(t *testing.T) {
 	rt := filepath.Join(shortTemp(t), "rt")
-	// Idle 4ms: housekeeping runs every 2ms. One session stays open so the
-	// daemon does not exit for being idle.
-	startDaemon(t, rt, 4*time.Millisecond)
+	// Housekeeping every millisecond. (Not a tiny idle time to get there:
+	// the daemon could then exit for idleness before the first open.)
+	startDaemonWith(t, Options{Dir: rt, Idle: time.Hour, Housekeeping: time.Millisecond})
 	proj := shortTemp(t)
 	writePolicy(t, proj, "")
 	keep, _ := open(t, rt, proj)
