@@ -8,6 +8,8 @@
 # build and of `bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc
 # true`, and each median's ratio to bwrap's. One private daemon (started from
 # the first build) serves all builds. Run it as an ordinary user.
+# FENCE_BENCH_COLD=1 also runs each build with FENCE_WARM_INIT=0 (the client
+# clones its sandbox init instead of taking one the daemon booted ahead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if (($# < 2)); then
@@ -39,25 +41,33 @@ cd "$work/proj"
 python3 - "$rounds" "${bins[@]}" <<'PY'
 import statistics, subprocess, sys, time
 rounds, bins = int(sys.argv[1]), sys.argv[2:]
-cmds = [[b, "-s", ".fence.toml", "--", "true"] for b in bins]
-cmds.append(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"])
-for c in cmds:  # warm up (and start the daemon)
+import os
+cold = os.environ.get("FENCE_BENCH_COLD") == "1"
+env = dict(os.environ)
+cenv = dict(os.environ, FENCE_WARM_INIT="0")
+cmds = []
+for b in bins:
+    cmds.append(([b, "-s", ".fence.toml", "--", "true"], env, ""))
+    if cold:
+        cmds.append(([b, "-s", ".fence.toml", "--", "true"], cenv, " (FENCE_WARM_INIT=0)"))
+cmds.append((["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"], env, ""))
+for c, e, _ in cmds:  # warm up (and start the daemon)
     for _ in range(5):
-        subprocess.run(c, stdin=subprocess.DEVNULL, check=True)
+        subprocess.run(c, stdin=subprocess.DEVNULL, env=e, check=True)
 times = [[] for _ in cmds]
 for _ in range(rounds):
-    for i, c in enumerate(cmds):
+    for i, (c, e, _) in enumerate(cmds):
         t = time.perf_counter()
-        r = subprocess.run(c, stdin=subprocess.DEVNULL)
+        r = subprocess.run(c, stdin=subprocess.DEVNULL, env=e)
         times[i].append((time.perf_counter() - t) * 1000)
         if r.returncode != 0:
             print("exit status %d: %s" % (r.returncode, " ".join(c)), file=sys.stderr)
 ref = statistics.median(times[-1])
-print("| command | median | mean | p25 | min | median / bwrap |")
-print("|---|---|---|---|---|---|")
-for c, v in zip(cmds, times):
-    name = "bwrap" if c[0] == "bwrap" else c[0] + " -- true"
-    print("| %s | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f |" % (
-        name, statistics.median(v), statistics.mean(v), statistics.quantiles(v, n=4)[0], min(v),
+print("| command | median | mean | p25 | min | max | median / bwrap |")
+print("|---|---|---|---|---|---|---|")
+for (c, _, note), v in zip(cmds, times):
+    name = "bwrap" if c[0] == "bwrap" else c[0] + " -- true" + note
+    print("| %s | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f |" % (
+        name, statistics.median(v), statistics.mean(v), statistics.quantiles(v, n=4)[0], min(v), max(v),
         statistics.median(v) / ref))
 PY
