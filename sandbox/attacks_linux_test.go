@@ -625,7 +625,15 @@ func withHostPTY(t *testing.T, e *sandboxtest.Env) {
 	// unlockpt is not needed for the slave to show up in /dev/pts.
 }
 
+// TestAttacks runs every attack with a sandbox init fence clones itself
+// and with one the daemon booted ahead (warm).
 func TestAttacks(t *testing.T) {
+	for _, mode := range []string{"cold", "warm"} {
+		t.Run(mode, func(t *testing.T) { testAttacks(t, mode) })
+	}
+}
+
+func testAttacks(t *testing.T, mode string) {
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
 			if a.noControl == "" {
@@ -639,6 +647,7 @@ func TestAttacks(t *testing.T) {
 				}
 			}
 			e := sandboxtest.New(t, a.config)
+			e.Init = mode
 			if a.setup != nil {
 				a.setup(t, e)
 			}

@@ -47,14 +47,37 @@ func RunInit() int {
 	unix.CloseOnExec(initFD)
 	runtime.LockOSThread() // mount and pivot_root act on this thread's fs state
 
-	m, _, err := recvMsg(initFD)
+	var early bootState
+	if os.Getenv(warmBootEnv) == "1" {
+		// Booted ahead by the daemon: do now what does not depend on the
+		// policy, off the client's path.
+		early.boot()
+	}
+	m, fds, err := recvMsg(initFD)
+	if err == nil && m.Kind == "adopt" {
+		// Booted ahead by the daemon and now handed to a client: from here
+		// on this sandbox follows the client (its socket), and must outlive
+		// a daemon that exits or restarts.
+		unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0)
+		initStamps = nil // booted long ago: only what follows counts
+		closeAll(fds)
+		m, fds, err = recvMsg(initFD)
+	}
 	if err != nil || m.Kind != "config" || m.Config == nil {
+		closeAll(fds)
 		fmt.Fprintf(os.Stderr, "fence: sandbox init: no configuration from the client: %v\n", err)
 		return 125
 	}
 	cfg := m.Config
+	if err := takeStdio(fds); err != nil {
+		sendMsg(initFD, &message{Kind: "error", Error: err.Error()})
+		return 125
+	}
+	if cfg.Umask >= 0 {
+		unix.Umask(cfg.Umask)
+	}
 	initStamps = append(initStamps, stamp{"init-config", monoNow()})
-	st, err := setup(cfg)
+	st, err := setup(cfg, early)
 	if err != nil {
 		msg := &message{Kind: "error", Error: err.Error()}
 		var ie *initError
@@ -67,6 +90,51 @@ func RunInit() int {
 	return st.run()
 }
 
+// warmBootEnv marks an init booted ahead by the daemon (WarmPool).
+const warmBootEnv = "FENCE_INIT_WARM"
+
+// bootState is the policy-independent part of the init's setup, done
+// while a warm init waits for its client.
+type bootState struct {
+	done bool
+	err  error // checkAllThreads
+	lo   error // loopbackUp
+	sigs chan os.Signal
+}
+
+func (b *bootState) boot() {
+	b.done = true
+	b.err = checkAllThreads()
+	b.lo = loopbackUp()
+	b.sigs = notifySignals()
+	warmCodec()
+}
+
+// takeStdio makes the descriptors that came with the configuration (an
+// adopted init's: the command's stdio) the init's 0, 1 and 2. A cloned
+// init inherited them and gets none.
+func takeStdio(fds []int) error {
+	if len(fds) == 0 {
+		return nil
+	}
+	defer closeAll(fds)
+	if len(fds) != 3 {
+		return fmt.Errorf("sandbox init: %d descriptors with the configuration, want 3", len(fds))
+	}
+	for i, fd := range fds {
+		if err := unix.Dup3(fd, i, 0); err != nil {
+			return fmt.Errorf("sandbox init: take descriptor %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
 // initStamps times the init's phases for -d.
 var initStamps []stamp
 
@@ -76,6 +144,7 @@ type initState struct {
 	seccomp   seccompOptions
 	noSeccomp bool
 	tty       *os.File // PTY slave for a TTY session
+	sigs      chan os.Signal
 	debug     []string
 	notices   []string
 }
@@ -84,9 +153,12 @@ func (st *initState) debugf(format string, args ...any) {
 	st.debug = append(st.debug, fmt.Sprintf(format, args...))
 }
 
-func setup(cfg *initConfig) (*initState, error) {
-	st := &initState{cfg: cfg}
-	if err := checkAllThreads(); err != nil {
+func setup(cfg *initConfig, early bootState) (*initState, error) {
+	st := &initState{cfg: cfg, sigs: early.sigs}
+	if !early.done {
+		early.err = checkAllThreads()
+	}
+	if err := early.err; err != nil {
 		return nil, failf("build fence with CGO_ENABLED=0 (the release builds are)", "%v", err)
 	}
 	var relayDir int = -1
@@ -106,7 +178,10 @@ func setup(cfg *initConfig) (*initState, error) {
 			return nil, err
 		}
 	}
-	if err := loopbackUp(); err != nil {
+	if !early.done {
+		early.lo = loopbackUp()
+	}
+	if err := early.lo; err != nil {
 		return nil, failf("", "bring up the loopback interface: %w", err)
 	}
 	if err := startRelays(st, relayDir); err != nil {
@@ -211,25 +286,19 @@ func (st *initState) openPTY() error {
 // run starts the command and supervises it until it exits.
 func (st *initState) run() int {
 	cfg := st.cfg
-	sigs := make(chan os.Signal, 32)
-	// SIGCHLD, the signals the client forwards, and a few more worth passing
-	// on when the init itself is signalled; not every signal: enabling each
-	// one is a round trip to the runtime's signal thread, which is locked to
-	// its OS thread like this goroutine (≈ 20 µs each here: all 65 took
-	// ≈ 1.2 ms before every command). An unlisted signal sent to the init
-	// from outside is dropped, as for any pid namespace's init without a
-	// handler.
-	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGALRM)
-	signal.Ignore(syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN)
+	sigs := st.sigs
+	if sigs == nil {
+		sigs = notifySignals()
+	}
 
 	// With something to print first, wait until the client has printed
 	// it, so that it comes before the command's own output.
 	sync := cfg.Debug || len(st.notices) > 0
+	ready := &message{Kind: "ready", Debug: st.debug, Notices: st.notices, Sync: sync}
 	if cfg.Debug {
-		st.debugf("init %s", fmtStamps(append([]stamp{{"client", cfg.T0}}, initStamps...)))
+		ready.Stamps = append(initStamps, stamp{"init-ready", monoNow()})
 	}
-	if err := sendMsg(initFD, &message{Kind: "ready", Debug: st.debug, Notices: st.notices, Sync: sync}); err != nil {
+	if err := sendMsg(initFD, ready); err != nil {
 		return 125
 	}
 	if sync {
@@ -238,8 +307,12 @@ func (st *initState) run() int {
 		}
 	}
 	status, pid := st.startCommand()
+	var stamps []stamp
+	if cfg.Debug {
+		stamps = append(stamps, stamp{"command-started", monoNow()})
+	}
 	if pid == 0 {
-		sendMsg(initFD, &message{Kind: "exit", Status: status})
+		sendMsg(initFD, &message{Kind: "exit", Status: status, Alone: reapAll()})
 		return status
 	}
 	// The other threads drop their capabilities while the command runs,
@@ -271,7 +344,11 @@ func (st *initState) run() int {
 					if ws.Signaled() {
 						code = 128 + int(ws.Signal())
 					}
-					sendMsg(initFD, &message{Kind: "exit", Status: code})
+					alone := reapAll()
+					if cfg.Debug {
+						stamps = append(stamps, stamp{"command-exited", monoNow()})
+					}
+					sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Stamps: stamps})
 					return code
 				}
 			}
@@ -287,6 +364,43 @@ func (st *initState) run() int {
 		}
 	}
 	return 125
+}
+
+// notifySignals subscribes to SIGCHLD, the signals the client forwards,
+// and a few more worth passing on when the init itself is signalled; not
+// every signal: enabling each one is a round trip to the runtime's signal
+// thread, which is locked to its OS thread like the init's main goroutine
+// (≈ 20 µs each here: all 65 took ≈ 1.2 ms before every command). An
+// unlisted signal sent to the init from outside is dropped, as for any pid
+// namespace's init without a handler.
+func notifySignals() chan os.Signal {
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGALRM)
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN)
+	return sigs
+}
+
+// reapAll ends every other process in the sandbox and collects them all,
+// as the kernel would once this init exits: after it, nothing in the
+// sandbox can change a file any more, and the client may audit and return
+// without waiting for the init's own exit (the namespaces' teardown). Every
+// process left is the init's child or becomes one when its parent dies, so
+// ECHILD means none is left; the kill is repeated until then, for
+// anything forked meanwhile. It reports whether it got there.
+func reapAll() bool {
+	for {
+		unix.Kill(-1, unix.SIGKILL)
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(-1, &ws, 0, nil)
+		switch err {
+		case nil, unix.EINTR:
+		case unix.ECHILD:
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // startCommand starts the command; when it cannot be started it returns

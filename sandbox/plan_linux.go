@@ -38,6 +38,9 @@ type initConfig struct {
 	Debug bool
 	// T0 is when the client started the init (CLOCK_MONOTONIC ns).
 	T0 int64
+	// Umask is the client's, for the command (-1: unknown, keep the
+	// init's). An adopted init inherited the daemon's.
+	Umask int
 }
 
 // mountPlan is the filesystem view, computed outside from the policy and

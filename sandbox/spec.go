@@ -51,6 +51,10 @@ type Spec struct {
 	// whatever the flags: a protected path created inside and quarantined,
 	// a protection layer running degraded.
 	Notices io.Writer
+
+	// ahead is the plan PlanAhead built (Linux: *planned).
+	//lint:ignore U1000 only the Linux backend builds a plan ahead
+	ahead any
 }
 
 // InitArg is the argument (os.Args[1]) that makes the fence binary run as

@@ -470,3 +470,7 @@ func lookPathDarwin(name string, env []string) (string, int, error) {
 	}
 	return "", 127, errors.New("command not found")
 }
+
+// PlanAhead does nothing here: the profile is built when the sandbox
+// starts.
+func (spec *Spec) PlanAhead() error { return nil }

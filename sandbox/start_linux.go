@@ -23,7 +23,7 @@ type Process struct {
 	// TTY is the PTY master of an interactive session, nil otherwise.
 	TTY *os.File
 
-	cmd     *exec.Cmd
+	init    initProcess
 	sock    int // the client's end of the socketpair
 	spec    *Spec
 	watcher *watcher
@@ -31,6 +31,7 @@ type Process struct {
 	mu        sync.Mutex
 	status    int
 	gotStatus bool
+	alone     bool // the status came with nothing else left in the sandbox
 	closers   []io.Closer
 
 	done     chan struct{} // closed when Wait has collected the init
@@ -40,6 +41,7 @@ type Process struct {
 	knownGit map[[2]uint64]bool
 	hidden   map[string]map[string]bool
 	started  time.Time
+	timeline *timeline // -d only
 	waitOnce sync.Once
 	waitCode int
 	waitErr  error
@@ -59,13 +61,18 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 
 // Pending is a sandbox init started ahead of its command: the namespaces
 // exist and the init is booting while the caller resolves the policy. See
-// [Prepare].
+// [Prepare] and [Adopt].
 type Pending struct {
-	cmd  *exec.Cmd
+	init initProcess
 	sock int
 	t0   int64
 	tty  bool
 	used bool
+	// stdio, for an adopted init, are the command's descriptors 0-2, sent
+	// with the configuration (a cloned init inherits them).
+	stdio []*os.File
+	// how says where the init came from, for -d.
+	how string
 }
 
 // Prepare starts a sandbox init before the policy is known, so that the
@@ -74,22 +81,52 @@ type Pending struct {
 // and TTY; [Pending.Start] takes the whole spec later. A Pending that is not
 // started must be closed.
 func Prepare(spec *Spec) (*Pending, error) {
+	stdin, stdout, stderr := commandStdio(spec)
+	t0 := monoNow()
+	cmd, sock, err := startInit(stdin, stdout, stderr, false)
+	if err != nil {
+		return nil, err
+	}
+	warmCodec()
+	return &Pending{init: childInit{cmd}, sock: sock, t0: t0, tty: spec.TTY, how: "cloned"}, nil
+}
+
+// commandStdio is what the init gets as its descriptors 0-2: the
+// command's for a plain run (it passes them on untouched), only stderr for
+// a TTY session (nil: /dev/null).
+func commandStdio(spec *Spec) (stdin, stdout, stderr *os.File) {
+	stderr = fileOr(spec.Stderr, os.Stderr)
+	if !spec.TTY {
+		stdin, stdout = fileOr(spec.Stdin, os.Stdin), fileOr(spec.Stdout, os.Stdout)
+	}
+	return stdin, stdout, stderr
+}
+
+func fileOr(f, def *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return def
+}
+
+// startInit clones a sandbox init into new namespaces with the given
+// descriptors 0-2 (nil: /dev/null) and returns it with the client's end of
+// its socketpair. A warm init (booted ahead by the daemon) prepares what it
+// can before its configuration arrives.
+func startInit(stdin, stdout, stderr *os.File, warm bool) (*exec.Cmd, int, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("socketpair: %w", err)
+		return nil, -1, fmt.Errorf("socketpair: %w", err)
 	}
 	initEnd := os.NewFile(uintptr(fds[1]), "fence-init")
 	defer initEnd.Close()
 
 	uid, gid := os.Getuid(), os.Getgid()
 	cmd := &exec.Cmd{
-		Path: "/proc/self/exe",
-		Args: []string{"fence", InitArg},
-		Env:  []string{},
-		Dir:  "/",
-		// The init's own stdio: the command's for a plain run (it passes
-		// them on untouched), only stderr for a TTY session.
-		Stderr:     spec.Stderr,
+		Path:       "/proc/self/exe",
+		Args:       []string{"fence", InitArg},
+		Env:        []string{},
+		Dir:        "/",
 		ExtraFiles: []*os.File{initEnd},
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
@@ -104,24 +141,24 @@ func Prepare(spec *Spec) (*Pending, error) {
 			Pdeathsig:   syscall.SIGKILL,
 		},
 	}
-	if spec.Stderr == nil {
-		cmd.Stderr = os.Stderr
+	if warm {
+		cmd.Env = []string{warmBootEnv + "=1"}
 	}
-	if !spec.TTY {
-		cmd.Stdin, cmd.Stdout = spec.Stdin, spec.Stdout
-		if cmd.Stdin == nil {
-			cmd.Stdin = os.Stdin
-		}
-		if cmd.Stdout == nil {
-			cmd.Stdout = os.Stdout
-		}
+	// Typed nils would reach os/exec as non-nil interfaces.
+	if stdin != nil {
+		cmd.Stdin = stdin
 	}
-	t0 := monoNow()
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	if stderr != nil {
+		cmd.Stderr = stderr
+	}
 	if err := cmd.Start(); err != nil {
 		unix.Close(fds[0])
-		return nil, startError(err)
+		return nil, -1, startError(err)
 	}
-	return &Pending{cmd: cmd, sock: fds[0], t0: t0, tty: spec.TTY}, nil
+	return cmd, fds[0], nil
 }
 
 // Close abandons a Pending that was not started.
@@ -130,9 +167,66 @@ func (pd *Pending) Close() {
 		return
 	}
 	pd.used = true
-	pd.cmd.Process.Signal(syscall.SIGKILL)
-	pd.cmd.Wait()
+	pd.init.signal(syscall.SIGKILL)
+	pd.init.wait()
 	unix.Close(pd.sock)
+	pd.closeStdio()
+}
+
+func (pd *Pending) closeStdio() {
+	for _, f := range pd.stdio {
+		f.Close()
+	}
+	pd.stdio = nil
+}
+
+// PlanAhead builds the sandbox's mount plan before the sandbox starts, so
+// that the caller can overlap it with other work (the daemon's round trip,
+// getting the init): the spec must be complete except for Relay and
+// SessionID. Start uses the plan. Calling it is optional.
+func (spec *Spec) PlanAhead() error {
+	if spec.ahead != nil {
+		return errors.New("sandbox: Spec.PlanAhead called twice")
+	}
+	pl, err := buildPlanned(spec)
+	if err != nil {
+		return err
+	}
+	spec.ahead = pl
+	return nil
+}
+
+func buildPlanned(spec *Spec) (*planned, error) {
+	if len(spec.Args) == 0 {
+		return nil, errors.New("no command to run")
+	}
+	if spec.Dir == "" {
+		d, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("working directory: %w", err)
+		}
+		spec.Dir = d
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the fence binary: %w", err)
+	}
+	if r, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = r
+	}
+	t1 := monoNow()
+	pl, err := buildPlan(spec, exe)
+	if err != nil {
+		return nil, err
+	}
+	return &planned{plan: pl, exe: exe, t1: t1, t2: monoNow()}, nil
+}
+
+// planned is a plan with what -d says about building it.
+type planned struct {
+	*plan
+	exe    string
+	t1, t2 int64 // monotonic start and end of buildPlan
 }
 
 // Start hands spec to the prepared init; see [Start]. spec's stdio and TTY
@@ -147,35 +241,21 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 	}
 	pd.used = true
 	pdStart := fileClockNow()
-	cmd := pd.cmd
 	fail := func(err error) (*Process, error) {
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		pd.init.signal(syscall.SIGKILL)
+		pd.init.wait()
 		unix.Close(pd.sock)
+		pd.closeStdio()
 		return nil, err
 	}
-	if len(spec.Args) == 0 {
-		return fail(errors.New("no command to run"))
-	}
-	if spec.Dir == "" {
-		d, err := os.Getwd()
-		if err != nil {
-			return fail(fmt.Errorf("working directory: %w", err))
+	pl, _ := spec.ahead.(*planned)
+	if pl == nil {
+		var err error
+		if pl, err = buildPlanned(spec); err != nil {
+			return fail(err)
 		}
-		spec.Dir = d
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fail(fmt.Errorf("find the fence binary: %w", err))
-	}
-	if r, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = r
-	}
-	t1 := monoNow()
-	pl, err := buildPlan(spec, exe)
-	if err != nil {
-		return fail(err)
-	}
+	exe, t1, tPlanned := pl.exe, pl.t1, pl.t2
 	cfg := &pl.cfg
 	cfg.Args = spec.Args
 	cfg.Dir = spec.Dir
@@ -198,14 +278,25 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 	cfg.T0 = pd.t0
 	if spec.Debug != nil {
 		cfg.Debug = true
-		debugPlan(spec.Debug, pl)
-		fmt.Fprintf(spec.Debug, "fence: debug: client timing: init started %.2fms before the plan, plan +%.2fms\n",
-			float64(t1-pd.t0)/1e6, float64(monoNow()-t1)/1e6)
+		debugPlan(spec.Debug, pl.plan)
+		fmt.Fprintf(spec.Debug, "fence: debug: client timing: init %s, plan +%.2fms\n", pd.how, float64(tPlanned-t1)/1e6)
 	}
 	fds := []int{pd.sock}
-	p := &Process{cmd: cmd, sock: fds[0], spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}),
+	p := &Process{init: pd.init, sock: fds[0], spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}),
 		writable: pl.cfg.Mounts.Writable, starts: pl.starts, knownGit: pl.knownGit, hidden: pl.hidden, started: pdStart}
-	if err := sendMsg(p.sock, &message{Kind: "config", Config: cfg}); err != nil {
+	if spec.Debug != nil {
+		p.timeline = &timeline{}
+		p.timeline.add(stamp{"init-" + strings.Fields(pd.how)[0], pd.t0}, stamp{"plan", t1}, stamp{"plan-done", tPlanned})
+	}
+	cfg.Umask = processUmask()
+	var stdio []int
+	for _, f := range pd.stdio {
+		stdio = append(stdio, int(f.Fd()))
+	}
+	err := sendMsg(p.sock, &message{Kind: "config", Config: cfg}, stdio...)
+	pd.closeStdio()
+	p.timeline.mark("config-sent")
+	if err != nil {
 		p.kill()
 		return nil, fmt.Errorf("send the policy to the sandbox init: %w", err)
 	}
@@ -226,13 +317,13 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 	case err := <-ready:
 		if err != nil {
 			p.kill()
-			p.cmd.Wait()
+			p.init.wait()
 			p.stopWatcher()
 			return nil, err
 		}
 	case <-ctx.Done():
 		p.kill()
-		p.cmd.Wait()
+		p.init.wait()
 		p.stopWatcher()
 		return nil, ctx.Err()
 	}
@@ -283,6 +374,8 @@ func (p *Process) readLoop(ready chan<- error) {
 		}
 		switch m.Kind {
 		case "ready":
+			p.timeline.add(m.Stamps...)
+			p.timeline.mark("ready-received")
 			if p.spec.Debug != nil {
 				for _, l := range m.Debug {
 					fmt.Fprintf(p.spec.Debug, "fence: debug: %s\n", sanitizeLine(l))
@@ -303,9 +396,17 @@ func (p *Process) readLoop(ready chan<- error) {
 				fds = nil
 			}
 		case "exit":
+			p.timeline.add(m.Stamps...)
+			p.timeline.mark("exit-received")
 			p.mu.Lock()
-			p.status, p.gotStatus = m.Status, true
+			p.status, p.gotStatus, p.alone = m.Status, true, m.Alone
 			p.mu.Unlock()
+			if m.Alone {
+				// The sandbox is over; the init's own exit may take a
+				// while (its namespaces' teardown), nothing else comes.
+				closeAll(fds)
+				return
+			}
 		case "local":
 			if len(fds) == 1 {
 				go relayLocal(fds[0], m.Port)
@@ -372,9 +473,7 @@ func (p *Process) notice(s string) {
 }
 
 func (p *Process) kill() {
-	if p.cmd.Process != nil {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-	}
+	p.init.signal(syscall.SIGKILL)
 }
 
 // stopWatcher runs the final quarantine sweep and returns the protected
@@ -391,13 +490,28 @@ func (p *Process) stopWatcher() []string {
 // be executed or found. err is set only when the sandbox itself failed.
 func (p *Process) Wait() (int, error) {
 	p.waitOnce.Do(func() {
-		err := p.cmd.Wait()
-		// The init sends the command's status just before it exits: read
-		// it before deciding (the socket reaches EOF once the init is gone).
+		// The init sends the command's status just before it exits, once
+		// every other process in the sandbox is gone (Alone): from then on
+		// the sandbox is over. Otherwise wait for the init itself, and
+		// read its last message before deciding.
+		gone := make(chan error, 1)
+		go func() { gone <- p.init.wait() }()
+		var err error
 		select {
+		case err = <-gone:
+			select {
+			case <-p.loopDone:
+			case <-time.After(time.Second):
+			}
 		case <-p.loopDone:
-		case <-time.After(time.Second):
+			p.mu.Lock()
+			alone := p.alone
+			p.mu.Unlock()
+			if !alone {
+				err = <-gone
+			}
 		}
+		p.timeline.mark("sandbox-over")
 		close(p.done)
 		p.mu.Lock()
 		for _, c := range p.closers {
@@ -407,8 +521,14 @@ func (p *Process) Wait() (int, error) {
 		p.mu.Unlock()
 		unix.Close(p.sock)
 		failed := p.stopWatcher()
+		p.timeline.mark("watcher-stopped")
 		failed = append(failed, p.auditNewRepos()...)
+		p.timeline.mark("repos-audited")
 		p.auditGitState()
+		if p.timeline != nil {
+			p.timeline.mark("audited")
+			fmt.Fprintf(p.spec.Debug, "fence: debug: sandbox %s\n", p.timeline)
+		}
 		switch {
 		case got:
 			p.waitCode = status
@@ -436,7 +556,11 @@ func (p *Process) Wait() (int, error) {
 
 // Signal sends sig to the command (through the init, which forwards it).
 func (p *Process) Signal(sig os.Signal) error {
-	return p.cmd.Process.Signal(sig)
+	s, ok := sig.(syscall.Signal)
+	if !ok {
+		return errors.New("sandbox: not a syscall.Signal")
+	}
+	return p.init.signal(s)
 }
 
 // fileClockNow is the time the exit audit compares file times with. The

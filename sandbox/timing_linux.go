@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"fmt"
+	"sort"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,4 +31,32 @@ func fmtStamps(st []stamp) string {
 		s += fmt.Sprintf(" %s +%.2fms", st[i].Name, float64(st[i].At-st[i-1].At)/1e6)
 	}
 	return s
+}
+
+// timeline collects the client's and the init's stamps of one sandbox
+// (both read CLOCK_MONOTONIC) for -d's timeline.
+type timeline struct {
+	mu     sync.Mutex
+	stamps []stamp
+}
+
+func (t *timeline) add(st ...stamp) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.stamps = append(t.stamps, st...)
+	t.mu.Unlock()
+}
+
+func (t *timeline) mark(name string) { t.add(stamp{name, monoNow()}) }
+
+// String lists the stamps in time order, each with its time since the one
+// before.
+func (t *timeline) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := append([]stamp{}, t.stamps...)
+	sort.SliceStable(st, func(i, j int) bool { return st[i].At < st[j].At })
+	return fmtStamps(st)
 }

@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fence-dev/fence/cmd/internal/cli"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -58,6 +60,9 @@ func runTests(m *testing.M) int {
 //	exitcode N PROG [ARGS...]   run PROG and require exit status N (output
 //	                            is kept for stdout/stderr checks)
 //	chmod MODE FILE             change a file's mode (octal)
+//	warm                        wait (up to 10s) until the running daemon
+//	                            has a sandbox init booted ahead (replaces
+//	                            stdout with the daemon's status)
 func TestScript(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
@@ -108,6 +113,7 @@ func TestScript(t *testing.T) {
 			"fence":    cmdFence,
 			"exitcode": cmdExitcode,
 			"chmod":    cmdChmod,
+			"warm":     cmdWarm,
 		},
 	})
 }
@@ -153,4 +159,19 @@ func cmdChmod(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("chmod: bad mode %q", args[0])
 	}
 	ts.Check(os.Chmod(ts.MkAbs(args[1]), os.FileMode(mode)))
+}
+
+func cmdWarm(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: warm")
+	}
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		ts.Exec("fence", "daemon", "status")
+		last = ts.ReadFile("stdout")
+		if strings.Contains(last, "warm sandbox init: ready") {
+			return
+		}
+	}
+	ts.Fatalf("no warm sandbox init after 10s; daemon status:\n%s", last)
 }

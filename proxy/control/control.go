@@ -11,11 +11,13 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/fence-dev/fence/proxy"
@@ -31,6 +33,7 @@ const (
 	OpStatus  = "status"  // daemon and session summary
 	OpMonitor = "monitor" // stream events (all sessions, or one project)
 	OpStop    = "stop"    // ask the daemon to exit
+	OpInit    = "init"    // take a sandbox init booted ahead (see TakeInit)
 )
 
 // Spec is what the daemon needs to resolve (and re-resolve) a session's
@@ -57,6 +60,8 @@ type Request struct {
 	Spec *Spec  `json:"spec,omitempty"` // open
 	ID   string `json:"id,omitempty"`   // attach
 	Root string `json:"root,omitempty"` // monitor, status: only this project ("" all)
+	// Context is the client's process context (sandbox.InitContext): init
+	Context string `json:"context,omitempty"`
 }
 
 // Response is the daemon's answer; for open, attach and monitor it is
@@ -65,6 +70,10 @@ type Response struct {
 	Error   string       `json:"error,omitempty"`
 	Session *SessionInfo `json:"session,omitempty"`
 	Status  *Status      `json:"status,omitempty"`
+	// Init says that the init's socket and pidfd ride along (SCM_RIGHTS);
+	// otherwise Reason says why there is none.
+	Init   bool   `json:"init,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // SessionInfo describes one session.
@@ -87,6 +96,9 @@ type Status struct {
 	Started  time.Time     `json:"started"`
 	Dir      string        `json:"runtimeDir"`
 	Sessions []SessionInfo `json:"sessions"`
+	// WarmInit is the state of the sandbox init the daemon keeps booted
+	// ahead: "ready", "booting", "none", or why there is none.
+	WarmInit string `json:"warmInit,omitempty"`
 }
 
 // Message is one line of an event stream. The last line on a session's
@@ -178,4 +190,79 @@ func Do(dir string, req Request) (*Response, error) {
 	}
 	defer c.Close()
 	return c.Call(req)
+}
+
+// TakeInit asks the daemon of runtime directory dir for a sandbox init it
+// booted ahead, for a client whose process context is context. It returns
+// the client's end of the init's socket and a pidfd of the init (the
+// caller owns both), or why the daemon has none for it. It never starts a
+// daemon.
+func TakeInit(dir, context string) (sock, pidfd int, reason string, err error) {
+	c, err := net.DialTimeout("unix", filepath.Join(dir, SocketName), 2*time.Second)
+	if err != nil {
+		return -1, -1, "", fmt.Errorf("%w: %v", ErrNoDaemon, err)
+	}
+	defer c.Close()
+	uc := c.(*net.UnixConn)
+	uc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := json.NewEncoder(uc).Encode(Request{Op: OpInit, Context: context}); err != nil {
+		return -1, -1, "", fmt.Errorf("control init: %w", err)
+	}
+	// One answer line, written in one sendmsg with its descriptors: read
+	// it whole with them (a buffered reader would drop them).
+	buf := make([]byte, 4096)
+	oob := make([]byte, syscall.CmsgSpace(2*4))
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	}()
+	var line []byte
+	for !bytes.Contains(line, []byte("\n")) {
+		n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
+		if oobn > 0 {
+			fds = append(fds, parseRights(oob[:oobn])...)
+		}
+		if err != nil {
+			return -1, -1, "", fmt.Errorf("control init: no answer from the daemon: %w", err)
+		}
+		if n == 0 {
+			return -1, -1, "", errors.New("control init: the daemon closed the connection")
+		}
+		line = append(line, buf[:n]...)
+		if len(line) > 1<<16 {
+			return -1, -1, "", errors.New("control init: answer too long")
+		}
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return -1, -1, "", fmt.Errorf("control init: %w", err)
+	}
+	if resp.Error != "" {
+		return -1, -1, "", errors.New(resp.Error)
+	}
+	if !resp.Init {
+		return -1, -1, resp.Reason, nil
+	}
+	if len(fds) != 2 {
+		return -1, -1, "", fmt.Errorf("control init: %d descriptors with the answer, want 2", len(fds))
+	}
+	sock, pidfd = fds[0], fds[1]
+	fds = nil
+	return sock, pidfd, "", nil
+}
+
+func parseRights(oob []byte) []int {
+	var fds []int
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	for i := range msgs {
+		if f, err := syscall.ParseUnixRights(&msgs[i]); err == nil {
+			fds = append(fds, f...)
+		}
+	}
+	return fds
 }

@@ -75,6 +75,21 @@ type Options struct {
 	// MaxConns bounds each session's concurrent connections; 0 means the
 	// proxy's default (4096).
 	MaxConns int
+	// Inits, if set, keeps sandbox inits booted ahead for clients
+	// ([control.OpInit]); the daemon closes it when it exits.
+	Inits InitPool
+}
+
+// InitPool hands out sandbox inits booted ahead (sandbox.WarmPool): the
+// client's end of an init's socket and a pidfd of it, which the daemon
+// passes on and closes, or why there is none.
+type InitPool interface {
+	Take(context string) (sock, pidfd int, reason string)
+	// Refill boots the next init, in the background, unless one is ready.
+	Refill()
+	// State says whether one is ready, for status.
+	State() string
+	Close()
 }
 
 // ErrRunning is returned by [Run] when another daemon holds the lock.
@@ -299,6 +314,9 @@ func Run(ctx context.Context, opts Options) error {
 		ln.Close()
 	}()
 	go d.housekeeping(ctx, cancel)
+	if opts.Inits != nil {
+		opts.Inits.Refill() // for the first client after this one
+	}
 	if opts.Ready != nil {
 		opts.Ready()
 	}
@@ -339,6 +357,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	for _, st := range streams {
 		st.close()
+	}
+	if opts.Inits != nil {
+		opts.Inits.Close()
 	}
 	opts.Log.Printf("daemon %d exiting", os.Getpid())
 	return nil
@@ -416,6 +437,9 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 		c.Close()
 	case control.OpMonitor:
 		d.monitor(c, req.Root)
+	case control.OpInit:
+		d.takeInit(c, req.Context)
+		c.Close()
 	case control.OpStop:
 		reply(c, control.Response{})
 		c.Close()
@@ -423,6 +447,29 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 	default:
 		reply(c, control.Response{Error: fmt.Sprintf("unknown operation %q", req.Op)})
 		c.Close()
+	}
+}
+
+// takeInit passes a booted sandbox init to the client: its answer and the
+// two descriptors in one message.
+func (d *daemon) takeInit(c net.Conn, context string) {
+	if d.opts.Inits == nil {
+		reply(c, control.Response{Reason: "this daemon keeps no inits"})
+		return
+	}
+	sock, pidfd, reason := d.opts.Inits.Take(context)
+	if sock < 0 {
+		reply(c, control.Response{Reason: reason})
+		// The first client, or a burst: have one for the next.
+		d.opts.Inits.Refill()
+		return
+	}
+	defer unix.Close(sock)
+	defer unix.Close(pidfd)
+	b, _ := json.Marshal(control.Response{Init: true})
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.(*net.UnixConn).WriteMsgUnix(append(b, '\n'), unix.UnixRights(sock, pidfd), nil); err != nil {
+		d.opts.Log.Printf("control: hand over a sandbox init: %v", err)
 	}
 }
 
@@ -548,6 +595,11 @@ func (d *daemon) lease(c net.Conn, s *session, afterReply func()) {
 	if current && !stopping {
 		d.end(s)
 	}
+	if d.opts.Inits != nil && !stopping {
+		// A client is done: the moment to boot the next warm init, not
+		// while one waits for an answer.
+		d.opts.Inits.Refill()
+	}
 }
 
 // attach gives a restored session a new lease.
@@ -618,6 +670,9 @@ func (d *daemon) status(root string) control.Status {
 		}
 	}
 	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].Started.Before(st.Sessions[j].Started) })
+	if d.opts.Inits != nil {
+		st.WarmInit = d.opts.Inits.State()
+	}
 	return st
 }
 

@@ -115,6 +115,10 @@ type Env struct {
 	Project string
 	Config  string // the project's .fence.toml
 	Vars    []string
+	// Init chooses how fence gets its sandbox init: "" as it would by
+	// itself, "cold" cloned by fence (FENCE_WARM_INIT=0), "warm" booted
+	// ahead by the daemon (each run waits for one and fails without).
+	Init string
 }
 
 // New creates a home and a project whose .fence.toml holds config.
@@ -241,6 +245,15 @@ func (e *Env) RunEnv(extra []string, flagsAndArgs ...string) Result {
 
 func (e *Env) exec(path string, args, extra []string) Result {
 	e.T.Helper()
+	if path == e.Fence {
+		switch e.Init {
+		case "cold":
+			extra = append(extra, "FENCE_WARM_INIT=0")
+		case "warm":
+			e.waitWarm()
+			extra = append(extra, "FENCE_WARM_INIT=require")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
@@ -267,4 +280,49 @@ func (e *Env) exec(path string, args, extra []string) Result {
 		e.T.Fatalf("run %s %q: timed out; output:\n%s", path, args, r.Out())
 	}
 	return r
+}
+
+// waitWarm starts the daemon if needed and waits until it has a sandbox
+// init booted ahead. Unless the test chose a runtime directory, the daemon
+// is the test's own: a warm init is only handed to the binary that booted
+// it, and other test packages build their own.
+func (e *Env) waitWarm() {
+	e.T.Helper()
+	if !e.hasVar("XDG_RUNTIME_DIR") {
+		rt := filepath.Join(e.Base, "run")
+		if err := os.MkdirAll(rt, 0o700); err != nil {
+			e.T.Fatal(err)
+		}
+		e.Vars = append(e.Vars, "XDG_RUNTIME_DIR="+rt)
+		vars := e.Vars
+		e.T.Cleanup(func() {
+			stop := exec.Command(e.Fence, "daemon", "stop")
+			stop.Env = vars
+			stop.Run()
+		})
+	}
+	var out []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		cmd := exec.Command(e.Fence, "daemon", "status")
+		cmd.Env = e.Vars
+		out, _ = cmd.CombinedOutput()
+		switch {
+		case bytes.Contains(out, []byte("warm sandbox init: ready")):
+			return
+		case bytes.Contains(out, []byte("daemon: not running")):
+			start := exec.Command(e.Fence, "daemon", "start")
+			start.Env = e.Vars
+			start.Run()
+		}
+	}
+	e.T.Fatalf("no warm sandbox init after 10s; fence daemon status:\n%s", out)
+}
+
+func (e *Env) hasVar(name string) bool {
+	for _, v := range e.Vars {
+		if strings.HasPrefix(v, name+"=") {
+			return true
+		}
+	}
+	return false
 }

@@ -115,7 +115,7 @@ func daemonRun(ctx context.Context, stdio Stdio) error {
 	// The log carries names the sandbox chose (through go-socks5's own
 	// messages too): escape them, someone will cat this file.
 	lg := log.New(escapingWriter{stdio.Err}, "", log.LstdFlags|log.Lmicroseconds)
-	err = daemon.Run(ctx, daemon.Options{Dir: rt, Resolve: resolveSession, Idle: idle, Log: lg})
+	err = daemon.Run(ctx, daemon.Options{Dir: rt, Resolve: resolveSession, Idle: idle, Log: lg, Inits: initPool()})
 	if errors.Is(err, daemon.ErrRunning) {
 		return &exitError{code: 1, err: withHint(err, "'fence daemon status' shows it; 'fence daemon stop' stops it")}
 	}

@@ -87,6 +87,50 @@ const daemonHint = "run 'fence daemon run' in a terminal to see why it does not 
 // the daemon if needed. A nil session (no error) means no network relay:
 // every connection from the sandbox fails closed.
 func openNetSession(ctx context.Context, stdio Stdio, res *config.Resolved, opts netOptions) (*netSession, error) {
+	return openNetSessionWith(stdio, res, opts, true)
+}
+
+// earlySession is a network session being opened while the caller loads
+// the config.
+type earlySession struct {
+	done chan struct{}
+	sess *netSession
+	err  error
+}
+
+// openNetSessionEarly registers the session with an already running daemon
+// in the background: the daemon resolves the policy itself, from the same
+// inputs (the directory, -s, -t and the environment), so this need not wait
+// for the client's own config.Load. Without a running daemon it opens
+// nothing (wait reports errNoEarlyDaemon): a daemon is started only once
+// the config is known to be good.
+func openNetSessionEarly(stdio Stdio, opts netOptions) *earlySession {
+	e := &earlySession{done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		e.sess, e.err = openNetSessionWith(stdio, nil, opts, false)
+	}()
+	return e
+}
+
+var errNoEarlyDaemon = errors.New("no daemon running yet")
+
+// wait returns the session, or errNoEarlyDaemon.
+func (e *earlySession) wait() (*netSession, error) {
+	<-e.done
+	return e.sess, e.err
+}
+
+// abandon ends the session, if it opened, without a summary.
+func (e *earlySession) abandon() {
+	go func() {
+		if s, err := e.wait(); err == nil && s != nil {
+			s.Close(Stdio{Err: io.Discard})
+		}
+	}()
+}
+
+func openNetSessionWith(stdio Stdio, res *config.Resolved, opts netOptions, startDaemon bool) (*netSession, error) {
 	spec := control.Spec{Dir: opts.Dir, Settings: opts.Settings, Templates: opts.Templates, Env: map[string]string{}}
 	for _, k := range control.EnvKeys {
 		if v, ok := os.LookupEnv(k); ok {
@@ -109,7 +153,10 @@ func openNetSession(ctx context.Context, stdio Stdio, res *config.Resolved, opts
 	if err != nil {
 		return nil, err
 	}
-	c, info, err := openLease(rt, control.Request{Op: control.OpOpen, Spec: &spec})
+	c, info, err := openLease(rt, control.Request{Op: control.OpOpen, Spec: &spec}, startDaemon)
+	if !startDaemon && errors.Is(err, control.ErrNoDaemon) {
+		return nil, errNoEarlyDaemon
+	}
 	if err != nil {
 		return nil, withHint(fmt.Errorf("network session: %w", err), daemonHint)
 	}
@@ -123,8 +170,8 @@ func openNetSession(ctx context.Context, stdio Stdio, res *config.Resolved, opts
 
 // openLease connects to the daemon (starting it if needed) and sends req,
 // an open or attach, whose connection stays open as the session's lease.
-func openLease(rt string, req control.Request) (*control.Conn, *control.SessionInfo, error) {
-	c, err := connectDaemon(rt, true)
+func openLease(rt string, req control.Request, startDaemon bool) (*control.Conn, *control.SessionInfo, error) {
+	c, err := connectDaemon(rt, startDaemon)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,7 +213,7 @@ func (s *netSession) follow() {
 				return
 			}
 			time.Sleep(time.Duration(min(attempt, 10)) * 50 * time.Millisecond)
-			nc, _, err := openLease(s.rt, control.Request{Op: control.OpAttach, ID: s.ID})
+			nc, _, err := openLease(s.rt, control.Request{Op: control.OpAttach, ID: s.ID}, true)
 			if err == nil {
 				s.mu.Lock()
 				if s.closed {
@@ -191,20 +238,19 @@ func (s *netSession) event(e proxy.Event) {
 	switch e.Kind {
 	case proxy.KindBlocked:
 		s.mu.Lock()
-		if s.closed {
-			// Close has taken the daemon's exact counts.
-			s.mu.Unlock()
-			return
+		// Once closed, the daemon's exact counts follow: only print the
+		// events still queued before them.
+		if !s.closed {
+			s.blocked++
+			h := e.Host
+			if h == "" {
+				h = e.Target
+			}
+			if _, ok := s.hosts[h]; !ok {
+				s.order = append(s.order, h)
+			}
+			s.hosts[h]++
 		}
-		s.blocked++
-		h := e.Host
-		if h == "" {
-			h = e.Target
-		}
-		if _, ok := s.hosts[h]; !ok {
-			s.order = append(s.order, h)
-		}
-		s.hosts[h]++
 		s.mu.Unlock()
 		if s.monitor != nil {
 			s.printBlocked(e.Line())
@@ -400,6 +446,7 @@ func daemonStatus(ctx context.Context, root string) (lines []string, jsonValue a
 		PID      int                   `json:"pid,omitempty"`
 		Dir      string                `json:"runtimeDir"`
 		Sessions []control.SessionInfo `json:"sessions"`
+		WarmInit string                `json:"warmInit,omitempty"`
 		Error    string                `json:"error,omitempty"`
 	}
 	rt := config.RuntimeDir()
@@ -418,11 +465,14 @@ func daemonStatus(ctx context.Context, root string) (lines []string, jsonValue a
 	if root != "" {
 		what = "sessions of this project"
 	}
+	if st.WarmInit != "" {
+		lines = append(lines, "warm sandbox init: "+st.WarmInit)
+	}
 	lines = append(lines, fmt.Sprintf("%s: %d", what, len(st.Sessions)))
 	for _, s := range st.Sessions {
 		lines = append(lines, "  "+sessionLine(s))
 	}
-	return lines, out{Running: true, PID: st.PID, Dir: st.Dir, Sessions: st.Sessions}
+	return lines, out{Running: true, PID: st.PID, Dir: st.Dir, Sessions: st.Sessions, WarmInit: st.WarmInit}
 }
 
 func sessionLine(s control.SessionInfo) string {

@@ -208,32 +208,19 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		}
 	}()
 	t0 := time.Now()
+	// The sandbox lives until the command exits: the signals that cancel
+	// ctx are forwarded to the command instead.
+	runCtx := context.WithoutCancel(ctx)
+	netOpts := netOptions{Dir: cwd, Settings: f.settings, Templates: f.templates, Monitor: f.monitor}
+	early := openNetSessionEarly(stdio, netOpts)
 	res, err := config.Load(config.Options{Dir: cwd, Settings: f.settings, Templates: f.templates, Publish: f.ports})
 	if err != nil {
+		early.abandon()
 		return 0, err
 	}
 	tConfig := time.Now()
 	reportConfig(stdio, res, f.debug)
-	// The sandbox lives until the command exits: the signals that cancel
-	// ctx are forwarded to the command instead. (Registering with the
-	// daemon waits for the config on purpose: a broken config must not
-	// start a daemon.)
-	runCtx := context.WithoutCancel(ctx)
-	sess, err := openNetSession(runCtx, stdio, res, netOptions{Dir: cwd, Settings: f.settings, Templates: f.templates, Monitor: f.monitor})
-	if err != nil {
-		return 0, err
-	}
-	tSession := time.Now()
-	if sess != nil {
-		defer func() {
-			t := time.Now()
-			sess.Close(stdio)
-			if f.debug {
-				fmt.Fprintf(stdio.Err, "fence: debug: timing: session close +%.2fms\n", ms(time.Since(t)))
-			}
-		}()
-	}
-	spec := sessionSpec(stdio, res, sess, f.ports, cwd, f.debug, f.monitor)
+	spec := sessionSpec(stdio, res, nil, f.ports, cwd, f.debug, f.monitor)
 	spec.Args = f.args
 	spec.Stdin, spec.Stdout, spec.Stderr = stdin, stdout, stderr
 	var tm *shellhook.Terminal
@@ -247,6 +234,41 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 			spec.Stderr = errFile
 		}
 	}
+	// The mount plan is built while the daemon registers the session and
+	// the init gets ready.
+	if err := spec.PlanAhead(); err != nil {
+		early.abandon()
+		return 0, startFailure(err)
+	}
+	tPlan := time.Now()
+	pr := <-prepCh
+	pending = pr.p
+	if pr.err != nil {
+		started = true // nothing to close
+		closeCopies()
+		early.abandon()
+		return 0, startFailure(pr.err)
+	}
+	// Registering a session when no daemon ran yet waited for the config
+	// on purpose: a broken config must not start a daemon.
+	sess, err := early.wait()
+	if errors.Is(err, errNoEarlyDaemon) {
+		sess, err = openNetSession(runCtx, stdio, res, netOpts)
+	}
+	if err != nil {
+		return 0, err
+	}
+	tSession := time.Now()
+	if sess != nil {
+		spec.Relay, spec.SessionID = sess.Dir, sess.ID
+		defer func() {
+			t := time.Now()
+			sess.Close(stdio)
+			if f.debug {
+				fmt.Fprintf(stdio.Err, "fence: debug: timing: session close +%.2fms\n", ms(time.Since(t)))
+			}
+		}()
+	}
 
 	sigs := make(chan os.Signal, 8)
 	if useTTY {
@@ -258,24 +280,11 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	}
 	defer signal.Stop(sigs)
 
-	pr := <-prepCh
-	pending = pr.p
-	if pr.err != nil {
-		started = true // nothing to close
-		closeCopies()
-		if h := sandbox.HintOf(pr.err); h != "" {
-			return 0, withHint(fmt.Errorf("cannot start the sandbox: %w", pr.err), h)
-		}
-		return 0, fmt.Errorf("cannot start the sandbox: %w", pr.err)
-	}
 	started = true
 	p, err := pending.Start(runCtx, spec)
 	closeCopies()
 	if err != nil {
-		if h := sandbox.HintOf(err); h != "" {
-			return 0, withHint(fmt.Errorf("cannot start the sandbox: %w", err), h)
-		}
-		return 0, fmt.Errorf("cannot start the sandbox: %w", err)
+		return 0, startFailure(err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -315,13 +324,21 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		fmt.Fprintf(stdio.Err, "fence: %s\n", s)
 	}
 	if f.debug {
-		fmt.Fprintf(stdio.Err, "fence: debug: timing: since main %.2fms, config +%.2fms, daemon session +%.2fms, sandbox start +%.2fms, command +%.2fms\n",
-			ms(t0.Sub(processStart)), ms(tConfig.Sub(t0)), ms(tSession.Sub(tConfig)), ms(tStarted.Sub(tSession)), ms(time.Since(tStarted)))
+		fmt.Fprintf(stdio.Err, "fence: debug: timing: since main %.2fms, config +%.2fms, plan +%.2fms, daemon session (registered with the config) +%.2fms, sandbox start +%.2fms, command +%.2fms\n",
+			ms(t0.Sub(processStart)), ms(tConfig.Sub(t0)), ms(tPlan.Sub(tConfig)), ms(tSession.Sub(tPlan)), ms(tStarted.Sub(tSession)), ms(time.Since(tStarted)))
 	}
 	if err != nil {
 		return 0, err
 	}
 	return status, nil
+}
+
+// startFailure explains a sandbox that could not start.
+func startFailure(err error) error {
+	if h := sandbox.HintOf(err); h != "" {
+		return withHint(fmt.Errorf("cannot start the sandbox: %w", err), h)
+	}
+	return fmt.Errorf("cannot start the sandbox: %w", err)
 }
 
 // processStart approximates when the process started (package init time).

@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 
+	"github.com/fence-dev/fence/proxy/daemon"
 	"github.com/fence-dev/fence/sandbox"
 )
 
@@ -25,3 +26,6 @@ func (lazySandbox) Start(ctx context.Context, spec *sandbox.Spec) (*sandbox.Proc
 func (lazySandbox) Close() {}
 
 func prepareSandbox(spec *sandbox.Spec) (pendingSandbox, error) { return lazySandbox{}, nil }
+
+// initPool: no warm inits outside Linux.
+func initPool() daemon.InitPool { return nil }

@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fence-dev/fence/proxy/control"
+)
+
+// fakeInits stands in for sandbox.WarmPool: it hands out the two ends of a
+// pipe as "socket" and "pidfd", to clients whose context is "match".
+type fakeInits struct {
+	mu      sync.Mutex
+	refills int
+	closed  bool
+}
+
+func (f *fakeInits) Take(context string) (int, int, string) {
+	if context != "match" {
+		return -1, -1, "context differs"
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return -1, -1, err.Error()
+	}
+	return p[0], p[1], ""
+}
+
+func (f *fakeInits) Refill() {
+	f.mu.Lock()
+	f.refills++
+	f.mu.Unlock()
+}
+
+func (f *fakeInits) State() string { return "ready" }
+
+func (f *fakeInits) Close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+}
+
+func (f *fakeInits) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refills
+}
+
+// The daemon passes a pool's descriptors to a matching client over the
+// control socket, says why to another, shows the pool's state in status,
+// asks for a refill when it starts and when a session's client is done
+// (not while a client waits), and closes the pool when it exits.
+func TestWarmInitHandover(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	pool := &fakeInits{}
+	h := startDaemonWith(t, Options{Dir: rt, Idle: time.Minute, Inits: pool})
+	if n := pool.count(); n != 1 {
+		t.Fatalf("refills at start: %d, want 1", n)
+	}
+
+	sock, pidfd, reason, err := control.TakeInit(rt, "match")
+	if err != nil || sock < 0 || pidfd < 0 {
+		t.Fatalf("TakeInit: sock %d pidfd %d reason %q err %v", sock, pidfd, reason, err)
+	}
+	// The two descriptors are the pipe's ends: what is written to one
+	// comes out of the other.
+	if _, err := unix.Write(pidfd, []byte("x")); err != nil {
+		t.Fatalf("write the passed pipe: %v", err)
+	}
+	buf := make([]byte, 1)
+	if n, err := unix.Read(sock, buf); n != 1 || err != nil || buf[0] != 'x' {
+		t.Fatalf("read the passed pipe: %d %v %q", n, err, buf)
+	}
+	unix.Close(sock)
+	unix.Close(pidfd)
+	if n := pool.count(); n != 1 {
+		t.Fatalf("refills after a handover: %d, want still 1 (not while a client waits)", n)
+	}
+
+	sock, _, reason, err = control.TakeInit(rt, "other")
+	if err != nil || sock >= 0 || reason != "context differs" {
+		t.Fatalf("TakeInit with another context: sock %d reason %q err %v", sock, reason, err)
+	}
+
+	resp, err := control.Do(rt, control.Request{Op: control.OpStatus})
+	if err != nil || resp.Status.WarmInit != "ready" {
+		t.Fatalf("status: %+v %v", resp, err)
+	}
+
+	dir := t.TempDir()
+	writePolicy(t, dir, "allow x.example\n")
+	c, _ := open(t, rt, dir)
+	before := pool.count()
+	c.CloseWrite()
+	for {
+		if _, err := c.Next(); err != nil {
+			break
+		}
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for pool.count() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no refill after a session ended")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	h.cancel()
+	<-h.done
+	h.done <- nil
+	pool.mu.Lock()
+	closed := pool.closed
+	pool.mu.Unlock()
+	if !closed {
+		t.Error("the pool was not closed when the daemon exited")
+	}
+	if _, err := os.Stat(filepath.Join(rt, control.SocketName)); err == nil {
+		t.Error("control socket left behind")
+	}
+}
+
+// Without a pool the daemon says so.
+func TestWarmInitNone(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	startDaemon(t, rt, time.Minute)
+	sock, _, reason, err := control.TakeInit(rt, "match")
+	if err != nil || sock >= 0 || reason == "" {
+		t.Fatalf("TakeInit without a pool: sock %d reason %q err %v", sock, reason, err)
+	}
+}

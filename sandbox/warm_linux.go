@@ -1,0 +1,277 @@
+package sandbox
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A warm init is a sandbox init the daemon clones and boots ahead of
+// time, so that a `fence -- CMD` does not wait for a new process to start
+// in new namespaces (docs/sandbox.md, "Warm init"). The daemon only keeps
+// it and hands it over: the client sends the configuration, the policy and
+// the command's stdio to it over the init's socket, exactly as to an init it
+// cloned itself, and the daemon never sees them.
+//
+// An init inherits what a process inherits at clone: the binary, resource
+// limits, scheduling, CPU affinity, cgroup, groups, capabilities. A client
+// takes a warm init only when all of that is the same as the daemon's
+// (InitContext), and never when it runs confined itself (no_new_privs or a
+// seccomp filter: an outer sandbox such as another tool's Landlock domain
+// would not hold for an init the daemon cloned).
+
+// warmMaxAge bounds how long a booted init waits: a rebuilt binary or a
+// changed kernel setting is picked up by the next one.
+const warmMaxAge = 5 * time.Minute
+
+// WarmPool keeps one sandbox init booted for the next client. It runs in
+// the daemon.
+type WarmPool struct {
+	context string
+	reason  string // why no client can match, when context is ""
+
+	mu      sync.Mutex
+	ready   *bootedInit
+	booting bool
+	closed  bool
+}
+
+type bootedInit struct {
+	cmd  *exec.Cmd
+	sock int
+	at   time.Time
+}
+
+// NewWarmPool returns a pool for the daemon's own process context. It
+// boots nothing until the first [WarmPool.Take].
+func NewWarmPool() *WarmPool {
+	ctx, reason := InitContext()
+	return &WarmPool{context: ctx, reason: reason}
+}
+
+// Take hands over the booted init to a client whose [InitContext] is
+// clientContext: the client's end of the init's socket and a pidfd of the
+// init. Without one ready it says why (reason). It does not boot the next
+// one: see [WarmPool.Refill].
+func (wp *WarmPool) Take(clientContext string) (sock, pidfd int, reason string) {
+	if wp.context == "" {
+		return -1, -1, wp.reason
+	}
+	if clientContext != wp.context {
+		return -1, -1, "the client's process context (binary, limits, cgroup, affinity, groups) differs from the daemon's"
+	}
+	wp.mu.Lock()
+	b := wp.ready
+	wp.ready = nil
+	wp.mu.Unlock()
+	if b == nil {
+		return -1, -1, "none booted yet"
+	}
+	if time.Since(b.at) > warmMaxAge {
+		b.discard()
+		return -1, -1, "the booted one was too old"
+	}
+	fd, err := unix.PidfdOpen(b.cmd.Process.Pid, 0)
+	if err == nil {
+		// Queued before the client can send anything.
+		err = sendMsg(b.sock, &message{Kind: "adopt"})
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		b.discard()
+		return -1, -1, fmt.Sprintf("hand over: %v", err)
+	}
+	go b.cmd.Wait() // the daemon is its parent: reap it when it ends
+	return b.sock, fd, ""
+}
+
+// Refill starts booting the next init unless one is ready or booting.
+// Booting forks the daemon: the kernel copies its address space while the
+// daemon's other threads wait on it (a millisecond or two), so the daemon
+// calls this when a client is done with it rather than while one waits
+// for an answer.
+func (wp *WarmPool) Refill() {
+	if wp.context == "" {
+		return
+	}
+	wp.mu.Lock()
+	if wp.closed || wp.ready != nil || wp.booting {
+		wp.mu.Unlock()
+		return
+	}
+	wp.booting = true
+	wp.mu.Unlock()
+	go func() {
+		cmd, sock, err := startInit(nil, nil, nil, true)
+		wp.mu.Lock()
+		defer wp.mu.Unlock()
+		wp.booting = false
+		if err != nil {
+			return
+		}
+		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now()}
+		if wp.closed {
+			b.discard()
+			return
+		}
+		wp.ready = b
+	}()
+}
+
+// State is "ready", "booting" or "none", or why the pool cannot have one.
+func (wp *WarmPool) State() string {
+	if wp.context == "" {
+		return "unavailable: " + wp.reason
+	}
+	wp.mu.Lock()
+	defer wp.mu.Unlock()
+	switch {
+	case wp.ready != nil:
+		return "ready"
+	case wp.booting:
+		return "booting"
+	}
+	return "none"
+}
+
+// Close kills the booted init, if any; the pool boots no more.
+func (wp *WarmPool) Close() {
+	wp.mu.Lock()
+	b := wp.ready
+	wp.ready, wp.closed = nil, true
+	wp.mu.Unlock()
+	if b != nil {
+		b.discard()
+	}
+}
+
+func (b *bootedInit) discard() {
+	b.cmd.Process.Kill()
+	b.cmd.Wait()
+	unix.Close(b.sock)
+}
+
+// Adopt makes a Pending of an init handed over by the daemon (the client's
+// end of its socket and a pidfd; Adopt owns both). It reads the same parts
+// of spec as [Prepare]: the stdio travel with the configuration.
+func Adopt(spec *Spec, sock, pidfd int) (*Pending, error) {
+	stdin, stdout, stderr := commandStdio(spec)
+	var stdio []*os.File
+	for _, f := range []*os.File{stdin, stdout, stderr} {
+		var d *os.File
+		var err error
+		if f == nil {
+			d, err = os.Open(os.DevNull)
+		} else {
+			// A copy: the caller may close its file before the
+			// configuration is sent.
+			d, err = dupFile(f)
+		}
+		if err != nil {
+			for _, o := range stdio {
+				o.Close()
+			}
+			unix.Close(sock)
+			unix.Close(pidfd)
+			return nil, fmt.Errorf("pass the command's stdio to the sandbox init: %w", err)
+		}
+		stdio = append(stdio, d)
+	}
+	warmCodec()
+	return &Pending{init: newAdoptedInit(pidfd), sock: sock, t0: monoNow(), tty: spec.TTY, stdio: stdio, how: "taken warm from the daemon"}, nil
+}
+
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+// Warm records, for -d, how long taking the warm init from the daemon took.
+func (pd *Pending) Warm(took time.Duration) {
+	pd.how = fmt.Sprintf("taken warm from the daemon (in %.2fms)", float64(took.Microseconds())/1000)
+}
+
+// Cold records, for -d, why a Pending was cloned by the client rather than
+// taken warm from the daemon.
+func (pd *Pending) Cold(reason string) {
+	if reason != "" {
+		pd.how = "cloned (no warm init: " + sanitizeLine(reason) + ")"
+	}
+}
+
+// InitContext describes what a sandbox init inherits from the process that
+// clones it. A client takes a warm init only when its own context equals
+// the daemon's. It is "" with a reason when this process may not use warm
+// inits at all.
+func InitContext() (context, reason string) {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "", fmt.Sprintf("read /proc/self/status: %v", err)
+	}
+	var b bytes.Buffer
+	for _, line := range bytes.Split(status, []byte("\n")) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		v = bytes.TrimSpace(v)
+		switch string(k) {
+		case "NoNewPrivs", "Seccomp":
+			if string(v) != "0" {
+				return "", "this process runs confined (" + string(k) + " " + string(v) + ")"
+			}
+		case "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "Cpus_allowed_list", "Mems_allowed_list":
+			fmt.Fprintf(&b, "%s=%s\n", k, v)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		return "", fmt.Sprintf("stat /proc/self/exe: %v", err)
+	}
+	fmt.Fprintf(&b, "exe=%d:%d:%d:%d.%d\n", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
+	for r := 0; r < 16; r++ { // RLIMIT_CPU .. RLIMIT_RTTIME
+		var l unix.Rlimit
+		if unix.Getrlimit(r, &l) == nil {
+			fmt.Fprintf(&b, "rlimit%d=%d:%d\n", r, l.Cur, l.Max)
+		}
+	}
+	if prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0); err == nil {
+		fmt.Fprintf(&b, "priority=%d\n", prio)
+	}
+	for _, name := range []string{"cgroup", "oom_score_adj"} {
+		v, err := os.ReadFile("/proc/self/" + name)
+		if err != nil {
+			return "", fmt.Sprintf("read /proc/self/%s: %v", name, err)
+		}
+		fmt.Fprintf(&b, "%s=%s\n", name, bytes.TrimSpace(v))
+	}
+	return b.String(), ""
+}
+
+// processUmask reads this process's umask without changing it (umask(2)
+// sets it, for every thread); -1 when unknown.
+func processUmask() int {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range bytes.Split(status, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("Umask:")); ok {
+			if n, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 8, 32); err == nil {
+				return int(n)
+			}
+		}
+	}
+	return -1
+}
