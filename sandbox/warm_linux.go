@@ -20,7 +20,8 @@ import (
 // cloned itself, and the daemon never sees them.
 //
 // An init inherits what a process inherits at clone: the binary, resource
-// limits, scheduling, CPU affinity, cgroup, groups, capabilities. A client
+// limits, scheduling (nice, I/O priority, policy), CPU affinity, cgroup,
+// groups, capabilities. A client
 // takes a warm init only when all of that is the same as the daemon's
 // (InitContext), and never when it runs confined itself (no_new_privs or a
 // seccomp filter: an outer sandbox such as another tool's Landlock domain
@@ -249,6 +250,15 @@ func InitContext() (context, reason string) {
 	if prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0); err == nil {
 		fmt.Fprintf(&b, "priority=%d\n", prio)
 	}
+	// What nice, ionice, chrt and a few prctls set: a command run as
+	// `ionice -c3 fence -- make` must not run with the daemon's.
+	const ioprioWhoProcess = 1
+	ioprio, _, _ := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, 0, 0)
+	policy, _, _ := unix.Syscall(unix.SYS_SCHED_GETSCHEDULER, 0, 0, 0)
+	slack, _ := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+	secure, _ := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0)
+	thp, _ := unix.PrctlRetInt(unix.PR_GET_THP_DISABLE, 0, 0, 0, 0)
+	fmt.Fprintf(&b, "ioprio=%d sched=%d timerslack=%d securebits=%d thp-disable=%d\n", ioprio, policy, slack, secure, thp)
 	for _, name := range []string{"cgroup", "oom_score_adj"} {
 		v, err := os.ReadFile("/proc/self/" + name)
 		if err != nil {
