@@ -10,6 +10,9 @@
 # the first build) serves all builds. Run it as an ordinary user.
 # FENCE_BENCH_COLD=1 also runs each build with FENCE_WARM_INIT=0 (the client
 # clones its sandbox init instead of taking one the daemon booted ahead).
+# FENCE_BENCH_PAUSE=SECONDS pauses before each command (default 0): the
+# daemon boots the next warm init after a command, and without a pause that
+# work lands on whichever command runs next, another build's included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if (($# < 2)); then
@@ -43,6 +46,7 @@ import statistics, subprocess, sys, time
 rounds, bins = int(sys.argv[1]), sys.argv[2:]
 import os
 cold = os.environ.get("FENCE_BENCH_COLD") == "1"
+pause = float(os.environ.get("FENCE_BENCH_PAUSE") or 0)
 env = dict(os.environ)
 cenv = dict(os.environ, FENCE_WARM_INIT="0")
 cmds = []
@@ -57,6 +61,8 @@ for c, e, _ in cmds:  # warm up (and start the daemon)
 times = [[] for _ in cmds]
 for _ in range(rounds):
     for i, (c, e, _) in enumerate(cmds):
+        if pause:
+            time.sleep(pause)
         t = time.perf_counter()
         r = subprocess.run(c, stdin=subprocess.DEVNULL, env=e)
         times[i].append((time.perf_counter() - t) * 1000)
