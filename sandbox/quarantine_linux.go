@@ -139,7 +139,11 @@ func (w *watcher) stop() []string {
 	for d, m := range w.modes {
 		addMode(d, m&0o300)
 	}
-	unix.Close(w.fd)
+	if w.spec.Discard != nil {
+		w.spec.Discard(os.NewFile(uintptr(w.fd), "inotify"))
+	} else {
+		unix.Close(w.fd)
+	}
 	w.wakeR.Close()
 	w.wakeW.Close()
 	w.mu.Lock()

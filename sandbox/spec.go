@@ -52,6 +52,14 @@ type Spec struct {
 	// a protection layer running degraded.
 	Notices io.Writer
 
+	// Discard, when set, takes descriptors the sandbox is done with whose
+	// close may block: closing the protected-path watcher's inotify
+	// instance waits for an SRCU grace period (usually well under a
+	// millisecond, 20 ms at times), which the caller can leave to a
+	// process that outlives it (the daemon). Otherwise they are closed
+	// here.
+	Discard func(*os.File)
+
 	// ahead is the plan PlanAhead built (Linux: *planned).
 	//lint:ignore U1000 only the Linux backend builds a plan ahead
 	ahead any

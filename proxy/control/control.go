@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -177,6 +178,22 @@ func (c *Conn) CloseWrite() error {
 		return u.CloseWrite()
 	}
 	return c.c.Close()
+}
+
+// Discard hands f to the daemon over a session's lease, to be closed
+// there, and closes this process's copy: for descriptors whose last close
+// may block (an inotify instance waits for an SRCU grace period). It
+// reports whether the daemon got it; if not, f is closed here.
+func (c *Conn) Discard(f *os.File) bool {
+	defer f.Close()
+	u, ok := c.c.(*net.UnixConn)
+	if !ok {
+		return false
+	}
+	u.SetWriteDeadline(time.Now().Add(time.Second))
+	defer u.SetWriteDeadline(time.Time{})
+	_, _, err := u.WriteMsgUnix([]byte{0}, syscall.UnixRights(int(f.Fd())), nil)
+	return err == nil
 }
 
 // Close closes the connection; for a session's lease, that ends the session.

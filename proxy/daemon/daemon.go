@@ -576,9 +576,10 @@ func (d *daemon) lease(c net.Conn, s *session, afterReply func()) {
 	if afterReply != nil {
 		afterReply()
 	}
-	// The client sends nothing more; a read returns when it closes, or
+	// The client sends nothing more but descriptors to close for it
+	// (control.Conn.Discard); a read returns when it closes, or
 	// half-closes to end the session and have its final counts.
-	io.Copy(io.Discard, c)
+	drainLease(c)
 	d.mu.Lock()
 	current := s.lease == st
 	stopping := d.stopping
@@ -599,6 +600,54 @@ func (d *daemon) lease(c net.Conn, s *session, afterReply func()) {
 		// A client is done: the moment to boot the next warm init, not
 		// while one waits for an answer.
 		d.opts.Inits.Refill()
+	}
+}
+
+// drainLease reads a lease until EOF and closes the descriptors the client
+// handed over, in the background once the client is done: closing an
+// inotify instance waits for an SRCU grace period, which must delay
+// neither the client nor the session's final counts. The close waits for
+// the EOF so that it is the last one (the client closes its copy before it
+// half-closes the lease); a client whose own close came last would wait.
+func drainLease(c net.Conn) {
+	u, ok := c.(*net.UnixConn)
+	if !ok {
+		io.Copy(io.Discard, c)
+		return
+	}
+	var held []int
+	defer func() {
+		if len(held) > 0 {
+			go closeAll(held)
+		}
+	}()
+	buf := make([]byte, 512)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	for {
+		n, oobn, _, _, err := u.ReadMsgUnix(buf, oob)
+		if oobn > 0 {
+			if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
+				for i := range msgs {
+					if fds, rerr := unix.ParseUnixRights(&msgs[i]); rerr == nil {
+						held = append(held, fds...)
+					}
+				}
+			}
+		}
+		if err != nil || n == 0 {
+			return
+		}
+		if len(held) > 64 {
+			// Not a client of ours: do not hoard descriptors.
+			closeAll(held)
+			held = nil
+		}
+	}
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
 	}
 }
 

@@ -260,6 +260,14 @@ func (s *netSession) event(e proxy.Event) {
 	}
 }
 
+// discard hands f to the daemon to close (see control.Conn.Discard).
+func (s *netSession) discard(f *os.File) {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	c.Discard(f)
+}
+
 // Close ends the session and prints the one-line summary of what was blocked.
 func (s *netSession) Close(stdio Stdio) {
 	if s == nil {

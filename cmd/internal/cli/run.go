@@ -260,7 +260,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	}
 	tSession := time.Now()
 	if sess != nil {
-		spec.Relay, spec.SessionID = sess.Dir, sess.ID
+		spec.Relay, spec.SessionID, spec.Discard = sess.Dir, sess.ID, sess.discard
 		defer func() {
 			t := time.Now()
 			sess.Close(stdio)

@@ -48,7 +48,7 @@ func sessionSpec(stdio Stdio, res *config.Resolved, sess *netSession, ports []in
 	}
 	spec := &sandbox.Spec{Policy: pol, Dir: dir, Env: os.Environ(), Notices: stdio.Err}
 	if sess != nil {
-		spec.Relay, spec.SessionID = sess.Dir, sess.ID
+		spec.Relay, spec.SessionID, spec.Discard = sess.Dir, sess.ID, sess.discard
 	}
 	if debug {
 		spec.Debug = stdio.Err
