@@ -266,6 +266,13 @@ func InitContext() (context, reason string) {
 		}
 		fmt.Fprintf(&b, "%s=%s\n", name, bytes.TrimSpace(v))
 	}
+	// The LSM label (an AppArmor profile, an SELinux context) and the
+	// audit login session, where the kernel has them.
+	for _, name := range []string{"attr/current", "loginuid", "sessionid"} {
+		if v, err := os.ReadFile("/proc/self/" + name); err == nil {
+			fmt.Fprintf(&b, "%s=%s\n", name, bytes.TrimSpace(v))
+		}
+	}
 	return b.String(), ""
 }
 
