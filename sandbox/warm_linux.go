@@ -21,8 +21,8 @@ import (
 //
 // An init inherits what a process inherits at clone: the binary, resource
 // limits, scheduling (nice, I/O priority, policy), CPU affinity, cgroup,
-// groups, capabilities. A client
-// takes a warm init only when all of that is the same as the daemon's
+// LSM label, groups, capabilities. A client takes a warm init only when
+// all of that is the same as the daemon's when it booted the init
 // (InitContext), and never when it runs confined itself (no_new_privs or a
 // seccomp filter: an outer sandbox such as another tool's Landlock domain
 // would not hold for an init the daemon cloned).
@@ -34,8 +34,7 @@ const warmMaxAge = 5 * time.Minute
 // WarmPool keeps one sandbox init booted for the next client. It runs in
 // the daemon.
 type WarmPool struct {
-	context string
-	reason  string // why no client can match, when context is ""
+	reason string // why no client can have one, "" if they can
 
 	mu      sync.Mutex
 	ready   *bootedInit
@@ -44,16 +43,17 @@ type WarmPool struct {
 }
 
 type bootedInit struct {
-	cmd  *exec.Cmd
-	sock int
-	at   time.Time
+	cmd     *exec.Cmd
+	sock    int
+	at      time.Time
+	context string // the daemon's InitContext when it cloned this one
 }
 
-// NewWarmPool returns a pool for the daemon's own process context. It
-// boots nothing until the first [WarmPool.Take].
+// NewWarmPool returns a pool for the daemon. It boots nothing until
+// [WarmPool.Refill].
 func NewWarmPool() *WarmPool {
-	ctx, reason := InitContext()
-	return &WarmPool{context: ctx, reason: reason}
+	_, reason := InitContext()
+	return &WarmPool{reason: reason}
 }
 
 // Take hands over the booted init to a client whose [InitContext] is
@@ -61,14 +61,15 @@ func NewWarmPool() *WarmPool {
 // init. Without one ready it says why (reason). It does not boot the next
 // one: see [WarmPool.Refill].
 func (wp *WarmPool) Take(clientContext string) (sock, pidfd int, reason string) {
-	if wp.context == "" {
+	if wp.reason != "" {
 		return -1, -1, wp.reason
-	}
-	if clientContext != wp.context {
-		return -1, -1, "the client's process context (binary, limits, cgroup, affinity, groups) differs from the daemon's"
 	}
 	wp.mu.Lock()
 	b := wp.ready
+	if b != nil && b.context != clientContext {
+		wp.mu.Unlock()
+		return -1, -1, "the client's process context (binary, limits, scheduling, affinity, cgroup, label, groups) differs from the daemon's"
+	}
 	wp.ready = nil
 	wp.mu.Unlock()
 	if b == nil {
@@ -100,7 +101,7 @@ func (wp *WarmPool) Take(clientContext string) (sock, pidfd int, reason string) 
 // calls this when a client is done with it rather than while one waits
 // for an answer.
 func (wp *WarmPool) Refill() {
-	if wp.context == "" {
+	if wp.reason != "" {
 		return
 	}
 	wp.mu.Lock()
@@ -111,14 +112,22 @@ func (wp *WarmPool) Refill() {
 	wp.booting = true
 	wp.mu.Unlock()
 	go func() {
-		cmd, sock, err := startInit(nil, nil, nil, true)
+		// The context the init inherits: read now, just before the clone
+		// (the daemon's own could change while it runs, by renice say).
+		ctx, why := InitContext()
+		var cmd *exec.Cmd
+		var sock int
+		var err error
+		if why == "" {
+			cmd, sock, err = startInit(nil, nil, nil, true)
+		}
 		wp.mu.Lock()
 		defer wp.mu.Unlock()
 		wp.booting = false
-		if err != nil {
+		if why != "" || err != nil {
 			return
 		}
-		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now()}
+		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx}
 		if wp.closed {
 			b.discard()
 			return
@@ -129,7 +138,7 @@ func (wp *WarmPool) Refill() {
 
 // State is "ready", "booting" or "none", or why the pool cannot have one.
 func (wp *WarmPool) State() string {
-	if wp.context == "" {
+	if wp.reason != "" {
 		return "unavailable: " + wp.reason
 	}
 	wp.mu.Lock()
