@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -112,8 +113,15 @@ func (wp *WarmPool) Refill() {
 	wp.booting = true
 	wp.mu.Unlock()
 	go func() {
-		// The context the init inherits: read now, just before the clone
-		// (the daemon's own could change while it runs, by renice say).
+		// Personality flags are per thread and inherited by the clone: a
+		// daemon started on demand by a client under `setarch -R` must not
+		// hand every later client an init without ASLR. This thread sheds
+		// them; a client running with some clones its own init.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		unix.Syscall(unix.SYS_PERSONALITY, 0, 0, 0) // PER_LINUX
+		// The context the init inherits: read now, on this thread, just
+		// before the clone (the daemon's own could change while it runs).
 		ctx, why := InitContext()
 		var cmd *exec.Cmd
 		var sock int
@@ -268,6 +276,18 @@ func InitContext() (context, reason string) {
 	secure, _ := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0)
 	thp, _ := unix.PrctlRetInt(unix.PR_GET_THP_DISABLE, 0, 0, 0, 0)
 	fmt.Fprintf(&b, "ioprio=%d sched=%d timerslack=%d securebits=%d thp-disable=%d\n", ioprio, policy, slack, secure, thp)
+	// Execution domain flags (setarch -R turns ASLR off), memory-deny-
+	// write-execute and the speculation mitigations: inherited across
+	// clone and exec, and not to be lost or gained through the daemon
+	// (red team review of the warm init, F3).
+	pers, _, _ := unix.Syscall(unix.SYS_PERSONALITY, 0xffffffff, 0, 0)
+	mdwe, _ := unix.PrctlRetInt(unix.PR_GET_MDWE, 0, 0, 0, 0)
+	fmt.Fprintf(&b, "personality=%#x mdwe=%d speculation=", pers, mdwe)
+	for _, which := range []uintptr{unix.PR_SPEC_STORE_BYPASS, unix.PR_SPEC_INDIRECT_BRANCH, unix.PR_SPEC_L1D_FLUSH} {
+		v, _ := unix.PrctlRetInt(unix.PR_GET_SPECULATION_CTRL, which, 0, 0, 0)
+		fmt.Fprintf(&b, "%d,", v)
+	}
+	b.WriteString("\n")
 	for _, name := range []string{"cgroup", "oom_score_adj"} {
 		v, err := os.ReadFile("/proc/self/" + name)
 		if err != nil {

@@ -438,7 +438,7 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 	case control.OpMonitor:
 		d.monitor(c, req.Root)
 	case control.OpInit:
-		d.takeInit(c, req.Context)
+		d.takeInit(c, p, req.Context)
 		c.Close()
 	case control.OpStop:
 		reply(c, control.Response{})
@@ -452,9 +452,15 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 
 // takeInit passes a booted sandbox init to the client: its answer and the
 // two descriptors in one message.
-func (d *daemon) takeInit(c net.Conn, context string) {
+func (d *daemon) takeInit(c net.Conn, p peer, context string) {
 	if d.opts.Inits == nil {
 		reply(c, control.Response{Reason: "this daemon keeps no inits"})
+		return
+	}
+	// What the client says of itself (context) covers its process
+	// attributes; where it is, the daemon checks itself.
+	if err := samePlace(p); err != nil {
+		reply(c, control.Response{Reason: err.Error()})
 		return
 	}
 	sock, pidfd, reason := d.opts.Inits.Take(context)

@@ -134,3 +134,23 @@ func TestWarmInitNone(t *testing.T) {
 		t.Fatalf("TakeInit without a pool: sock %d reason %q err %v", sock, reason, err)
 	}
 }
+
+// samePlace accepts a peer that is where the daemon is (here: this very
+// process) and refuses one it cannot pin (a pid whose start time is not
+// the one seen at connect time: a recycled pid).
+func TestSamePlace(t *testing.T) {
+	self := os.Getpid()
+	start, err := procStart(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := samePlace(peer{pid: self, start: start}); err != nil {
+		t.Errorf("this process is not where it is: %v", err)
+	}
+	if err := samePlace(peer{pid: self, start: start + 1}); err == nil {
+		t.Error("a peer with another start time passed")
+	}
+	if err := samePlace(peer{}); err == nil {
+		t.Error("a peer without a pid passed")
+	}
+}

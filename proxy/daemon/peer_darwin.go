@@ -82,3 +82,6 @@ func alive(p peer) bool {
 	st, err := procStart(p.pid)
 	return err == nil && (p.start == 0 || st == p.start)
 }
+
+// samePlace: no warm sandbox inits here.
+func samePlace(p peer) error { return nil }

@@ -105,6 +105,50 @@ func checkPeer(c net.Conn, self map[string]nsID) (peer, error) {
 	return peer{pid: pid, start: start}, nil
 }
 
+// placeKinds are what a sandbox init inherits at clone besides its
+// process attributes: every namespace and the root directory. A client
+// handed a warm init must share all of them with the daemon that cloned it
+// (a chrooted client would otherwise get a sandbox of the daemon's /, red
+// team review of the warm init, F1).
+var placeKinds = []string{"ns/user", "ns/mnt", "ns/net", "ns/pid", "ns/pid_for_children", "ns/ipc", "ns/uts",
+	"ns/cgroup", "ns/time", "ns/time_for_children", "root"}
+
+// samePlace checks, from kernel state, that the peer p is where the daemon
+// is: the same namespaces of every kind and the same root directory. It
+// pins p with a pidfd and its start time, so a recycled pid cannot pass.
+func samePlace(p peer) error {
+	if p.pid <= 0 {
+		return errors.New("peer pid unknown")
+	}
+	pidfd, err := unix.PidfdOpen(p.pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", p.pid, err)
+	}
+	defer unix.Close(pidfd)
+	if start, err := procStart(p.pid); err != nil || start != p.start {
+		return fmt.Errorf("peer pid %d is gone", p.pid)
+	}
+	pid := strconv.Itoa(p.pid)
+	for _, k := range placeKinds {
+		var self, peer unix.Stat_t
+		selfErr := unix.Stat("/proc/self/"+k, &self)
+		peerErr := unix.Stat("/proc/"+pid+"/"+k, &peer)
+		if errors.Is(selfErr, unix.ENOENT) && errors.Is(peerErr, unix.ENOENT) {
+			continue // a namespace kind this kernel does not have
+		}
+		if selfErr != nil || peerErr != nil {
+			return fmt.Errorf("compare %s with peer pid %d: %v / %v", k, p.pid, selfErr, peerErr)
+		}
+		if self.Dev != peer.Dev || self.Ino != peer.Ino {
+			return fmt.Errorf("peer pid %d has another %s than the daemon", p.pid, strings.TrimPrefix(k, "ns/"))
+		}
+	}
+	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
+		return fmt.Errorf("peer pid %d exited during the check", p.pid)
+	}
+	return nil
+}
+
 // pidOfPidfd reads the pid a pidfd refers to from /proc/self/fdinfo.
 func pidOfPidfd(fd int) (int, error) {
 	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))

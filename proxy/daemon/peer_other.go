@@ -29,3 +29,6 @@ func alive(p peer) bool {
 	proc, err := os.FindProcess(p.pid)
 	return err == nil && proc.Signal(syscall.Signal(0)) == nil
 }
+
+// samePlace: no warm sandbox inits here.
+func samePlace(p peer) error { return nil }
