@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -89,6 +90,10 @@ func RunInit() int {
 	}
 	return st.run()
 }
+
+// initOutbound tracks the init's relayed copies out of the sandbox (the
+// proxy relays, published ports): see drain.
+var initOutbound drain
 
 // warmBootEnv marks an init booted ahead by the daemon (WarmPool).
 const warmBootEnv = "FENCE_INIT_WARM"
@@ -345,6 +350,9 @@ func (st *initState) run() int {
 						code = 128 + int(ws.Signal())
 					}
 					alone := reapAll()
+					// What the command's processes wrote to relayed
+					// connections just before they died still goes out.
+					initOutbound.wait(time.Second)
 					if cfg.Debug {
 						stamps = append(stamps, stamp{"command-exited", monoNow()})
 					}
@@ -563,5 +571,5 @@ func relayPublished(fd, port int) {
 		outer.Close()
 		return
 	}
-	pipeConns(outer, inner)
+	pipeConns(inner, outer, &initOutbound)
 }

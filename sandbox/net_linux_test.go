@@ -109,6 +109,43 @@ func TestLocalOutbound(t *testing.T) {
 	}
 }
 
+// TestLocalOutboundLastBytes: what the command sends to an allowed host
+// port just before it exits arrives, all of it (relayed by the init and
+// then the client).
+func TestLocalOutboundLastBytes(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 8 << 20
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		got <- n
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	driver(t, e, "-local", fmt.Sprint(port), "python3", "-c", fmt.Sprintf(`
+import os, socket
+c=socket.create_connection(("127.0.0.1",%d)); c.sendall(b"x"*%d); os._exit(0)`, port, size))
+	select {
+	case n := <-got:
+		if n != size {
+			t.Errorf("the host port received %d bytes, want %d", n, size)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("the host port received nothing")
+	}
+}
+
 // TestPublish: a sandbox port listed in publish is reachable on the host's
 // 127.0.0.1 (and only there).
 func TestPublish(t *testing.T) {
@@ -142,6 +179,46 @@ c,_=s.accept(); c.sendall(b"SANDBOX:"+c.recv(100)); c.close()`, port))
 	}
 	if got != "SANDBOX:ping\n" {
 		t.Errorf("published port answered %q", got)
+	}
+	cmd.Wait()
+}
+
+// TestPublishLastBytes: what the command writes to a published connection
+// just before it exits still arrives outside, all of it (the init relays
+// it; the kernel would deliver a dead process's sent data too).
+func TestPublishLastBytes(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	port := freePort(t)
+	const size = 8 << 20
+	cmd := exec.Command(sandboxtest.Driver(t), "-publish", fmt.Sprint(port), "python3", "-c", fmt.Sprintf(`
+import socket
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(("127.0.0.1",%d)); s.listen(1)
+import os
+c,_=s.accept(); c.recv(100); c.sendall(b"x"*%d); os._exit(0)`, port, size))
+	cmd.Dir, cmd.Env = e.Project, e.Vars
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	got := 0
+	for i := 0; i < 100 && got == 0; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		io.WriteString(c, "go\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		got = int(n)
+		if got == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if got != size {
+		t.Errorf("published port delivered %d bytes, want %d", got, size)
 	}
 	cmd.Wait()
 }

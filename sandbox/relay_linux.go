@@ -62,7 +62,7 @@ func serveRelay(ln net.Listener, dial func() (net.Conn, error)) {
 				c.Close()
 				return
 			}
-			pipeConns(c, up)
+			pipeConns(c, up, &initOutbound)
 		}()
 	}
 }

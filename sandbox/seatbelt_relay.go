@@ -30,7 +30,7 @@ func listenRelay(sock string) (net.Listener, error) {
 					c.Close()
 					return
 				}
-				pipeConns(c, u)
+				pipeConns(c, u, nil)
 			}()
 		}
 	}()

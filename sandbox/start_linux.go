@@ -41,6 +41,7 @@ type Process struct {
 	knownGit map[[2]uint64]bool
 	hidden   map[string]map[string]bool
 	started  time.Time
+	outbound drain     // allowLocalOutbound copies out of the sandbox
 	timeline *timeline // -d only
 	waitOnce sync.Once
 	waitCode int
@@ -409,7 +410,7 @@ func (p *Process) readLoop(ready chan<- error) {
 			}
 		case "local":
 			if len(fds) == 1 {
-				go relayLocal(fds[0], m.Port)
+				go relayLocal(fds[0], m.Port, &p.outbound)
 				fds = nil
 			}
 		}
@@ -421,7 +422,7 @@ func (p *Process) readLoop(ready chan<- error) {
 
 // relayLocal connects an accepted in-sandbox connection to the host's
 // 127.0.0.1:port (allowLocalOutbound).
-func relayLocal(fd int, port int) {
+func relayLocal(fd int, port int, out *drain) {
 	f := os.NewFile(uintptr(fd), "local")
 	inner, err := net.FileConn(f)
 	f.Close()
@@ -433,7 +434,7 @@ func relayLocal(fd int, port int) {
 		inner.Close()
 		return
 	}
-	pipeConns(inner, outer)
+	pipeConns(inner, outer, out)
 }
 
 // publish listens on the host's 127.0.0.1 for every published port and
@@ -511,6 +512,9 @@ func (p *Process) Wait() (int, error) {
 				err = <-gone
 			}
 		}
+		// What the sandbox wrote to the host's local ports just before
+		// it ended still goes out.
+		p.outbound.wait(time.Second)
 		p.timeline.mark("sandbox-over")
 		close(p.done)
 		p.mu.Lock()
