@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"time"
 )
 
 // pipeConns copies between a connection from inside the sandbox and one
@@ -41,13 +40,3 @@ func pipeConns(inside, outside net.Conn, out *drain) {
 // sockets reach EOF once that data is read, so the copies end by
 // themselves; wait bounds it for a peer outside that does not read.
 type drain struct{ wg sync.WaitGroup }
-
-// wait waits up to limit for the copies out of the sandbox to end.
-func (d *drain) wait(limit time.Duration) {
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(limit):
-	}
-}
