@@ -24,9 +24,11 @@ import (
 // limits, scheduling (nice, I/O priority, policy), CPU affinity, cgroup,
 // LSM label, groups, capabilities. A client takes a warm init only when
 // all of that is the same as the daemon's when it booted the init
-// (InitContext), and never when it runs confined itself (no_new_privs or a
+// (InitContext), except the cgroup v2, which the client makes its own
+// (joinCgroup), and never when it runs confined itself (no_new_privs or a
 // seccomp filter: an outer sandbox such as another tool's Landlock domain
-// would not hold for an init the daemon cloned).
+// would not hold for an init the daemon cloned). Where the client is (its
+// namespaces, its root) the daemon checks itself.
 
 // warmMaxAge bounds how long a booted init waits: a rebuilt binary or a
 // changed kernel setting is picked up by the next one.
@@ -181,6 +183,11 @@ func (b *bootedInit) discard() {
 // end of its socket and a pidfd; Adopt owns both). It reads the same parts
 // of spec as [Prepare]: the stdio travel with the configuration.
 func Adopt(spec *Spec, sock, pidfd int) (*Pending, error) {
+	if err := joinCgroup(pidfd); err != nil {
+		unix.Close(sock)
+		unix.Close(pidfd)
+		return nil, fmt.Errorf("the sandbox init is in the daemon's cgroup and cannot join this one: %w", err)
+	}
 	stdin, stdout, stderr := commandStdio(spec)
 	var stdio []*os.File
 	for _, f := range []*os.File{stdin, stdout, stderr} {
@@ -292,6 +299,10 @@ func InitContext() (context, reason string) {
 		v, err := os.ReadFile("/proc/self/" + name)
 		if err != nil {
 			return "", fmt.Sprintf("read /proc/self/%s: %v", name, err)
+		}
+		if name == "cgroup" {
+			// The v2 cgroup is made to match at the handover (joinCgroup).
+			v = cgroupV1Lines(v)
 		}
 		fmt.Fprintf(&b, "%s=%s\n", name, bytes.TrimSpace(v))
 	}

@@ -60,6 +60,9 @@ func runTests(m *testing.M) int {
 //	exitcode N PROG [ARGS...]   run PROG and require exit status N (output
 //	                            is kept for stdout/stderr checks)
 //	chmod MODE FILE             change a file's mode (octal)
+//	cgroups                     create two cgroups (v2) below this test's own
+//	                            and set CG_A, CG_B (their directories) and
+//	                            CGPATH_A, CGPATH_B (as in /proc/PID/cgroup)
 //	warm                        wait (up to 10s) until the running daemon
 //	                            has a sandbox init booted ahead (replaces
 //	                            stdout with the daemon's status)
@@ -114,6 +117,22 @@ func TestScript(t *testing.T) {
 			"exitcode": cmdExitcode,
 			"chmod":    cmdChmod,
 			"warm":     cmdWarm,
+			"cgroups":  cmdCgroups,
+		},
+		// [cgroupv2]: a cgroup v2 subtree this user may manage (systemd
+		// delegates one to every user session; .ci/run makes one). Under
+		// FENCE_TEST_STRICT=1 its absence fails the script.
+		Condition: func(cond string) (bool, error) {
+			if cond != "cgroupv2" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			if _, _, err := ownCgroup(); err != nil {
+				if os.Getenv("FENCE_TEST_STRICT") == "1" {
+					return false, fmt.Errorf("needs a cgroup v2 subtree this user may manage (FENCE_TEST_STRICT=1): %v", err)
+				}
+				return false, nil
+			}
+			return true, nil
 		},
 	})
 }
@@ -174,4 +193,57 @@ func cmdWarm(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("no warm sandbox init after 10s; daemon status:\n%s", last)
+}
+
+// ownCgroup returns this process's cgroup v2 directory and path, if this
+// user may create cgroups below it.
+func ownCgroup() (dir, path string, err error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			path = p
+		}
+	}
+	if path == "" {
+		return "", "", errors.New("no cgroup v2 in /proc/self/cgroup")
+	}
+	out, err := exec.Command("findmnt", "-n", "-t", "cgroup2", "-o", "TARGET").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("no cgroup v2 hierarchy mounted: %v", err)
+	}
+	mnt := strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
+	dir = filepath.Join(mnt, path)
+	probe, err := os.MkdirTemp(dir, "probe-")
+	if err != nil {
+		return "", "", fmt.Errorf("cannot create a cgroup below %s: %v", dir, err)
+	}
+	os.Remove(probe)
+	return dir, path, nil
+}
+
+func cmdCgroups(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: cgroups")
+	}
+	dir, path, err := ownCgroup()
+	if err != nil {
+		ts.Fatalf("cgroups: %v", err)
+	}
+	for _, name := range []string{"A", "B"} {
+		d, err := os.MkdirTemp(dir, "fence-script-")
+		if err != nil {
+			ts.Fatalf("cgroups: %v", err)
+		}
+		ts.Defer(func() {
+			// Its processes may still be exiting.
+			for i := 0; i < 50 && os.Remove(d) != nil; i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+		ts.Setenv("CG_"+name, d)
+		ts.Setenv("CGPATH_"+name, filepath.Join(path, filepath.Base(d)))
+	}
 }

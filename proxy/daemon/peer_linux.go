@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fence-dev/fence/sandbox"
 )
 
 // nsKinds are the namespaces a control peer must share with the daemon: a
@@ -83,7 +85,7 @@ func checkPeer(c net.Conn, self map[string]nsID) (peer, error) {
 	}
 	defer unix.Close(pidfd)
 	pid := int(cred.Pid)
-	if p, err := pidOfPidfd(pidfd); err == nil {
+	if p, err := sandbox.PidOfPidfd(pidfd); err == nil {
 		pid = p
 	}
 	ns, err := namespacesOf(strconv.Itoa(pid))
@@ -147,24 +149,6 @@ func samePlace(p peer) error {
 		return fmt.Errorf("peer pid %d exited during the check", p.pid)
 	}
 	return nil
-}
-
-// pidOfPidfd reads the pid a pidfd refers to from /proc/self/fdinfo.
-func pidOfPidfd(fd int) (int, error) {
-	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
-			p, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || p <= 0 {
-				return 0, fmt.Errorf("pidfd %d: no live pid", fd)
-			}
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("pidfd %d: no Pid in fdinfo", fd)
 }
 
 // procStart returns the start time of pid (field 22 of /proc/PID/stat).

@@ -1,0 +1,132 @@
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// A warm init lives in the daemon's cgroup; the command must run in the
+// client's, as it would with an init the client cloned (resource limits,
+// accounting, and what systemd stops with a terminal's scope all follow the
+// cgroup). With cgroup v2 the client moves the taken init into its own
+// cgroup before anything runs in it: on a systemd desktop every terminal is
+// a scope of its own, delegated to the user, so the daemon's and a client's
+// cgroups differ but the user may move processes between them. The v1
+// hierarchies cannot be fixed that way and stay part of InitContext.
+
+// cgroupV1Lines are the cgroup v1 lines of /proc/self/cgroup ("N:controllers:path",
+// N > 0), for InitContext.
+func cgroupV1Lines(content []byte) []byte {
+	var out []byte
+	for _, line := range bytes.Split(bytes.TrimSpace(content), []byte("\n")) {
+		if !bytes.HasPrefix(line, []byte("0::")) {
+			out = append(append(out, line...), '\n')
+		}
+	}
+	return out
+}
+
+// cgroupV2Path is the cgroup v2 path of pid ("self" or a number), "" when
+// it has none.
+func cgroupV2Path(pid string) (string, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p, nil
+		}
+	}
+	return "", nil
+}
+
+// cgroupV2Mount is where the cgroup v2 hierarchy is mounted with its root
+// at "/", from /proc/self/mountinfo.
+func cgroupV2Mount() (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		a, b := strings.Fields(pre), strings.Fields(post)
+		if len(a) >= 5 && len(b) >= 1 && b[0] == "cgroup2" && a[3] == "/" && !strings.Contains(a[4], `\`) {
+			return a[4], nil
+		}
+	}
+	return "", errors.New("no cgroup v2 hierarchy mounted")
+}
+
+// joinCgroup moves the process of pidfd into this process's cgroup v2 when
+// it is elsewhere, and checks that it got there.
+func joinCgroup(pidfd int) error {
+	mine, err := cgroupV2Path("self")
+	if err != nil || mine == "" {
+		return err // no cgroup v2: nothing differs there
+	}
+	pid, err := PidOfPidfd(pidfd)
+	if err != nil {
+		return err
+	}
+	theirs, err := cgroupV2Path(strconv.Itoa(pid))
+	if err != nil {
+		return err
+	}
+	if theirs == mine {
+		return nil
+	}
+	mnt, err := cgroupV2Mount()
+	if err != nil {
+		return err
+	}
+	// The pidfd pins the process: checked alive before the write and
+	// after it, so the pid written cannot be another process's.
+	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
+		return fmt.Errorf("the sandbox init is gone: %w", err)
+	}
+	procs := filepath.Join(mnt, mine, "cgroup.procs")
+	if err := os.WriteFile(procs, []byte(strconv.Itoa(pid)), 0); err != nil {
+		return fmt.Errorf("move it into this cgroup (%s): %w", mine, err)
+	}
+	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
+		return fmt.Errorf("the sandbox init is gone: %w", err)
+	}
+	if now, err := cgroupV2Path(strconv.Itoa(pid)); err != nil || now != mine {
+		return fmt.Errorf("it is in %q, not in this cgroup %q", now, mine)
+	}
+	return nil
+}
+
+// PidOfPidfd reads the pid (in this process's pid namespace) a pidfd refers
+// to, from /proc/self/fdinfo.
+func PidOfPidfd(fd int) (int, error) {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+			p, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || p <= 0 {
+				return 0, fmt.Errorf("pidfd %d: no live pid", fd)
+			}
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("pidfd %d: no Pid in fdinfo", fd)
+}
