@@ -238,7 +238,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	// the init gets ready.
 	if err := spec.PlanAhead(); err != nil {
 		early.abandon()
-		return 0, startFailure(err)
+		return 0, sandboxStartError(err)
 	}
 	tPlan := time.Now()
 	pr := <-prepCh
@@ -247,7 +247,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		started = true // nothing to close
 		closeCopies()
 		early.abandon()
-		return 0, startFailure(pr.err)
+		return 0, sandboxStartError(pr.err)
 	}
 	// Registering a session when no daemon ran yet waited for the config
 	// on purpose: a broken config must not start a daemon.
@@ -284,7 +284,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	p, err := pending.Start(runCtx, spec)
 	closeCopies()
 	if err != nil {
-		return 0, startFailure(err)
+		return 0, sandboxStartError(err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -331,14 +331,6 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		return 0, err
 	}
 	return status, nil
-}
-
-// startFailure explains a sandbox that could not start.
-func startFailure(err error) error {
-	if h := sandbox.HintOf(err); h != "" {
-		return withHint(fmt.Errorf("cannot start the sandbox: %w", err), h)
-	}
-	return fmt.Errorf("cannot start the sandbox: %w", err)
 }
 
 // processStart approximates when the process started (package init time).
