@@ -50,13 +50,21 @@ type bootedInit struct {
 	sock    int
 	at      time.Time
 	context string // the daemon's InitContext when it cloned this one
+	mounts  []byte // the mount table it copied (the daemon's mountinfo then)
 }
+
+// readMounts reads this process's mount table; a variable for tests.
+var readMounts = func() ([]byte, error) { return os.ReadFile("/proc/self/mountinfo") }
 
 // NewWarmPool returns a pool for the daemon. It boots nothing until
 // [WarmPool.Refill].
 func NewWarmPool() *WarmPool {
 	_, reason := InitContext()
-	return &WarmPool{reason: reason}
+	wp := &WarmPool{reason: reason}
+	if reason == "" {
+		go wp.watchMounts()
+	}
+	return wp
 }
 
 // Take hands over the booted init to a client whose [InitContext] is
@@ -81,6 +89,14 @@ func (wp *WarmPool) Take(clientContext string) (sock, pidfd int, reason string) 
 	if time.Since(b.at) > warmMaxAge {
 		b.discard()
 		return -1, -1, "the booted one was too old"
+	}
+	// Its mount namespace is a copy of the host's from when it booted:
+	// a mount made or removed since (a drive, a bind mount) would be
+	// missing or still there inside. Where the host's mounts propagate
+	// (systemd makes / shared) the copy follows; elsewhere it does not.
+	if now, err := readMounts(); err != nil || !bytes.Equal(now, b.mounts) {
+		b.discard()
+		return -1, -1, "the mounts changed since it booted"
 	}
 	fd, err := unix.PidfdOpen(b.cmd.Process.Pid, 0)
 	if err == nil {
@@ -125,10 +141,10 @@ func (wp *WarmPool) Refill() {
 		// The context the init inherits: read now, on this thread, just
 		// before the clone (the daemon's own could change while it runs).
 		ctx, why := InitContext()
+		mounts, err := readMounts()
 		var cmd *exec.Cmd
 		var sock int
-		var err error
-		if why == "" {
+		if why == "" && err == nil {
 			cmd, sock, err = startInit(nil, nil, nil, true)
 		}
 		wp.mu.Lock()
@@ -137,13 +153,61 @@ func (wp *WarmPool) Refill() {
 		if why != "" || err != nil {
 			return
 		}
-		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx}
+		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, mounts: mounts}
 		if wp.closed {
 			b.discard()
 			return
 		}
 		wp.ready = b
 	}()
+}
+
+// watchMounts discards the booted init when the mount table changes (the
+// kernel signals it on /proc/self/mountinfo with POLLPRI): besides being
+// stale, its copy of the mounts would keep a filesystem unmounted since
+// (an ejected drive) in use. The next one boots a moment later, after a
+// burst of changes.
+func (wp *WarmPool) watchMounts() {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	var refill *time.Timer
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLPRI}}
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return
+		}
+		if fds[0].Revents&(unix.POLLPRI|unix.POLLERR) == 0 {
+			continue
+		}
+		wp.mu.Lock()
+		b := wp.ready
+		if b != nil {
+			if now, err := readMounts(); err == nil && bytes.Equal(now, b.mounts) {
+				b = nil // changed and changed back
+			} else {
+				wp.ready = nil
+			}
+		}
+		closed := wp.closed
+		wp.mu.Unlock()
+		if b != nil {
+			b.discard()
+		}
+		if closed {
+			return
+		}
+		if refill != nil {
+			refill.Stop()
+		}
+		refill = time.AfterFunc(200*time.Millisecond, wp.Refill)
+	}
 }
 
 // State is "ready", "booting" or "none", or why the pool cannot have one.
