@@ -50,11 +50,23 @@ type bootedInit struct {
 	sock    int
 	at      time.Time
 	context string // the daemon's InitContext when it cloned this one
-	mounts  []byte // the mount table it copied (the daemon's mountinfo then)
+	mounts  []byte // the mount table and names it copied (readMounts then)
 }
 
-// readMounts reads this process's mount table; a variable for tests.
-var readMounts = func() ([]byte, error) { return os.ReadFile("/proc/self/mountinfo") }
+// readMounts reads this process's mount table, and the host and domain
+// names the init's UTS namespace copies (changed by hostnamectl, say); a
+// variable for tests.
+var readMounts = func() ([]byte, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return nil, err
+	}
+	return fmt.Appendf(b, "uts %q %q\n", unix.ByteSliceToString(u.Nodename[:]), unix.ByteSliceToString(u.Domainname[:])), nil
+}
 
 // NewWarmPool returns a pool for the daemon. It boots nothing until
 // [WarmPool.Refill].
@@ -94,6 +106,7 @@ func (wp *WarmPool) Take(clientContext string) (sock, pidfd int, reason string) 
 	// a mount made or removed since (a drive, a bind mount) would be
 	// missing or still there inside. Where the host's mounts propagate
 	// (systemd makes / shared) the copy follows; elsewhere it does not.
+	// Its host name too is a copy.
 	if now, err := readMounts(); err != nil || !bytes.Equal(now, b.mounts) {
 		b.discard()
 		return -1, -1, "the mounts changed since it booted"
