@@ -30,9 +30,10 @@ import (
 // would not hold for an init the daemon cloned). Where the client is (its
 // namespaces, its root) the daemon checks itself.
 
-// warmMaxAge bounds how long a booted init waits: a rebuilt binary or a
-// changed kernel setting is picked up by the next one.
-const warmMaxAge = 5 * time.Minute
+// warmMaxAge bounds how long a booted init waits, against staleness not
+// foreseen: what is known to go stale (the binary, the process context,
+// the mount table, the host name) is checked at every handover.
+const warmMaxAge = 30 * time.Minute
 
 // WarmPool keeps one sandbox init booted for the next client. It runs in
 // the daemon.
