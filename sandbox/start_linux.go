@@ -74,6 +74,8 @@ type Pending struct {
 	stdio []*os.File
 	// how says where the init came from, for -d.
 	how string
+	// adopted is set for an init the daemon booted (Adopt).
+	adopted bool
 }
 
 // Prepare starts a sandbox init before the policy is known, so that the
@@ -233,6 +235,25 @@ type planned struct {
 // Start hands spec to the prepared init; see [Start]. spec's stdio and TTY
 // must be what [Prepare] was given.
 func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
+	p, err := pd.start(ctx, spec)
+	if err != nil && pd.adopted && errors.Is(err, errInitLost) {
+		// A warm init that died before it was ready (its daemon killed
+		// before the handover was complete, say): nothing has run, so the
+		// sandbox is built again with an init cloned here.
+		cold, perr := Prepare(spec)
+		if perr != nil {
+			return nil, err
+		}
+		cold.how = "cloned (the warm init was lost before it was ready: " + sanitizeLine(err.Error()) + ")"
+		return cold.start(ctx, spec)
+	}
+	return p, err
+}
+
+// errInitLost is a sandbox init that went away before it was ready.
+var errInitLost = errors.New("the sandbox init exited during setup")
+
+func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 	if pd.used {
 		return nil, errors.New("sandbox: Pending.Start called twice")
 	}
@@ -299,7 +320,7 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 	p.timeline.mark("config-sent")
 	if err != nil {
 		p.kill()
-		return nil, fmt.Errorf("send the policy to the sandbox init: %w", err)
+		return nil, fmt.Errorf("send the policy to the sandbox init: %w (%w)", err, errInitLost)
 	}
 
 	// Watch for protected paths being created before the command can run.
@@ -370,7 +391,7 @@ func (p *Process) readLoop(ready chan<- error) {
 	for {
 		m, fds, err := recvMsg(p.sock)
 		if err != nil {
-			answer(errors.New("the sandbox init exited during setup"))
+			answer(errInitLost)
 			return
 		}
 		switch m.Kind {

@@ -54,6 +54,11 @@ type bootedInit struct {
 	mounts  []byte // the mount table and names it copied (readMounts then)
 }
 
+// loseAdopted kills every init Adopt takes (FENCE_TEST_LOSE_WARM_INIT=1 in
+// builds with the fence_testhooks tag), to test the fallback to a cloned
+// one.
+var loseAdopted bool
+
 // readMounts reads this process's mount table, and the host and domain
 // names the init's UTS namespace copies (changed by hostnamectl, say); a
 // variable for tests.
@@ -266,6 +271,9 @@ func Adopt(spec *Spec, sock, pidfd int) (*Pending, error) {
 		unix.Close(pidfd)
 		return nil, fmt.Errorf("the sandbox init is in the daemon's cgroup and cannot join this one: %w", err)
 	}
+	if loseAdopted {
+		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	}
 	stdin, stdout, stderr := commandStdio(spec)
 	var stdio []*os.File
 	for _, f := range []*os.File{stdin, stdout, stderr} {
@@ -289,7 +297,7 @@ func Adopt(spec *Spec, sock, pidfd int) (*Pending, error) {
 		stdio = append(stdio, d)
 	}
 	warmCodec()
-	return &Pending{init: newAdoptedInit(pidfd), sock: sock, t0: monoNow(), tty: spec.TTY, stdio: stdio, how: "taken warm from the daemon"}, nil
+	return &Pending{init: newAdoptedInit(pidfd), sock: sock, t0: monoNow(), tty: spec.TTY, stdio: stdio, how: "taken warm from the daemon", adopted: true}, nil
 }
 
 func dupFile(f *os.File) (*os.File, error) {

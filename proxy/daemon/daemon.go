@@ -266,11 +266,8 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("daemon lock: %w", err)
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return ErrRunning
-		}
-		return fmt.Errorf("daemon lock: %w", err)
+	if err := takeLock(lock, filepath.Join(opts.Dir, control.SocketName)); err != nil {
+		return err
 	}
 	lock.Truncate(0)
 	fmt.Fprintf(lock, "%d\n", os.Getpid())
@@ -367,6 +364,28 @@ func Run(ctx context.Context, opts Options) error {
 
 // housekeeping ends detached sessions whose client is gone and stops the
 // daemon when it has been idle long enough.
+// takeLock takes the daemon lock. A daemon that is exiting has removed its
+// control socket but may hold the lock a moment longer (closing its
+// watcher, a sandbox init it was cloning that has not exec'd yet): one
+// started right after `fence daemon stop`, or on demand just as the last
+// one went idle, waits for it (at most 2 s) instead of failing.
+func takeLock(lock *os.File, sock string) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("daemon lock: %w", err)
+		}
+		if _, serr := os.Lstat(sock); serr == nil || time.Now().After(deadline) {
+			return ErrRunning
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (d *daemon) housekeeping(ctx context.Context, stop func()) {
 	every := d.opts.Housekeeping
 	if every <= 0 {

@@ -154,3 +154,39 @@ func TestSamePlace(t *testing.T) {
 		t.Error("a peer without a pid passed")
 	}
 }
+
+// A daemon started while the last one is still exiting (its control socket
+// gone, its lock not yet released) waits for the lock; one started while a
+// daemon runs (its socket there) is refused at once.
+func TestTakeLock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, lockName)
+	sock := filepath.Join(dir, control.SocketName)
+	open := func() *os.File {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	exiting := open()
+	if err := unix.Flock(int(exiting.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	go func() { time.Sleep(100 * time.Millisecond); exiting.Close() }()
+	next := open()
+	if err := takeLock(next, sock); err != nil {
+		t.Fatalf("after an exiting daemon: %v", err)
+	}
+	if err := os.WriteFile(sock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := takeLock(open(), sock); err != ErrRunning {
+		t.Fatalf("with a daemon running: %v, want ErrRunning", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refusing took %v", d)
+	}
+}
