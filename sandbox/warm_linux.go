@@ -51,7 +51,7 @@ type bootedInit struct {
 	sock    int
 	at      time.Time
 	context string // the daemon's InitContext when it cloned this one
-	mounts  []byte // the mount table and names it copied (readMounts then)
+	host    []byte // what it copied from the host (hostCopy then)
 }
 
 // loseAdopted kills every init Adopt takes (FENCE_TEST_LOSE_WARM_INIT=1 in
@@ -59,10 +59,11 @@ type bootedInit struct {
 // one.
 var loseAdopted bool
 
-// readMounts reads this process's mount table, and the host and domain
-// names the init's UTS namespace copies (changed by hostnamectl, say); a
+// hostCopy reads what an init copies from the host when it is cloned and
+// does not follow afterwards (where mounts do not propagate): the mount
+// table, and the host and domain names (changed by hostnamectl, say). A
 // variable for tests.
-var readMounts = func() ([]byte, error) {
+var hostCopy = func() ([]byte, error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
@@ -113,9 +114,9 @@ func (wp *WarmPool) Take(clientContext string) (sock, pidfd int, reason string) 
 	// missing or still there inside. Where the host's mounts propagate
 	// (systemd makes / shared) the copy follows; elsewhere it does not.
 	// Its host name too is a copy.
-	if now, err := readMounts(); err != nil || !bytes.Equal(now, b.mounts) {
+	if now, err := hostCopy(); err != nil || !bytes.Equal(now, b.host) {
 		b.discard()
-		return -1, -1, "the mounts changed since it booted"
+		return -1, -1, "the host's mounts or names changed since it booted"
 	}
 	fd, err := unix.PidfdOpen(b.cmd.Process.Pid, 0)
 	if err == nil {
@@ -134,10 +135,10 @@ func (wp *WarmPool) Take(clientContext string) (sock, pidfd int, reason string) 
 }
 
 // Refill starts booting the next init unless one is ready or booting.
-// Booting forks the daemon: the kernel copies its address space while the
-// daemon's other threads wait on it (a millisecond or two), so the daemon
-// calls this when a client is done with it rather than while one waits
-// for an answer.
+// Booting costs the daemon a millisecond or two (a full fork, since Go
+// cannot vfork with CLONE_NEWUSER, and the new namespaces, the network one
+// above all), and a client waiting for an answer meanwhile waited 1-2.5 ms
+// longer: the daemon calls this when a client is done with it.
 func (wp *WarmPool) Refill() {
 	if wp.reason != "" {
 		return
@@ -160,7 +161,7 @@ func (wp *WarmPool) Refill() {
 		// The context the init inherits: read now, on this thread, just
 		// before the clone (the daemon's own could change while it runs).
 		ctx, why := InitContext()
-		mounts, err := readMounts()
+		host, err := hostCopy()
 		var cmd *exec.Cmd
 		var sock int
 		if why == "" && err == nil {
@@ -172,7 +173,7 @@ func (wp *WarmPool) Refill() {
 		if why != "" || err != nil {
 			return
 		}
-		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, mounts: mounts}
+		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, host: host}
 		if wp.closed {
 			b.discard()
 			return
@@ -208,7 +209,7 @@ func (wp *WarmPool) watchMounts() {
 		wp.mu.Lock()
 		b := wp.ready
 		if b != nil {
-			if now, err := readMounts(); err == nil && bytes.Equal(now, b.mounts) {
+			if now, err := hostCopy(); err == nil && bytes.Equal(now, b.host) {
 				b = nil // changed and changed back
 			} else {
 				wp.ready = nil

@@ -13,9 +13,9 @@ import (
 // the same table is.
 func TestWarmPoolMounts(t *testing.T) {
 	mounts := []byte("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n")
-	saved := readMounts
-	readMounts = func() ([]byte, error) { return mounts, nil }
-	defer func() { readMounts = saved }()
+	saved := hostCopy
+	hostCopy = func() ([]byte, error) { return mounts, nil }
+	defer func() { hostCopy = saved }()
 
 	booted := func() (*bootedInit, int) {
 		cmd := exec.Command("sleep", "30")
@@ -27,7 +27,7 @@ func TestWarmPoolMounts(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); unix.Close(fds[1]) })
-		return &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", mounts: append([]byte{}, mounts...)}, fds[1]
+		return &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", host: append([]byte{}, mounts...)}, fds[1]
 	}
 
 	b, _ := booted()
@@ -43,7 +43,7 @@ func TestWarmPoolMounts(t *testing.T) {
 	wp = &WarmPool{ready: b}
 	mounts = append(mounts, "2 1 0:5 / /media/usb rw - vfat /dev/sdb1 rw\n"...)
 	sock, _, reason := wp.Take("ctx")
-	if sock >= 0 || reason != "the mounts changed since it booted" {
+	if sock >= 0 || reason != "the host's mounts or names changed since it booted" {
 		t.Fatalf("changed mounts: sock %d, reason %q", sock, reason)
 	}
 	if b.cmd.ProcessState == nil {
