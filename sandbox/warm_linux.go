@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +53,7 @@ type bootedInit struct {
 	sock    int
 	at      time.Time
 	context string // the daemon's InitContext when it cloned this one
-	host    []byte // what it copied from the host (hostCopy then)
+	names   string // the host names it copied (hostNames then)
 }
 
 // loseAdopted kills every init Adopt takes (FENCE_TEST_LOSE_WARM_INIT=1 in
@@ -59,20 +61,56 @@ type bootedInit struct {
 // one.
 var loseAdopted bool
 
-// hostCopy reads what an init copies from the host when it is cloned and
-// does not follow afterwards (where mounts do not propagate): the mount
-// table, and the host and domain names (changed by hostnamectl, say). A
+// mountTable reads the mount table of pid ("self" or a number) with what
+// differs between a mount namespace and its copy left out (mount and
+// parent ids, peer group tags), in a stable order: the device, root, mount
+// point, options, type, source and superblock options of every mount. A
 // variable for tests.
-var hostCopy = func() ([]byte, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+var mountTable = func(pid string) ([]byte, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/mountinfo")
 	if err != nil {
 		return nil, err
 	}
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return nil, err
+	var lines []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+		pre, post, ok := strings.Cut(line, " - ")
+		f := strings.Fields(pre)
+		if !ok || len(f) < 6 {
+			return nil, fmt.Errorf("/proc/%s/mountinfo: bad line %q", pid, line)
+		}
+		lines = append(lines, strings.Join(f[2:6], " ")+" - "+post)
 	}
-	return fmt.Appendf(b, "uts %q %q\n", unix.ByteSliceToString(u.Nodename[:]), unix.ByteSliceToString(u.Domainname[:])), nil
+	sort.Strings(lines)
+	return []byte(strings.Join(lines, "\n")), nil
+}
+
+// hostNames are the host and domain names, which an init's UTS namespace
+// copies when it is cloned (and hostnamectl may change later).
+func hostNames() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Nodename[:]) + " " + unix.ByteSliceToString(u.Domainname[:])
+}
+
+// current reports whether the init still has what the host has: its mount
+// namespace is a copy of the host's from when it was cloned, and where the
+// host's mounts do not propagate (a private /) a mount made or removed
+// since (a drive, a bind mount) would be missing or still there inside.
+// The init's own table is compared, not one read around the clone, which
+// a mount made and removed meanwhile would pass.
+func (b *bootedInit) current() bool {
+	if hostNames() != b.names {
+		return false
+	}
+	host, err := mountTable("self")
+	if err != nil {
+		return false
+	}
+	init, err := mountTable(strconv.Itoa(b.cmd.Process.Pid))
+	return err == nil && bytes.Equal(host, init)
 }
 
 // NewWarmPool returns a pool for the daemon. It boots nothing until
@@ -109,12 +147,7 @@ func (wp *WarmPool) Take(clientContext string) (sock, pidfd int, reason string) 
 		b.discard()
 		return -1, -1, "the booted one was too old"
 	}
-	// Its mount namespace is a copy of the host's from when it booted:
-	// a mount made or removed since (a drive, a bind mount) would be
-	// missing or still there inside. Where the host's mounts propagate
-	// (systemd makes / shared) the copy follows; elsewhere it does not.
-	// Its host name too is a copy.
-	if now, err := hostCopy(); err != nil || !bytes.Equal(now, b.host) {
+	if !b.current() {
 		b.discard()
 		return -1, -1, "the host's mounts or names changed since it booted"
 	}
@@ -161,10 +194,11 @@ func (wp *WarmPool) Refill() {
 		// The context the init inherits: read now, on this thread, just
 		// before the clone (the daemon's own could change while it runs).
 		ctx, why := InitContext()
-		host, err := hostCopy()
+		names := hostNames()
 		var cmd *exec.Cmd
 		var sock int
-		if why == "" && err == nil {
+		var err error
+		if why == "" {
 			cmd, sock, err = startInit(nil, nil, nil, true)
 		}
 		wp.mu.Lock()
@@ -173,7 +207,7 @@ func (wp *WarmPool) Refill() {
 		if why != "" || err != nil {
 			return
 		}
-		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, host: host}
+		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, names: names}
 		if wp.closed {
 			b.discard()
 			return
@@ -209,7 +243,7 @@ func (wp *WarmPool) watchMounts() {
 		wp.mu.Lock()
 		b := wp.ready
 		if b != nil {
-			if now, err := hostCopy(); err == nil && bytes.Equal(now, b.host) {
+			if b.current() {
 				b = nil // changed and changed back
 			} else {
 				wp.ready = nil

@@ -1,23 +1,35 @@
 package sandbox
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fence-dev/fence/sandbox/sandboxtest"
 )
 
-// A booted init whose copy of the mount table is out of date (a mount
-// made or removed since it booted) is discarded, not handed over; one with
-// the same table is.
+// A booted init whose copy of the mount table differs from the host's (a
+// mount made or removed since it booted) is discarded, not handed over;
+// one with the same table is.
 func TestWarmPoolMounts(t *testing.T) {
-	mounts := []byte("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n")
-	saved := hostCopy
-	hostCopy = func() ([]byte, error) { return mounts, nil }
-	defer func() { hostCopy = saved }()
+	host := []byte("8:1 / / rw - ext4 /dev/sda1 rw")
+	inits := []byte("8:1 / / rw - ext4 /dev/sda1 rw")
+	saved := mountTable
+	mountTable = func(pid string) ([]byte, error) {
+		if pid == "self" {
+			return host, nil
+		}
+		return inits, nil
+	}
+	defer func() { mountTable = saved }()
 
-	booted := func() (*bootedInit, int) {
+	booted := func() *bootedInit {
 		cmd := exec.Command("sleep", "30")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -27,11 +39,10 @@ func TestWarmPoolMounts(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); unix.Close(fds[1]) })
-		return &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", host: append([]byte{}, mounts...)}, fds[1]
+		return &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", names: hostNames()}
 	}
 
-	b, _ := booted()
-	wp := &WarmPool{ready: b}
+	wp := &WarmPool{ready: booted()}
 	if sock, pidfd, reason := wp.Take("ctx"); sock < 0 || pidfd < 0 {
 		t.Fatalf("same mounts: not handed over (%s)", reason)
 	} else {
@@ -39,14 +50,44 @@ func TestWarmPoolMounts(t *testing.T) {
 		unix.Close(pidfd)
 	}
 
-	b, _ = booted()
+	// A drive mounted on the host since: the init's copy lacks it.
+	b := booted()
 	wp = &WarmPool{ready: b}
-	mounts = append(mounts, "2 1 0:5 / /media/usb rw - vfat /dev/sdb1 rw\n"...)
+	host = []byte("8:1 / / rw - ext4 /dev/sda1 rw\n8:17 / /media/usb rw - vfat /dev/sdb1 rw")
 	sock, _, reason := wp.Take("ctx")
 	if sock >= 0 || reason != "the host's mounts or names changed since it booted" {
 		t.Fatalf("changed mounts: sock %d, reason %q", sock, reason)
 	}
 	if b.cmd.ProcessState == nil {
 		t.Error("the stale init was not discarded")
+	}
+}
+
+// The mount table of a process and of a copy of its mount namespace
+// compare equal (ids and peer groups left out): here, this process and a
+// child in a new user and mount namespace.
+func TestMountTableOfACopy(t *testing.T) {
+	if os.Getuid() == 0 {
+		t.Skip("run as an unprivileged user")
+	}
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: os.Getuid(), HostID: os.Getuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: os.Getgid(), HostID: os.Getgid(), Size: 1}},
+	}
+	err := cmd.Start()
+	sandboxtest.Require(t, err == nil, fmt.Sprintf("needs unprivileged user namespaces: %v", err))
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	mine, err := mountTable("self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := mountTable(strconv.Itoa(cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(mine) != string(theirs) {
+		t.Errorf("a fresh copy differs:\n%s\n---\n%s", mine, theirs)
 	}
 }
