@@ -95,7 +95,9 @@ func joinCgroup(pidfd int) error {
 		return err
 	}
 	// The pidfd pins the process: checked alive before the write and
-	// after it, so the pid written cannot be another process's.
+	// after it, so that a pid reused in between (the init died and was
+	// reaped within microseconds) is detected; that other process, the
+	// user's own, would have moved between the user's own cgroups.
 	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
 		return fmt.Errorf("the sandbox init is gone: %w", err)
 	}

@@ -352,6 +352,7 @@ func (st *initState) run() int {
 					alone := reapAll()
 					// What the command's processes wrote to relayed
 					// connections just before they died still goes out.
+					settleListeners(time.Second)
 					initOutbound.wait(time.Second)
 					if cfg.Debug {
 						stamps = append(stamps, stamp{"command-exited", monoNow()})
@@ -560,15 +561,18 @@ func (st *initState) clientLoop() {
 // relayPublished connects a host connection to the sandbox's
 // 127.0.0.1:port.
 func relayPublished(fd, port int) {
+	initOutbound.add()
 	f := os.NewFile(uintptr(fd), "publish")
 	outer, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
+		initOutbound.done()
 		return
 	}
 	inner, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		outer.Close()
+		initOutbound.done()
 		return
 	}
 	pipeConns(inner, outer, &initOutbound)

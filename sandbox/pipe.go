@@ -8,7 +8,8 @@ import (
 
 // pipeConns copies between a connection from inside the sandbox and one
 // outside until both directions are done, passing on half-closes. out, if
-// not nil, tracks the copy from inside to outside (see drain).
+// not nil, has counted this connection (drain.add) and is told when the
+// copy from inside to outside has ended.
 func pipeConns(inside, outside net.Conn, out *drain) {
 	var wg sync.WaitGroup
 	cp := func(dst, src net.Conn, done func()) {
@@ -22,21 +23,36 @@ func pipeConns(inside, outside net.Conn, out *drain) {
 		}
 	}
 	wg.Add(2)
-	outDone := func() {}
-	if out != nil {
-		out.wg.Add(1)
-		outDone = out.wg.Done
-	}
-	go cp(outside, inside, outDone)
+	go cp(outside, inside, out.done)
 	go cp(inside, outside, func() {})
 	wg.Wait()
 	inside.Close()
 	outside.Close()
 }
 
-// drain tracks the relayed copies out of a sandbox. When the command
-// exits, what the sandbox's processes wrote just before they died is still
-// passed on, as the kernel delivers a dead process's sent data: their
-// sockets reach EOF once that data is read, so the copies end by
-// themselves; wait bounds it for a peer outside that does not read.
-type drain struct{ wg sync.WaitGroup }
+// drain counts the relayed connections out of a sandbox whose copy out
+// has not ended, from the moment each is accepted. When the command exits,
+// what the sandbox's processes wrote just before they died is still passed
+// on, as the kernel delivers a dead process's sent data: their sockets
+// reach EOF once that data is read, so the copies end by themselves; wait
+// bounds it for a peer outside that does not read. (Connections still in a
+// listener's queue, not yet accepted, when the sandbox ends are not
+// relayed.) A nil drain counts nothing.
+type drain struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0, for a waiter
+}
+
+func (d *drain) done() {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	d.n--
+	if d.n == 0 && d.idle != nil {
+		close(d.idle)
+		d.idle = nil
+	}
+	d.mu.Unlock()
+}

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // startRelays listens inside the sandbox: the proxy ports (relayed to the
@@ -17,7 +20,11 @@ func startRelays(st *initState, relayDir int) error {
 	lc := net.ListenConfig{}
 	lc.SetMultipathTCP(false)
 	listen := func(host string, port int) (net.Listener, error) {
-		return lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			relayListeners = append(relayListeners, ln)
+		}
+		return ln, err
 	}
 	if relayDir >= 0 {
 		for _, r := range []struct {
@@ -56,10 +63,12 @@ func serveRelay(ln net.Listener, dial func() (net.Conn, error)) {
 		if err != nil {
 			return
 		}
+		initOutbound.add() // counted from the accept, before the dial
 		go func() {
 			up, err := dial()
 			if err != nil {
 				c.Close()
+				initOutbound.done()
 				return
 			}
 			pipeConns(c, up, &initOutbound)
@@ -74,12 +83,55 @@ func serveLocal(ln net.Listener, port int) {
 		if err != nil {
 			return
 		}
+		// Counted until the client has it (its read loop counts it from
+		// there): the "exit" message must not overtake it.
+		initOutbound.add()
 		f, err := c.(*net.TCPConn).File()
 		c.Close()
 		if err != nil {
+			initOutbound.done()
 			continue
 		}
 		sendMsg(initFD, &message{Kind: "local", Port: port}, int(f.Fd()))
 		f.Close()
+		initOutbound.done()
+	}
+}
+
+// relayListeners are the init's listeners whose connections leave the
+// sandbox (see settleListeners).
+var relayListeners []net.Listener
+
+// settleListeners waits (up to limit) until the relay listeners' accept
+// queues are empty, so that a connection a process made just before it
+// died is accepted, and counted in initOutbound, before the init reports
+// the command's status. For a listening TCP socket the kernel reports the
+// queue's length in tcpi_unacked.
+func settleListeners(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	waited := false
+	for _, ln := range relayListeners {
+		raw, err := ln.(*net.TCPListener).SyscallConn()
+		if err != nil {
+			continue
+		}
+		for {
+			queued := uint32(0)
+			raw.Control(func(fd uintptr) {
+				if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+					queued = info.Unacked
+				}
+			})
+			if queued == 0 || time.Now().After(deadline) {
+				break
+			}
+			waited = true
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if waited {
+		// The accepting goroutine counts a connection right after
+		// Accept returns: give it that moment.
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -319,7 +319,7 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 	pd.closeStdio()
 	p.timeline.mark("config-sent")
 	if err != nil {
-		p.kill()
+		p.abandon(false)
 		return nil, fmt.Errorf("send the policy to the sandbox init: %w (%w)", err, errInitLost)
 	}
 
@@ -327,7 +327,7 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 	if len(pl.watches) > 0 {
 		w, err := newWatcher(pl.watches, spec)
 		if err != nil {
-			p.kill()
+			p.abandon(false)
 			return nil, err
 		}
 		p.watcher = w
@@ -338,15 +338,11 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 	select {
 	case err := <-ready:
 		if err != nil {
-			p.kill()
-			p.init.wait()
-			p.stopWatcher()
+			p.abandon(true)
 			return nil, err
 		}
 	case <-ctx.Done():
-		p.kill()
-		p.init.wait()
-		p.stopWatcher()
+		p.abandon(true)
 		return nil, ctx.Err()
 	}
 	if err := p.publish(); err != nil {
@@ -431,6 +427,7 @@ func (p *Process) readLoop(ready chan<- error) {
 			}
 		case "local":
 			if len(fds) == 1 {
+				p.outbound.add() // before the status that may follow
 				go relayLocal(fds[0], m.Port, &p.outbound)
 				fds = nil
 			}
@@ -443,16 +440,19 @@ func (p *Process) readLoop(ready chan<- error) {
 
 // relayLocal connects an accepted in-sandbox connection to the host's
 // 127.0.0.1:port (allowLocalOutbound).
+// out has counted the connection already (drain.add).
 func relayLocal(fd int, port int, out *drain) {
 	f := os.NewFile(uintptr(fd), "local")
 	inner, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
+		out.done()
 		return
 	}
 	outer, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		inner.Close()
+		out.done()
 		return
 	}
 	pipeConns(inner, outer, out)
@@ -492,6 +492,19 @@ func (p *Process) notice(s string) {
 	if w := p.spec.Notices; w != nil {
 		fmt.Fprintf(w, "fence: %s\n", sanitizeLine(s))
 	}
+}
+
+// abandon ends a sandbox that could not start: the init killed and waited
+// for, the watcher stopped, the socket closed once the read loop (if it
+// runs) has seen its end.
+func (p *Process) abandon(loopStarted bool) {
+	p.kill()
+	p.init.wait()
+	if loopStarted {
+		<-p.loopDone
+	}
+	p.stopWatcher()
+	unix.Close(p.sock)
 }
 
 func (p *Process) kill() {
