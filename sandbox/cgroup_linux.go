@@ -72,6 +72,26 @@ func cgroupV2Mount() (string, error) {
 	return "", errors.New("no cgroup v2 hierarchy mounted")
 }
 
+// FixedCgroup returns this process's cgroup v2 path when it may not move
+// a process into it (its cgroup.procs not writable: a root-owned cgroup
+// such as an ssh session's scope), "" when it may or has no cgroup v2. A
+// client sends it with its request for a warm init, so that the daemon
+// hands it one only when it is already in that cgroup.
+func FixedCgroup() string {
+	mine, err := cgroupV2Path("self")
+	if err != nil || mine == "" {
+		return ""
+	}
+	mnt, err := cgroupV2Mount()
+	if err != nil {
+		return ""
+	}
+	if unix.Access(filepath.Join(mnt, mine, "cgroup.procs"), unix.W_OK) == nil {
+		return ""
+	}
+	return mine
+}
+
 // joinCgroup moves the process of pidfd into this process's cgroup v2 when
 // it is elsewhere, and checks that it got there.
 func joinCgroup(pidfd int) error {

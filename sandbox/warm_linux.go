@@ -53,6 +53,7 @@ type bootedInit struct {
 	sock    int
 	at      time.Time
 	context string // the daemon's InitContext when it cloned this one
+	cgroup  string // its cgroup v2 then
 	names   string // the host names it copied (hostNames then)
 }
 
@@ -128,7 +129,7 @@ func NewWarmPool() *WarmPool {
 // clientContext: the client's end of the init's socket and a pidfd of the
 // init. Without one ready it says why (reason). It does not boot the next
 // one: see [WarmPool.Refill].
-func (wp *WarmPool) Take(clientContext string) (sock, pidfd int, reason string) {
+func (wp *WarmPool) Take(clientContext, clientCgroup string) (sock, pidfd int, reason string) {
 	if wp.reason != "" {
 		return -1, -1, wp.reason
 	}
@@ -137,6 +138,11 @@ func (wp *WarmPool) Take(clientContext string) (sock, pidfd int, reason string) 
 	if b != nil && b.context != clientContext {
 		wp.mu.Unlock()
 		return -1, -1, "the client's process context (binary, limits, scheduling, affinity, cgroup, label, groups) differs from the daemon's"
+	}
+	if b != nil && clientCgroup != "" && clientCgroup != b.cgroup {
+		// Left for a client that can use it.
+		wp.mu.Unlock()
+		return -1, -1, "the client cannot move the init into its cgroup " + clientCgroup
 	}
 	wp.ready = nil
 	wp.mu.Unlock()
@@ -195,6 +201,7 @@ func (wp *WarmPool) Refill() {
 		// before the clone (the daemon's own could change while it runs).
 		ctx, why := InitContext()
 		names := hostNames()
+		cgroup, _ := cgroupV2Path("self")
 		var cmd *exec.Cmd
 		var sock int
 		var err error
@@ -207,7 +214,7 @@ func (wp *WarmPool) Refill() {
 		if why != "" || err != nil {
 			return
 		}
-		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, names: names}
+		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, names: names, cgroup: cgroup}
 		if wp.closed {
 			b.discard()
 			return

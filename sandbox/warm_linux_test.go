@@ -43,7 +43,7 @@ func TestWarmPoolMounts(t *testing.T) {
 	}
 
 	wp := &WarmPool{ready: booted()}
-	if sock, pidfd, reason := wp.Take("ctx"); sock < 0 || pidfd < 0 {
+	if sock, pidfd, reason := wp.Take("ctx", ""); sock < 0 || pidfd < 0 {
 		t.Fatalf("same mounts: not handed over (%s)", reason)
 	} else {
 		unix.Close(sock)
@@ -54,13 +54,43 @@ func TestWarmPoolMounts(t *testing.T) {
 	b := booted()
 	wp = &WarmPool{ready: b}
 	host = []byte("8:1 / / rw - ext4 /dev/sda1 rw\n8:17 / /media/usb rw - vfat /dev/sdb1 rw")
-	sock, _, reason := wp.Take("ctx")
+	sock, _, reason := wp.Take("ctx", "")
 	if sock >= 0 || reason != "the host's mounts or names changed since it booted" {
 		t.Fatalf("changed mounts: sock %d, reason %q", sock, reason)
 	}
 	if b.cmd.ProcessState == nil {
 		t.Error("the stale init was not discarded")
 	}
+}
+
+// A client that cannot move an init into its cgroup gets one only if it is
+// already there; otherwise the init is left for another client.
+func TestWarmPoolFixedCgroup(t *testing.T) {
+	saved := mountTable
+	mountTable = func(string) ([]byte, error) { return []byte("same"), nil }
+	defer func() { mountTable = saved }()
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); unix.Close(fds[1]) }()
+	wp := &WarmPool{ready: &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", names: hostNames(), cgroup: "/user.slice/a"}}
+	if sock, _, reason := wp.Take("ctx", "/session-2.scope"); sock >= 0 || reason == "" {
+		t.Fatalf("a client that cannot join got the init (sock %d)", sock)
+	}
+	if wp.ready == nil {
+		t.Fatal("the init was consumed instead of left for another client")
+	}
+	sock, pidfd, reason := wp.Take("ctx", "/user.slice/a")
+	if sock < 0 {
+		t.Fatalf("a client already in the init's cgroup did not get it: %s", reason)
+	}
+	unix.Close(sock)
+	unix.Close(pidfd)
 }
 
 // The mount table of a process and of a copy of its mount namespace

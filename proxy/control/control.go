@@ -63,6 +63,9 @@ type Request struct {
 	Root string `json:"root,omitempty"` // monitor, status: only this project ("" all)
 	// Context is the client's process context (sandbox.InitContext): init
 	Context string `json:"context,omitempty"`
+	// Cgroup is the client's cgroup v2 when it cannot move an init into
+	// it (sandbox.FixedCgroup): init
+	Cgroup string `json:"cgroup,omitempty"`
 }
 
 // Response is the daemon's answer; for open, attach and monitor it is
@@ -210,11 +213,12 @@ func Do(dir string, req Request) (*Response, error) {
 }
 
 // TakeInit asks the daemon of runtime directory dir for a sandbox init it
-// booted ahead, for a client whose process context is context. It returns
+// booted ahead, for a client whose process context is context (and whose
+// cgroup, if it cannot move the init into it, is cgroup). It returns
 // the client's end of the init's socket and a pidfd of the init (the
 // caller owns both), or why the daemon has none for it. It never starts a
 // daemon.
-func TakeInit(dir, context string) (sock, pidfd int, reason string, err error) {
+func TakeInit(dir, context, cgroup string) (sock, pidfd int, reason string, err error) {
 	c, err := net.DialTimeout("unix", filepath.Join(dir, SocketName), 2*time.Second)
 	if err != nil {
 		return -1, -1, "", fmt.Errorf("%w: %v", ErrNoDaemon, err)
@@ -222,7 +226,7 @@ func TakeInit(dir, context string) (sock, pidfd int, reason string, err error) {
 	defer c.Close()
 	uc := c.(*net.UnixConn)
 	uc.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := json.NewEncoder(uc).Encode(Request{Op: OpInit, Context: context}); err != nil {
+	if err := json.NewEncoder(uc).Encode(Request{Op: OpInit, Context: context, Cgroup: cgroup}); err != nil {
 		return -1, -1, "", fmt.Errorf("control init: %w", err)
 	}
 	// One answer line, written in one sendmsg with its descriptors: read

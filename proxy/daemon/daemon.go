@@ -84,7 +84,7 @@ type Options struct {
 // client's end of an init's socket and a pidfd of it, which the daemon
 // passes on and closes, or why there is none.
 type InitPool interface {
-	Take(context string) (sock, pidfd int, reason string)
+	Take(context, cgroup string) (sock, pidfd int, reason string)
 	// Refill boots the next init, in the background, unless one is ready.
 	Refill()
 	// State says whether one is ready, for status.
@@ -457,7 +457,7 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 	case control.OpMonitor:
 		d.monitor(c, req.Root)
 	case control.OpInit:
-		d.takeInit(c, p, req.Context)
+		d.takeInit(c, p, req.Context, req.Cgroup)
 		c.Close()
 	case control.OpStop:
 		reply(c, control.Response{})
@@ -471,7 +471,7 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 
 // takeInit passes a booted sandbox init to the client: its answer and the
 // two descriptors in one message.
-func (d *daemon) takeInit(c net.Conn, p peer, context string) {
+func (d *daemon) takeInit(c net.Conn, p peer, context, cgroup string) {
 	if d.opts.Inits == nil {
 		reply(c, control.Response{Reason: "this daemon keeps no inits"})
 		return
@@ -482,7 +482,7 @@ func (d *daemon) takeInit(c net.Conn, p peer, context string) {
 		reply(c, control.Response{Reason: err.Error()})
 		return
 	}
-	sock, pidfd, reason := d.opts.Inits.Take(context)
+	sock, pidfd, reason := d.opts.Inits.Take(context, cgroup)
 	if sock < 0 {
 		reply(c, control.Response{Reason: reason})
 		// The first client, or a burst: have one for the next.

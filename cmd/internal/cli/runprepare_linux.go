@@ -51,7 +51,7 @@ func takeWarmInit(spec *sandbox.Spec) (*sandbox.Pending, string) {
 		return nil, why
 	}
 	t := time.Now()
-	sock, pidfd, reason, err := control.TakeInit(config.RuntimeDir(), ctx)
+	sock, pidfd, reason, err := control.TakeInit(config.RuntimeDir(), ctx, sandbox.FixedCgroup())
 	if err != nil {
 		return nil, err.Error()
 	}
