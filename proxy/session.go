@@ -17,6 +17,11 @@ type Config struct {
 	ID      string // session id, copied into events
 	Project string // project root, copied into events
 	Rules   Rules
+	// Pending says the rules are not known yet: requests wait until the
+	// first [Session.SetRules] (or [Session.Close]) instead of being
+	// decided on Rules. The daemon answers a client before it has loaded
+	// the session's policy, which is then off the sandbox's start-up path.
+	Pending bool
 	// Resolver resolves allowed names; nil means [net.DefaultResolver].
 	Resolver Resolver
 	// Emit receives the session's events; it must not block for long.
@@ -41,8 +46,11 @@ type Config struct {
 type Session struct {
 	cfg   Config
 	rules atomic.Pointer[Rules]
-	tr    *http.Transport
-	http  *http.Server
+	// known is closed once the rules are known (Config.Pending).
+	known     chan struct{}
+	knownOnce sync.Once
+	tr        *http.Transport
+	http      *http.Server
 
 	mu        sync.Mutex // guards conns, listeners, closed
 	conns     map[net.Conn]struct{}
@@ -71,9 +79,12 @@ func NewSession(cfg Config) *Session {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	s := &Session{cfg: cfg, conns: map[net.Conn]struct{}{}}
+	s := &Session{cfg: cfg, conns: map[net.Conn]struct{}{}, known: make(chan struct{})}
 	r := cfg.Rules
 	s.rules.Store(&r)
+	if !cfg.Pending {
+		s.knownOnce.Do(func() { close(s.known) })
+	}
 	s.tr = &http.Transport{
 		Proxy:               nil, // never chain to the daemon's own proxy settings
 		DialContext:         s.dialDecided,
@@ -105,8 +116,12 @@ func (s *Session) tlsPort(port int) bool {
 func (s *Session) Rules() Rules { return *s.rules.Load() }
 
 // SetRules replaces the rules for every request decided from now on.
-// Tunnels already open stay open.
-func (s *Session) SetRules(r Rules) { s.rules.Store(&r) }
+// Tunnels already open stay open. For a pending session, the first call
+// lets the requests that wait for it be decided.
+func (s *Session) SetRules(r Rules) {
+	s.rules.Store(&r)
+	s.knownOnce.Do(func() { close(s.known) })
+}
 
 // Active returns the number of client connections open now.
 func (s *Session) Active() int { return int(s.active.Load()) }
@@ -114,6 +129,11 @@ func (s *Session) Active() int { return int(s.active.Load()) }
 // decide judges t on the current rules and reports a blocked decision as
 // an event.
 func (s *Session) decide(ctx context.Context, proto string, t Target) (Decision, error) {
+	select {
+	case <-s.known:
+	case <-ctx.Done():
+		return Decision{}, ctx.Err()
+	}
 	d, err := Decide(ctx, s.rules.Load(), s.cfg.Resolver, t)
 	if err == nil && d.Blocked {
 		s.blocked(proto, t.String(), t.Name(), d.Verdict.Rule, d.Reason, d.Verdict.Fix)
@@ -178,6 +198,9 @@ func (s *Session) ServeSOCKS(ln net.Listener) error {
 func (s *Session) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	// Requests still waiting for a pending session's rules are decided
+	// on the rules it has: none, so they are refused.
+	s.knownOnce.Do(func() { close(s.known) })
 	lns := s.listeners
 	conns := make([]net.Conn, 0, len(s.conns))
 	for c := range s.conns {

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -66,6 +67,9 @@ type Request struct {
 	// Cgroup is the client's cgroup v2 when it cannot move an init into
 	// it (sandbox.FixedCgroup): init
 	Cgroup string `json:"cgroup,omitempty"`
+	// Init asks for a warm init with the session (as OpInit, with Context
+	// and Cgroup), in the same round trip: open
+	Init bool `json:"init,omitempty"`
 }
 
 // Response is the daemon's answer; for open, attach and monitor it is
@@ -75,7 +79,7 @@ type Response struct {
 	Session *SessionInfo `json:"session,omitempty"`
 	Status  *Status      `json:"status,omitempty"`
 	// Init says that the init's socket and pidfd ride along (SCM_RIGHTS);
-	// otherwise Reason says why there is none.
+	// otherwise Reason says why there is none: init, and open with Init.
 	Init   bool   `json:"init,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
@@ -120,8 +124,9 @@ var ErrNoDaemon = errors.New("the fence daemon is not running")
 // Conn is a client connection to the daemon.
 type Conn struct {
 	c     net.Conn
-	dec   *json.Decoder
+	dec   *json.Decoder // the event stream after the answer
 	final *SessionInfo
+	fds   []int // descriptors that came with the answer, until taken
 }
 
 // Dial connects to the daemon of runtime directory dir.
@@ -130,25 +135,76 @@ func Dial(dir string) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoDaemon, err)
 	}
-	return &Conn{c: c, dec: json.NewDecoder(bufio.NewReader(c))}, nil
+	return &Conn{c: c}, nil
 }
 
-// Call sends req and reads the response. A daemon that refuses the peer
-// closes the connection; that is an error too.
+// Call sends req and reads the response, with any descriptors that came
+// with it (see [Conn.TakeFDs]). A daemon that refuses the peer closes the
+// connection; that is an error too.
 func (c *Conn) Call(req Request) (*Response, error) {
 	c.c.SetDeadline(time.Now().Add(30 * time.Second))
 	defer c.c.SetDeadline(time.Time{})
 	if err := json.NewEncoder(c.c).Encode(req); err != nil {
 		return nil, fmt.Errorf("control %s: %w", req.Op, err)
 	}
-	var resp Response
-	if err := c.dec.Decode(&resp); err != nil {
+	line, err := c.readAnswer()
+	if err != nil {
 		return nil, fmt.Errorf("control %s: no answer from the daemon: %w", req.Op, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return nil, fmt.Errorf("control %s: %w", req.Op, err)
 	}
 	if resp.Error != "" {
 		return &resp, errors.New(resp.Error)
 	}
 	return &resp, nil
+}
+
+// readAnswer reads the answer line, collecting descriptors that come with
+// it: the daemon writes the line in one sendmsg with them, and a buffered
+// reader would drop them. What was read past the line (the first events)
+// is left for Next.
+func (c *Conn) readAnswer() ([]byte, error) {
+	uc, ok := c.c.(*net.UnixConn)
+	if !ok {
+		br := bufio.NewReader(c.c)
+		line, err := br.ReadBytes('\n')
+		c.dec = json.NewDecoder(br)
+		return line, err
+	}
+	buf := make([]byte, 4096)
+	oob := make([]byte, syscall.CmsgSpace(2*4))
+	var line []byte
+	for {
+		n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
+		if oobn > 0 {
+			c.fds = append(c.fds, parseRights(oob[:oobn])...)
+		}
+		line = append(line, buf[:max(n, 0)]...)
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			rest := line[i+1:]
+			c.dec = json.NewDecoder(io.MultiReader(bytes.NewReader(rest), c.c))
+			return line[:i+1], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		if len(line) > 1<<20 {
+			return nil, errors.New("answer too long")
+		}
+	}
+}
+
+// TakeFDs returns the descriptors that came with the answer; the caller
+// owns them. Those not taken are closed with the connection.
+func (c *Conn) TakeFDs() []int {
+	fds := c.fds
+	c.fds = nil
+	return fds
 }
 
 // ErrEnded is returned by [Conn.Next] after the session's final counts
@@ -200,7 +256,12 @@ func (c *Conn) Discard(f *os.File) bool {
 }
 
 // Close closes the connection; for a session's lease, that ends the session.
-func (c *Conn) Close() error { return c.c.Close() }
+func (c *Conn) Close() error {
+	for _, fd := range c.TakeFDs() {
+		syscall.Close(fd)
+	}
+	return c.c.Close()
+}
 
 // Do dials dir, sends req and closes the connection.
 func Do(dir string, req Request) (*Response, error) {
@@ -217,61 +278,34 @@ func Do(dir string, req Request) (*Response, error) {
 // cgroup, if it cannot move the init into it, is cgroup). It returns
 // the client's end of the init's socket and a pidfd of the init (the
 // caller owns both), or why the daemon has none for it. It never starts a
-// daemon.
+// daemon. (A session's open can ask for one too: [Request].Init.)
 func TakeInit(dir, context, cgroup string) (sock, pidfd int, reason string, err error) {
-	c, err := net.DialTimeout("unix", filepath.Join(dir, SocketName), 2*time.Second)
+	c, err := Dial(dir)
 	if err != nil {
-		return -1, -1, "", fmt.Errorf("%w: %v", ErrNoDaemon, err)
+		return -1, -1, "", err
 	}
 	defer c.Close()
-	uc := c.(*net.UnixConn)
-	uc.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := json.NewEncoder(uc).Encode(Request{Op: OpInit, Context: context, Cgroup: cgroup}); err != nil {
-		return -1, -1, "", fmt.Errorf("control init: %w", err)
+	resp, err := c.Call(Request{Op: OpInit, Context: context, Cgroup: cgroup})
+	if err != nil {
+		return -1, -1, "", err
 	}
-	// One answer line, written in one sendmsg with its descriptors: read
-	// it whole with them (a buffered reader would drop them).
-	buf := make([]byte, 4096)
-	oob := make([]byte, syscall.CmsgSpace(2*4))
-	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			syscall.Close(fd)
-		}
-	}()
-	var line []byte
-	for !bytes.Contains(line, []byte("\n")) {
-		n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
-		if oobn > 0 {
-			fds = append(fds, parseRights(oob[:oobn])...)
-		}
-		if err != nil {
-			return -1, -1, "", fmt.Errorf("control init: no answer from the daemon: %w", err)
-		}
-		if n == 0 {
-			return -1, -1, "", errors.New("control init: the daemon closed the connection")
-		}
-		line = append(line, buf[:n]...)
-		if len(line) > 1<<16 {
-			return -1, -1, "", errors.New("control init: answer too long")
-		}
-	}
-	var resp Response
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return -1, -1, "", fmt.Errorf("control init: %w", err)
-	}
-	if resp.Error != "" {
-		return -1, -1, "", errors.New(resp.Error)
-	}
+	return c.Init(resp)
+}
+
+// Init returns the init that came with resp: its socket and pidfd, which
+// the caller then owns, or why the daemon had none.
+func (c *Conn) Init(resp *Response) (sock, pidfd int, reason string, err error) {
 	if !resp.Init {
 		return -1, -1, resp.Reason, nil
 	}
+	fds := c.TakeFDs()
 	if len(fds) != 2 {
-		return -1, -1, "", fmt.Errorf("control init: %d descriptors with the answer, want 2", len(fds))
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+		return -1, -1, "", fmt.Errorf("control %s: %d descriptors with the answer, want 2", OpInit, len(fds))
 	}
-	sock, pidfd = fds[0], fds[1]
-	fds = nil
-	return sock, pidfd, "", nil
+	return fds[0], fds[1], "", nil
 }
 
 func parseRights(oob []byte) []int {

@@ -447,7 +447,7 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 			c.Close()
 			return
 		}
-		d.open(c, p, *req.Spec)
+		d.open(c, p, req)
 	case control.OpAttach:
 		d.attach(c, p, req.ID)
 	case control.OpStatus:
@@ -472,30 +472,46 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 // takeInit passes a booted sandbox init to the client: its answer and the
 // two descriptors in one message.
 func (d *daemon) takeInit(c net.Conn, p peer, context, cgroup string) {
+	resp, fds := d.handInit(p, context, cgroup)
+	defer closeAll(fds)
+	replyFDs(c, resp, fds)
+}
+
+// handInit takes a booted init for the peer p: the answer's Init or
+// Reason, and the descriptors to send with it (the caller closes them).
+func (d *daemon) handInit(p peer, context, cgroup string) (control.Response, []int) {
 	if d.opts.Inits == nil {
-		reply(c, control.Response{Reason: "this daemon keeps no inits"})
-		return
+		return control.Response{Reason: "this daemon keeps no inits"}, nil
 	}
 	// What the client says of itself (context) covers its process
 	// attributes; where it is, the daemon checks itself.
 	if err := samePlace(p); err != nil {
-		reply(c, control.Response{Reason: err.Error()})
-		return
+		return control.Response{Reason: err.Error()}, nil
 	}
 	sock, pidfd, reason := d.opts.Inits.Take(context, cgroup)
 	if sock < 0 {
-		reply(c, control.Response{Reason: reason})
 		// The first client, or a burst: have one for the next.
 		d.opts.Inits.Refill()
-		return
+		return control.Response{Reason: reason}, nil
 	}
-	defer unix.Close(sock)
-	defer unix.Close(pidfd)
-	b, _ := json.Marshal(control.Response{Init: true})
+	return control.Response{Init: true}, []int{sock, pidfd}
+}
+
+// replyFDs sends r with fds (none is a plain reply) in one message.
+func replyFDs(c net.Conn, r control.Response, fds []int) error {
+	if len(fds) == 0 {
+		return reply(c, r)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, _, err := c.(*net.UnixConn).WriteMsgUnix(append(b, '\n'), unix.UnixRights(sock, pidfd), nil); err != nil {
-		d.opts.Log.Printf("control: hand over a sandbox init: %v", err)
+	defer c.SetWriteDeadline(time.Time{})
+	if _, _, err := c.(*net.UnixConn).WriteMsgUnix(append(b, '\n'), unix.UnixRights(fds...), nil); err != nil {
+		return fmt.Errorf("control: send an answer with descriptors: %w", err)
 	}
+	return nil
 }
 
 func reply(c net.Conn, r control.Response) error {
@@ -519,48 +535,72 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// open registers a new session for the peer p; c becomes its lease.
-func (d *daemon) open(c net.Conn, p peer, spec control.Spec) {
-	res, err := d.resolve(spec)
-	if err != nil {
-		reply(c, control.Response{Error: err.Error()})
-		c.Close()
-		return
-	}
-	s := &session{id: newID(), spec: spec, root: res.Root, started: time.Now(), client: p, hosts: map[string]int{}}
+// open registers a new session for the peer p; c becomes its lease. The
+// answer goes out before the policy is loaded: the client is waiting for
+// it to start the sandbox, and resolves the same policy itself meanwhile.
+// Until the daemon has it, the session's proxies hold their requests.
+func (d *daemon) open(c net.Conn, p peer, req control.Request) {
+	spec := *req.Spec
+	s := &session{id: newID(), spec: spec, started: time.Now(), client: p, hosts: map[string]int{}}
 	s.dir = filepath.Join(d.opts.Dir, sessionsDir, s.id)
 	if err := os.Mkdir(s.dir, 0o700); err != nil {
 		reply(c, control.Response{Error: fmt.Sprintf("session directory: %v", err)})
 		c.Close()
 		return
 	}
-	if err := d.start(s, res.Rules); err != nil {
+	if err := d.start(s, nil); err != nil {
 		os.RemoveAll(s.dir)
 		reply(c, control.Response{Error: err.Error()})
 		c.Close()
 		return
 	}
-	if err := d.setWatch(s, res.Watch); err != nil {
-		d.end(s)
-		reply(c, control.Response{Error: err.Error()})
-		c.Close()
-		return
+	var resp control.Response
+	var fds []int
+	if req.Init {
+		resp, fds = d.handInit(p, req.Context, req.Cgroup)
+		defer closeAll(fds)
 	}
-	// The record and the log line are written after the answer: the client
-	// is waiting for it to start the sandbox. (A daemon that dies in
-	// between leaves a session that cannot be restored: it fails closed.)
-	d.lease(c, s, func() {
-		d.save(s)
+	d.lease(c, s, resp, fds, func() {
+		d.resolveFirst(s)
 		d.opts.Log.Printf("session %s: opened for %s by pid %d", s.id, s.root, p.pid)
 	})
 }
 
+// resolveFirst loads a new session's policy and lets its proxies decide.
+// A policy the daemon cannot load or watch leaves the session refusing
+// every connection (fail closed) and tells the client why.
+func (d *daemon) resolveFirst(s *session) {
+	// A reload (a config change already seen) waits for the first rules.
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	res, err := d.resolve(s.spec)
+	if err == nil {
+		d.mu.Lock()
+		s.root = res.Root
+		d.mu.Unlock()
+		err = d.setWatch(s, res.Watch)
+	}
+	if err != nil {
+		s.px.SetRules(proxy.Rules{})
+		d.opts.Log.Printf("session %s: %v", s.id, err)
+		d.emit(s, proxy.Event{Kind: proxy.KindConfigError, Detail: err.Error() + " (the daemon has no policy for this session: every connection is refused)"})
+		return
+	}
+	s.px.SetRules(res.Rules)
+	d.save(s)
+}
+
 // start serves s's proxies on its directory's sockets and registers it.
-func (d *daemon) start(s *session, rules proxy.Rules) error {
-	s.px = proxy.NewSession(proxy.Config{
-		ID: s.id, Project: s.root, Rules: rules, Resolver: d.opts.Resolver, Log: d.opts.Log, MaxConns: d.opts.MaxConns,
+// Nil rules are not known yet: requests wait for [proxy.Session.SetRules].
+func (d *daemon) start(s *session, rules *proxy.Rules) error {
+	cfg := proxy.Config{
+		ID: s.id, Project: s.root, Pending: rules == nil, Resolver: d.opts.Resolver, Log: d.opts.Log, MaxConns: d.opts.MaxConns,
 		Emit: func(e proxy.Event) { d.emit(s, e) },
-	})
+	}
+	if rules != nil {
+		cfg.Rules = *rules
+	}
+	s.px = proxy.NewSession(cfg)
 	var lns []net.Listener
 	for _, name := range []string{"http.sock", "socks.sock"} {
 		path := filepath.Join(s.dir, name)
@@ -586,7 +626,8 @@ func (d *daemon) start(s *session, rules proxy.Rules) error {
 // lease ties s to c: events of s stream on c, and when c closes (the
 // client ended or died) s ends. afterReply, if not nil, runs once the
 // session's answer is sent.
-func (d *daemon) lease(c net.Conn, s *session, afterReply func()) {
+// resp carries what else the answer says (an init handed over, with fds).
+func (d *daemon) lease(c net.Conn, s *session, resp control.Response, fds []int, afterReply func()) {
 	st := newStream(c)
 	d.mu.Lock()
 	if s.lease != nil {
@@ -595,7 +636,8 @@ func (d *daemon) lease(c net.Conn, s *session, afterReply func()) {
 	s.lease = st
 	info := d.info(s)
 	d.mu.Unlock()
-	if err := reply(c, control.Response{Session: &info}); err != nil {
+	resp.Session = &info
+	if err := replyFDs(c, resp, fds); err != nil {
 		st.close()
 	}
 	if afterReply != nil {
@@ -693,7 +735,7 @@ func (d *daemon) attach(c net.Conn, p peer, id string) {
 		return
 	}
 	d.opts.Log.Printf("session %s: reattached", id)
-	d.lease(c, s, nil)
+	d.lease(c, s, control.Response{}, nil, nil)
 }
 
 // end stops s and removes its sockets, record and watches.
@@ -773,9 +815,9 @@ func (d *daemon) emit(s *session, e proxy.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	e.Session, e.Project = s.id, s.root
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	e.Session, e.Project = s.id, s.root
 	switch e.Kind {
 	case proxy.KindBlocked:
 		s.blocked++
@@ -802,6 +844,10 @@ func (d *daemon) emit(s *session, e proxy.Event) {
 // save writes s's record atomically.
 func (d *daemon) save(s *session) {
 	d.mu.Lock()
+	if s.closed {
+		d.mu.Unlock()
+		return
+	}
 	r := record{ID: s.id, Spec: s.spec, Root: s.root, Started: s.started, ClientPID: s.client.pid,
 		ClientStart: s.client.start, Rules: s.px.Rules(), Watch: s.paths}
 	d.mu.Unlock()
@@ -858,7 +904,7 @@ func (d *daemon) restore() {
 			d.opts.Log.Printf("session %s: %v", id, err)
 			continue
 		}
-		if err := d.start(s, rules); err != nil {
+		if err := d.start(s, &rules); err != nil {
 			d.opts.Log.Printf("session %s: %v", id, err)
 			continue
 		}

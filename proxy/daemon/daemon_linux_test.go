@@ -123,7 +123,10 @@ func startDaemonWith(t testing.TB, opts Options) *harness {
 	ready := make(chan struct{})
 	h := &harness{rt: rt, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		opts.Resolve, opts.Resolver, opts.Ready = fileResolver, loopResolver{}, func() { close(ready) }
+		if opts.Resolve == nil {
+			opts.Resolve = fileResolver
+		}
+		opts.Resolver, opts.Ready = loopResolver{}, func() { close(ready) }
 		h.done <- Run(ctx, opts)
 	}()
 	select {
@@ -635,4 +638,59 @@ func TestOpeningSessionSurvivesHousekeeping(t *testing.T) {
 			t.Fatalf("open %d: the session's directory is gone right after opening: %v", i, err)
 		}
 	}
+}
+
+// The daemon answers an open before it has loaded the session's policy.
+// A request that arrives meanwhile waits for the policy instead of being
+// decided on none; a policy the daemon cannot load refuses everything and
+// says so on the lease.
+func TestOpenBeforePolicy(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	release := make(chan struct{})
+	slow := func(spec control.Spec) (Resolution, error) {
+		<-release
+		return fileResolver(spec)
+	}
+	startDaemonWith(t, Options{Dir: rt, Idle: time.Minute, Resolve: slow})
+	port := server(t)
+	proj := shortTemp(t)
+	writePolicy(t, proj, fmt.Sprintf("allow a.test:%d\nlocal %d\n", port, port))
+
+	answered := make(chan *control.SessionInfo, 1)
+	go func() {
+		_, info := open(t, rt, proj)
+		answered <- info
+	}()
+	var info *control.SessionInfo
+	select {
+	case info = <-answered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("open waited for the policy")
+	}
+	got := make(chan int, 1)
+	go func() {
+		code, _ := get(info.Dir, fmt.Sprintf("http://a.test:%d/x", port))
+		got <- code
+	}()
+	select {
+	case code := <-got:
+		t.Fatalf("a request was decided before the policy was known: %d", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if code := <-got; code != 200 {
+		t.Fatalf("request held for the policy: %d, want 200", code)
+	}
+
+	// The daemon cannot read this one's policy.
+	broken := shortTemp(t)
+	c, info := open(t, rt, broken)
+	if code, err := get(info.Dir, fmt.Sprintf("http://a.test:%d/x", port)); err != nil || code != 403 {
+		t.Fatalf("request without a policy: %d %v, want 403", code, err)
+	}
+	e, err := c.Next()
+	if err != nil || e.Kind != proxy.KindConfigError || !strings.Contains(e.Detail, "every connection is refused") {
+		t.Fatalf("first event of a session without a policy: %+v %v", e, err)
+	}
+	c.Close()
 }

@@ -190,3 +190,56 @@ func TestTakeLock(t *testing.T) {
 		t.Errorf("refusing took %v", d)
 	}
 }
+
+// An open can ask for a warm init: the session and the init's descriptors
+// come in one answer, and the lease goes on as usual after it.
+func TestOpenWithInit(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	startDaemonWith(t, Options{Dir: rt, Idle: time.Minute, Inits: &fakeInits{}})
+	dir := t.TempDir()
+	writePolicy(t, dir, "allow x.example\n")
+	for _, tc := range []struct {
+		context string
+		want    bool
+	}{{"match", true}, {"other", false}} {
+		c, err := control.Dial(rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Call(control.Request{Op: control.OpOpen, Spec: &control.Spec{Dir: dir}, Init: true, Context: tc.context})
+		if err != nil || resp.Session == nil {
+			t.Fatalf("open with init (%s): %+v %v", tc.context, resp, err)
+		}
+		sock, pidfd, reason, err := c.Init(resp)
+		if err != nil {
+			t.Fatalf("init with the session (%s): %v", tc.context, err)
+		}
+		if got := sock >= 0; got != tc.want {
+			t.Fatalf("init with the session (%s): sock %d, reason %q", tc.context, sock, reason)
+		}
+		if tc.want {
+			if _, err := unix.Write(pidfd, []byte("x")); err != nil {
+				t.Fatalf("write the passed pipe: %v", err)
+			}
+			buf := make([]byte, 1)
+			if n, err := unix.Read(sock, buf); n != 1 || err != nil || buf[0] != 'x' {
+				t.Fatalf("read the passed pipe: %d %v %q", n, err, buf)
+			}
+			unix.Close(sock)
+			unix.Close(pidfd)
+		} else if reason != "context differs" {
+			t.Fatalf("reason: %q", reason)
+		}
+		// The lease still works: half-closing it brings the final counts.
+		c.CloseWrite()
+		for {
+			if _, err := c.Next(); err != nil {
+				break
+			}
+		}
+		if c.Final() == nil || c.Final().ID != resp.Session.ID {
+			t.Fatalf("final counts after an open with init: %+v", c.Final())
+		}
+		c.Close()
+	}
+}

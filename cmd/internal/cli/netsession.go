@@ -87,28 +87,41 @@ const daemonHint = "run 'fence daemon run' in a terminal to see why it does not 
 // the daemon if needed. A nil session (no error) means no network relay:
 // every connection from the sandbox fails closed.
 func openNetSession(ctx context.Context, stdio Stdio, res *config.Resolved, opts netOptions) (*netSession, error) {
-	return openNetSessionWith(stdio, res, opts, true)
+	s, _, err := openNetSessionWith(stdio, res, opts, true, false)
+	return s, err
 }
 
 // earlySession is a network session being opened while the caller loads
-// the config.
+// the config, with a warm sandbox init in the same round trip.
 type earlySession struct {
 	done chan struct{}
 	sess *netSession
+	init warmInit
 	err  error
+}
+
+// warmInit is a sandbox init the daemon booted ahead: its socket and
+// pidfd, or (sock < 0) why there is none.
+type warmInit struct {
+	sock, pidfd int
+	reason      string
 }
 
 // openNetSessionEarly registers the session with an already running daemon
 // in the background: the daemon resolves the policy itself, from the same
 // inputs (the directory, -s, -t and the environment), so this need not wait
-// for the client's own config.Load. Without a running daemon it opens
-// nothing (wait reports errNoEarlyDaemon): a daemon is started only once
-// the config is known to be good.
-func openNetSessionEarly(stdio Stdio, opts netOptions) *earlySession {
-	e := &earlySession{done: make(chan struct{})}
+// for the client's own config.Load. With wantInit it also asks for a warm
+// sandbox init. Without a running daemon it opens nothing (wait reports
+// errNoEarlyDaemon): a daemon is started only once the config is known to
+// be good.
+func openNetSessionEarly(stdio Stdio, opts netOptions, wantInit bool) *earlySession {
+	e := &earlySession{done: make(chan struct{}), init: warmInit{sock: -1, pidfd: -1}}
 	go func() {
 		defer close(e.done)
-		e.sess, e.err = openNetSessionWith(stdio, nil, opts, false)
+		e.sess, e.init, e.err = openNetSessionWith(stdio, nil, opts, false, wantInit)
+		if errors.Is(e.err, errNoEarlyDaemon) {
+			e.init.reason = "no daemon running yet"
+		}
 	}()
 	return e
 }
@@ -121,6 +134,15 @@ func (e *earlySession) wait() (*netSession, error) {
 	return e.sess, e.err
 }
 
+// takeInit returns the warm init that came with the session, once; the
+// caller owns its descriptors.
+func (e *earlySession) takeInit() warmInit {
+	<-e.done
+	w := e.init
+	e.init = warmInit{sock: -1, pidfd: -1, reason: "already taken"}
+	return w
+}
+
 // abandon ends the session, if it opened, without a summary.
 func (e *earlySession) abandon() {
 	go func() {
@@ -130,7 +152,8 @@ func (e *earlySession) abandon() {
 	}()
 }
 
-func openNetSessionWith(stdio Stdio, res *config.Resolved, opts netOptions, startDaemon bool) (*netSession, error) {
+func openNetSessionWith(stdio Stdio, res *config.Resolved, opts netOptions, startDaemon, wantInit bool) (*netSession, warmInit, error) {
+	w := warmInit{sock: -1, pidfd: -1}
 	spec := control.Spec{Dir: opts.Dir, Settings: opts.Settings, Templates: opts.Templates, Env: map[string]string{}}
 	for _, k := range control.EnvKeys {
 		if v, ok := os.LookupEnv(k); ok {
@@ -144,33 +167,46 @@ func openNetSessionWith(stdio Stdio, res *config.Resolved, opts netOptions, star
 		if *p != "" {
 			abs, err := filepath.Abs(*p)
 			if err != nil {
-				return nil, fmt.Errorf("network session: %w", err)
+				return nil, w, fmt.Errorf("network session: %w", err)
 			}
 			*p = abs
 		}
 	}
 	rt, err := runtimeDir()
 	if err != nil {
-		return nil, err
+		return nil, w, err
 	}
-	c, info, err := openLease(rt, control.Request{Op: control.OpOpen, Spec: &spec}, startDaemon)
+	req := control.Request{Op: control.OpOpen, Spec: &spec}
+	if wantInit {
+		// Only once a daemon answers is the client's context worth reading.
+		req.Context, req.Cgroup, w.reason = warmInitRequest()
+		req.Init = req.Context != ""
+	}
+	c, resp, err := openLease(rt, req, startDaemon)
 	if !startDaemon && errors.Is(err, control.ErrNoDaemon) {
-		return nil, errNoEarlyDaemon
+		return nil, w, errNoEarlyDaemon
 	}
 	if err != nil {
-		return nil, withHint(fmt.Errorf("network session: %w", err), daemonHint)
+		return nil, w, withHint(fmt.Errorf("network session: %w", err), daemonHint)
 	}
+	if req.Init {
+		w.sock, w.pidfd, w.reason, err = c.Init(resp)
+		if err != nil {
+			w.reason = err.Error()
+		}
+	}
+	info := resp.Session
 	s := &netSession{ID: info.ID, Dir: info.Dir, rt: rt, conn: c, notices: stdio.Err, hosts: map[string]int{}, done: make(chan struct{})}
 	if opts.Monitor {
 		s.monitor = stdio.Err
 	}
 	go s.follow()
-	return s, nil
+	return s, w, nil
 }
 
 // openLease connects to the daemon (starting it if needed) and sends req,
 // an open or attach, whose connection stays open as the session's lease.
-func openLease(rt string, req control.Request, startDaemon bool) (*control.Conn, *control.SessionInfo, error) {
+func openLease(rt string, req control.Request, startDaemon bool) (*control.Conn, *control.Response, error) {
 	c, err := connectDaemon(rt, startDaemon)
 	if err != nil {
 		return nil, nil, err
@@ -184,7 +220,7 @@ func openLease(rt string, req control.Request, startDaemon bool) (*control.Conn,
 		c.Close()
 		return nil, nil, errors.New("BUG: the daemon answered without a session")
 	}
-	return c, resp.Session, nil
+	return c, resp, nil
 }
 
 // follow reads the session's events until Close. If the daemon dies, it

@@ -174,9 +174,12 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 			c.w.Close()
 		}
 	}
-	// Start the sandbox init now, in the background: it is cloned, execs
-	// and boots while the policy is loaded and the daemon registers the
-	// session.
+	// Register the network session with a running daemon now, in the
+	// background, and have a warm sandbox init come with it; or start an
+	// init now, which is cloned, execs and boots while the policy is
+	// loaded.
+	netOpts := netOptions{Dir: cwd, Settings: f.settings, Templates: f.templates, Monitor: f.monitor}
+	early := openNetSessionEarly(stdio, netOpts, true)
 	type prepared struct {
 		p   pendingSandbox
 		err error
@@ -190,7 +193,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 				ps.Stderr = errFile
 			}
 		}
-		p, err := prepareSandbox(ps)
+		p, err := prepareSandbox(ps, early)
 		prepCh <- prepared{p, err}
 	}()
 	var pending pendingSandbox
@@ -211,8 +214,6 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	// The sandbox lives until the command exits: the signals that cancel
 	// ctx are forwarded to the command instead.
 	runCtx := context.WithoutCancel(ctx)
-	netOpts := netOptions{Dir: cwd, Settings: f.settings, Templates: f.templates, Monitor: f.monitor}
-	early := openNetSessionEarly(stdio, netOpts)
 	res, err := config.Load(config.Options{Dir: cwd, Settings: f.settings, Templates: f.templates, Publish: f.ports})
 	if err != nil {
 		early.abandon()

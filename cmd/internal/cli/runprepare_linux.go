@@ -21,15 +21,25 @@ type pendingSandbox interface {
 // prepareSandbox gets a sandbox init ready before the policy is known: one
 // the daemon booted ahead when it has one for this process (a warm init,
 // docs/sandbox.md), otherwise one cloned now, which boots while the policy
-// is loaded. FENCE_WARM_INIT=0 always clones; FENCE_WARM_INIT=require fails
-// rather than clone (for tests and benchmarks of the warm path).
-func prepareSandbox(spec *sandbox.Spec) (pendingSandbox, error) {
+// is loaded. The warm init comes with the early network session when there
+// is one, otherwise from a request of its own. FENCE_WARM_INIT=0 always
+// clones; FENCE_WARM_INIT=require fails rather than clone (for tests and
+// benchmarks of the warm path).
+func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, error) {
 	mode := os.Getenv("FENCE_WARM_INIT")
 	reason := "FENCE_WARM_INIT=0"
 	if mode != "0" {
+		t := time.Now()
+		var w warmInit
+		if early != nil {
+			w = early.takeInit()
+		} else {
+			w = takeWarmInit()
+		}
 		var pd *sandbox.Pending
-		pd, reason = takeWarmInit(spec)
+		pd, reason = adoptWarmInit(spec, w)
 		if pd != nil {
+			pd.Warm(time.Since(t))
 			return pd, nil
 		}
 		if mode == "require" {
@@ -44,25 +54,50 @@ func prepareSandbox(spec *sandbox.Spec) (pendingSandbox, error) {
 	return pd, nil
 }
 
-// takeWarmInit asks a running daemon for a warm init; it never starts one.
-func takeWarmInit(spec *sandbox.Spec) (*sandbox.Pending, string) {
+// warmInitRequest is what a client tells the daemon when it asks for a
+// warm init: its process context and, if it cannot move an init into its
+// cgroup, that cgroup. An empty context (with why) means it cannot have
+// one.
+func warmInitRequest() (context, cgroup, why string) {
+	if os.Getenv("FENCE_WARM_INIT") == "0" {
+		return "", "", "FENCE_WARM_INIT=0"
+	}
 	ctx, why := sandbox.InitContext()
 	if ctx == "" {
-		return nil, why
+		return "", "", why
 	}
-	t := time.Now()
-	sock, pidfd, reason, err := control.TakeInit(config.RuntimeDir(), ctx, sandbox.FixedCgroup())
+	return ctx, sandbox.FixedCgroup(), ""
+}
+
+// takeWarmInit asks a running daemon for a warm init; it never starts one.
+func takeWarmInit() warmInit {
+	w := warmInit{sock: -1, pidfd: -1}
+	ctx, cgroup, why := warmInitRequest()
+	if ctx == "" {
+		w.reason = why
+		return w
+	}
+	var err error
+	w.sock, w.pidfd, w.reason, err = control.TakeInit(config.RuntimeDir(), ctx, cgroup)
+	if err != nil {
+		w.reason = err.Error()
+	}
+	return w
+}
+
+// adoptWarmInit makes w the sandbox for spec; nil (and why) if there is
+// none or it cannot be used.
+func adoptWarmInit(spec *sandbox.Spec, w warmInit) (*sandbox.Pending, string) {
+	if w.sock < 0 {
+		if w.reason == "" {
+			return nil, "the daemon has none"
+		}
+		return nil, "the daemon has none: " + w.reason
+	}
+	pd, err := sandbox.Adopt(spec, w.sock, w.pidfd)
 	if err != nil {
 		return nil, err.Error()
 	}
-	if sock < 0 {
-		return nil, "the daemon has none: " + reason
-	}
-	pd, err := sandbox.Adopt(spec, sock, pidfd)
-	if err != nil {
-		return nil, err.Error()
-	}
-	pd.Warm(time.Since(t))
 	return pd, ""
 }
 

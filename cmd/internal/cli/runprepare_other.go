@@ -25,7 +25,12 @@ func (lazySandbox) Start(ctx context.Context, spec *sandbox.Spec) (*sandbox.Proc
 
 func (lazySandbox) Close() {}
 
-func prepareSandbox(spec *sandbox.Spec) (pendingSandbox, error) { return lazySandbox{}, nil }
+func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, error) {
+	return lazySandbox{}, nil
+}
+
+// warmInitRequest: no warm inits outside Linux.
+func warmInitRequest() (context, cgroup, why string) { return "", "", "not on Linux" }
 
 // initPool: no warm inits outside Linux.
 func initPool() daemon.InitPool { return nil }

@@ -239,7 +239,7 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	// Start the sandbox init now: it boots while the policy is loaded and
 	// the daemon registers the session.
 	errFile, _ := stdio.Err.(*os.File)
-	pending, err := prepareSandbox(&sandbox.Spec{TTY: true, Stderr: errFile})
+	pending, err := prepareSandbox(&sandbox.Spec{TTY: true, Stderr: errFile}, nil)
 	if err != nil {
 		return nil, sandboxStartError(err)
 	}
