@@ -55,6 +55,12 @@ type bootedInit struct {
 	context string // the daemon's InitContext when it cloned this one
 	cgroup  string // its cgroup v2 then
 	names   string // the host names it copied (hostNames then)
+	// mounts is the host's /proc/self/mountinfo, opened before the init's
+	// table was found equal to the host's (verify): the kernel flags it
+	// (POLLPRI) at the first change of the host's mounts since, so a
+	// handover need not compare the tables again. Only when verified.
+	mounts   int
+	verified bool
 }
 
 // loseAdopted kills every init Adopt takes (FENCE_TEST_LOSE_WARM_INIT=1 in
@@ -101,17 +107,53 @@ func hostNames() string {
 // host's mounts do not propagate (a private /) a mount made or removed
 // since (a drive, a bind mount) would be missing or still there inside.
 // The init's own table is compared, not one read around the clone, which
-// a mount made and removed meanwhile would pass.
+// a mount made and removed meanwhile would pass. The comparison is made
+// once, when the init has booted (verify), off the client's path; a
+// handover then only asks the kernel whether the host's mounts changed
+// since (the init's copy changes only by propagation from the host's,
+// which the host's table shows too), and compares again if they did.
 func (b *bootedInit) current() bool {
 	if hostNames() != b.names {
 		return false
 	}
-	host, err := mountTable("self")
+	if b.verified {
+		fds := []unix.PollFd{{Fd: int32(b.mounts), Events: unix.POLLPRI}}
+		n, err := unix.Poll(fds, 0)
+		if err == nil && n == 0 {
+			return true
+		}
+		b.close()
+	}
+	return b.verify()
+}
+
+// verify compares the init's mount table with the host's and, if they are
+// equal, keeps the host's mountinfo open to learn of later changes.
+func (b *bootedInit) verify() bool {
+	fd, err := openMountinfo("/proc/self/mountinfo")
 	if err != nil {
 		return false
 	}
+	host, err := mountTable("self")
+	if err != nil {
+		unix.Close(fd)
+		return false
+	}
 	init, err := mountTable(strconv.Itoa(b.cmd.Process.Pid))
-	return err == nil && bytes.Equal(host, init)
+	if err != nil || !bytes.Equal(host, init) {
+		unix.Close(fd)
+		return false
+	}
+	b.mounts, b.verified = fd, true
+	return true
+}
+
+// openMountinfo opens a mountinfo file to poll for changes. Not as an
+// os.File: Go's netpoller would register it with epoll, and its polls
+// would take the change flag (the kernel reports each change once per
+// open file) before ours saw it.
+func openMountinfo(path string) (int, error) {
+	return unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 }
 
 // NewWarmPool returns a pool for the daemon. It boots nothing until
@@ -169,6 +211,7 @@ func (wp *WarmPool) Take(clientContext, clientCgroup string) (sock, pidfd int, r
 		b.discard()
 		return -1, -1, fmt.Sprintf("hand over: %v", err)
 	}
+	b.close()
 	go b.cmd.Wait() // the daemon is its parent: reap it when it ends
 	return b.sock, fd, ""
 }
@@ -205,16 +248,22 @@ func (wp *WarmPool) Refill() {
 		var cmd *exec.Cmd
 		var sock int
 		var err error
+		var b *bootedInit
 		if why == "" {
 			cmd, sock, err = startInit(nil, nil, nil, true)
+		}
+		if why == "" && err == nil {
+			b = &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, names: names, cgroup: cgroup}
+			// Compared now, so that the handover need not (see current);
+			// a table that already differs is compared again there.
+			b.verify()
 		}
 		wp.mu.Lock()
 		defer wp.mu.Unlock()
 		wp.booting = false
-		if why != "" || err != nil {
+		if b == nil {
 			return
 		}
-		b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, names: names, cgroup: cgroup}
 		if wp.closed {
 			b.discard()
 			return
@@ -229,12 +278,11 @@ func (wp *WarmPool) Refill() {
 // (an ejected drive) in use. The next one boots a moment later, after a
 // burst of changes.
 func (wp *WarmPool) watchMounts() {
-	f, err := os.Open("/proc/self/mountinfo")
+	fd, err := openMountinfo("/proc/self/mountinfo")
 	if err != nil {
 		return
 	}
-	defer f.Close()
-	fd := int(f.Fd())
+	defer unix.Close(fd)
 	var refill *time.Timer
 	for {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLPRI}}
@@ -302,6 +350,15 @@ func (b *bootedInit) discard() {
 	b.cmd.Process.Kill()
 	b.cmd.Wait()
 	unix.Close(b.sock)
+	b.close()
+}
+
+// close releases what the pool kept for b once b leaves it.
+func (b *bootedInit) close() {
+	if b.verified {
+		unix.Close(b.mounts)
+		b.verified = false
+	}
 }
 
 // Adopt makes a Pending of an init handed over by the daemon (the client's

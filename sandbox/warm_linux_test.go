@@ -121,3 +121,95 @@ func TestMountTableOfACopy(t *testing.T) {
 		t.Errorf("a fresh copy differs:\n%s\n---\n%s", mine, theirs)
 	}
 }
+
+// A handover compares the mount tables only when the host's mounts changed
+// since the init was verified: the kernel flags the host's mountinfo
+// (POLLPRI). Here a process in a mount namespace of its own stands in for
+// the host, so that the test can change its mounts.
+func TestWarmPoolMountsVerified(t *testing.T) {
+	if os.Getuid() == 0 {
+		t.Skip("run as an unprivileged user")
+	}
+	var compared int
+	host := "same"
+	saved := mountTable
+	mountTable = func(pid string) ([]byte, error) {
+		compared++
+		if pid == "self" {
+			return []byte(host), nil
+		}
+		return []byte("same"), nil
+	}
+	defer func() { mountTable = saved }()
+
+	// The stand-in host mounts a tmpfs when told to.
+	stand := exec.Command("sh", "-c", "read x; mount -t tmpfs none /mnt && echo mounted; sleep 30")
+	stand.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+	}
+	tell, err := stand.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := stand.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = stand.Start()
+	sandboxtest.Require(t, err == nil, fmt.Sprintf("needs unprivileged user namespaces: %v", err))
+	defer func() { stand.Process.Kill(); stand.Wait() }()
+	watch := func() int {
+		fd, err := openMountinfo(fmt.Sprintf("/proc/%d/mountinfo", stand.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fd
+	}
+	booted := func() *bootedInit {
+		cmd := exec.Command("sleep", "30")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); unix.Close(fds[1]) })
+		return &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", names: hostNames(), mounts: watch(), verified: true}
+	}
+
+	// Nothing changed since it was verified: handed over without a
+	// comparison.
+	wp := &WarmPool{ready: booted()}
+	sock, pidfd, reason := wp.Take("ctx", "")
+	if sock < 0 {
+		t.Fatalf("unchanged mounts: not handed over (%s)", reason)
+	}
+	unix.Close(sock)
+	unix.Close(pidfd)
+	if compared != 0 {
+		t.Fatalf("unchanged mounts: the tables were read %d times", compared)
+	}
+
+	// A mount since: compared again, and the stale init discarded.
+	b := booted()
+	wp = &WarmPool{ready: b}
+	tell.Write([]byte("go\n"))
+	line := make([]byte, 8)
+	if n, _ := out.Read(line); string(line[:n]) != "mounted\n" {
+		t.Fatalf("the stand-in host did not mount: %q", line[:n])
+	}
+	host = "same\n0:99 / /mnt rw - tmpfs none rw"
+	sock, _, reason = wp.Take("ctx", "")
+	if sock >= 0 || reason != "the host's mounts or names changed since it booted" {
+		t.Fatalf("changed mounts: sock %d, reason %q", sock, reason)
+	}
+	if compared == 0 {
+		t.Fatal("changed mounts: the tables were not compared")
+	}
+	if b.cmd.ProcessState == nil {
+		t.Error("the stale init was not discarded")
+	}
+}
