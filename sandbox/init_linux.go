@@ -101,16 +101,20 @@ const warmBootEnv = "FENCE_INIT_WARM"
 // bootState is the policy-independent part of the init's setup, done
 // while a warm init waits for its client.
 type bootState struct {
-	done bool
-	err  error // checkAllThreads
-	lo   error // loopbackUp
-	sigs chan os.Signal
+	done    bool
+	err     error // checkAllThreads
+	lo      error // loopbackUp
+	sigs    chan os.Signal
+	proxies map[string]net.Listener // listenProxies
 }
 
 func (b *bootState) boot() {
 	b.done = true
 	b.err = checkAllThreads()
 	b.lo = loopbackUp()
+	if b.lo == nil {
+		b.proxies = listenProxies()
+	}
 	b.sigs = notifySignals()
 	warmCodec()
 }
@@ -189,7 +193,7 @@ func setup(cfg *initConfig, early bootState) (*initState, error) {
 	if err := early.lo; err != nil {
 		return nil, failf("", "bring up the loopback interface: %w", err)
 	}
-	if err := startRelays(st, relayDir); err != nil {
+	if err := startRelays(st, relayDir, early.proxies); err != nil {
 		return nil, err
 	}
 	if err := st.lockdown(); err != nil {

@@ -10,17 +10,59 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// relayListenConfig is how the init listens: never Multipath TCP, which
+// the seccomp filter may deny to the command anyway.
+func relayListenConfig() net.ListenConfig {
+	lc := net.ListenConfig{}
+	lc.SetMultipathTCP(false)
+	return lc
+}
+
+// proxyHosts are the loopback addresses the proxy relays listen on.
+var proxyHosts = []string{"127.0.0.1", "::1"}
+
+// listenProxies opens the proxy relays' listeners ahead, while a warm init
+// waits for its client (nothing else is in its network namespace yet),
+// keyed by address. Those it cannot open are opened again, and fail, in
+// startRelays.
+func listenProxies() map[string]net.Listener {
+	lc := relayListenConfig()
+	lns := map[string]net.Listener{}
+	for _, port := range []int{HTTPProxyPort, SOCKSProxyPort} {
+		for _, host := range proxyHosts {
+			addr := net.JoinHostPort(host, strconv.Itoa(port))
+			if ln, err := lc.Listen(context.Background(), "tcp", addr); err == nil {
+				lns[addr] = ln
+			}
+		}
+	}
+	return lns
+}
+
 // startRelays listens inside the sandbox: the proxy ports (relayed to the
 // daemon's per-session sockets through relayDir, an O_PATH descriptor
 // opened before the session directory was masked) and the
 // allowLocalOutbound ports (handed to the client, which dials the host).
 // It runs before the lockdown, so binding needs no rights the command has.
-func startRelays(st *initState, relayDir int) error {
+// ahead holds listeners opened at boot (listenProxies); those not used
+// are closed, so that without a relay nothing listens.
+func startRelays(st *initState, relayDir int, ahead map[string]net.Listener) error {
 	cfg := st.cfg
-	lc := net.ListenConfig{}
-	lc.SetMultipathTCP(false)
+	lc := relayListenConfig()
+	defer func() {
+		for _, ln := range ahead {
+			ln.Close()
+		}
+	}()
 	listen := func(host string, port int) (net.Listener, error) {
-		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
+		ln, ok := ahead[addr]
+		var err error
+		if ok {
+			delete(ahead, addr)
+		} else {
+			ln, err = lc.Listen(context.Background(), "tcp", addr)
+		}
 		if err == nil {
 			relayListeners = append(relayListeners, ln)
 		}
@@ -32,7 +74,7 @@ func startRelays(st *initState, relayDir int) error {
 			sock string
 		}{{HTTPProxyPort, "http.sock"}, {SOCKSProxyPort, "socks.sock"}} {
 			target := fmt.Sprintf("/proc/self/fd/%d/%s", relayDir, r.sock)
-			for _, host := range []string{"127.0.0.1", "::1"} {
+			for _, host := range proxyHosts {
 				ln, err := listen(host, r.port)
 				if err != nil {
 					if host == "::1" {
