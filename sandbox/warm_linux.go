@@ -156,6 +156,10 @@ func openMountinfo(path string) (int, error) {
 	return unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 }
 
+// ContextDiffers is why a client whose process context is not the
+// daemon's gets no warm init.
+const ContextDiffers = "the client's process context (binary, limits, scheduling, affinity, cgroup, label, groups) differs from the daemon's"
+
 // NewWarmPool returns a pool for the daemon. It boots nothing until
 // [WarmPool.Refill].
 func NewWarmPool() *WarmPool {
@@ -168,36 +172,38 @@ func NewWarmPool() *WarmPool {
 }
 
 // Take hands over the booted init to a client whose [InitContext] is
-// clientContext: the client's end of the init's socket and a pidfd of the
-// init. Without one ready it says why (reason). It does not boot the next
-// one: see [WarmPool.Refill].
-func (wp *WarmPool) Take(clientContext, clientCgroup string) (sock, pidfd int, reason string) {
+// clientContext: the client's end of the init's socket, a pidfd of the
+// init, and the init's context (the daemon's when it booted it). An empty
+// clientContext leaves the comparison to the client, which then computes
+// its own while the daemon answers. Without one ready it says why
+// (reason). It does not boot the next one: see [WarmPool.Refill].
+func (wp *WarmPool) Take(clientContext, clientCgroup string) (sock, pidfd int, initContext, reason string) {
 	if wp.reason != "" {
-		return -1, -1, wp.reason
+		return -1, -1, "", wp.reason
 	}
 	wp.mu.Lock()
 	b := wp.ready
-	if b != nil && b.context != clientContext {
+	if b != nil && clientContext != "" && b.context != clientContext {
 		wp.mu.Unlock()
-		return -1, -1, "the client's process context (binary, limits, scheduling, affinity, cgroup, label, groups) differs from the daemon's"
+		return -1, -1, "", ContextDiffers
 	}
 	if b != nil && clientCgroup != "" && clientCgroup != b.cgroup {
 		// Left for a client that can use it.
 		wp.mu.Unlock()
-		return -1, -1, "the client cannot move the init into its cgroup " + clientCgroup
+		return -1, -1, "", "the client cannot move the init into its cgroup " + clientCgroup
 	}
 	wp.ready = nil
 	wp.mu.Unlock()
 	if b == nil {
-		return -1, -1, "none booted yet"
+		return -1, -1, "", "none booted yet"
 	}
 	if time.Since(b.at) > warmMaxAge {
 		b.discard()
-		return -1, -1, "the booted one was too old"
+		return -1, -1, "", "the booted one was too old"
 	}
 	if !b.current() {
 		b.discard()
-		return -1, -1, "the host's mounts or names changed since it booted"
+		return -1, -1, "", "the host's mounts or names changed since it booted"
 	}
 	fd, err := unix.PidfdOpen(b.cmd.Process.Pid, 0)
 	if err == nil {
@@ -209,11 +215,11 @@ func (wp *WarmPool) Take(clientContext, clientCgroup string) (sock, pidfd int, r
 			unix.Close(fd)
 		}
 		b.discard()
-		return -1, -1, fmt.Sprintf("hand over: %v", err)
+		return -1, -1, "", fmt.Sprintf("hand over: %v", err)
 	}
 	b.close()
 	go b.cmd.Wait() // the daemon is its parent: reap it when it ends
-	return b.sock, fd, ""
+	return b.sock, fd, b.context, ""
 }
 
 // Refill starts booting the next init unless one is ready or booting.

@@ -6,8 +6,9 @@
 # Usage: scripts/bench-ab.sh ROUNDS FENCE [FENCE...]
 # Prints median, mean, p25 and min wall time of `FENCE -- true` for each
 # build and of `bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc
-# true`, and each median's ratio to bwrap's. One private daemon (started from
-# the first build) serves all builds. Run it as an ordinary user.
+# true`, and each median's ratio to bwrap's. Each build gets a private daemon
+# of its own (its own runtime directory): a warm sandbox init is only taken
+# by a client of the daemon's own binary. Run it as an ordinary user.
 # FENCE_BENCH_COLD=1 also runs each build with FENCE_WARM_INIT=0 (the client
 # clones its sandbox init instead of taking one the daemon booted ahead).
 # FENCE_BENCH_PAUSE=SECONDS pauses before each command (default 0): the
@@ -30,15 +31,20 @@ for b in "$@"; do
 done
 work=$(mktemp -d "${HOME}/.cache/fence-bench-ab.XXXXXX")
 cleanup() {
-	if [[ -d $work/rt/fence ]]; then
-		"${bins[0]}" daemon stop >/dev/null 2>&1 || true
-	fi
+	for i in "${!bins[@]}"; do
+		if [[ -d $work/rt$i/fence ]]; then
+			XDG_RUNTIME_DIR=$work/rt$i "${bins[$i]}" daemon stop >/dev/null 2>&1 || true
+		fi
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir -p "$work/proj" "$work/rt"
-chmod 700 "$work/rt"
-export XDG_RUNTIME_DIR=$work/rt
+mkdir -p "$work/proj"
+for i in "${!bins[@]}"; do
+	mkdir -p "$work/rt$i"
+	chmod 700 "$work/rt$i"
+done
+export FENCE_BENCH_WORK=$work
 printf '[filesystem]\nallowWrite = ["."]\n' >"$work/proj/.fence.toml"
 cd "$work/proj"
 python3 - "$rounds" "${bins[@]}" <<'PY'
@@ -48,12 +54,12 @@ import os
 cold = os.environ.get("FENCE_BENCH_COLD") == "1"
 pause = float(os.environ.get("FENCE_BENCH_PAUSE") or 0)
 env = dict(os.environ)
-cenv = dict(os.environ, FENCE_WARM_INIT="0")
 cmds = []
-for b in bins:
-    cmds.append(([b, "-s", ".fence.toml", "--", "true"], env, ""))
+for i, b in enumerate(bins):
+    rt = "%s/rt%d" % (os.environ["FENCE_BENCH_WORK"], i)
+    cmds.append(([b, "-s", ".fence.toml", "--", "true"], dict(env, XDG_RUNTIME_DIR=rt), ""))
     if cold:
-        cmds.append(([b, "-s", ".fence.toml", "--", "true"], cenv, " (FENCE_WARM_INIT=0)"))
+        cmds.append(([b, "-s", ".fence.toml", "--", "true"], dict(env, XDG_RUNTIME_DIR=rt, FENCE_WARM_INIT="0"), " (FENCE_WARM_INIT=0)"))
 cmds.append((["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"], env, ""))
 for c, e, _ in cmds:  # warm up (and start the daemon)
     for _ in range(5):

@@ -82,6 +82,9 @@ type Response struct {
 	// otherwise Reason says why there is none: init, and open with Init.
 	Init   bool   `json:"init,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// InitContext is the handed init's process context, for a client that
+	// compares it with its own (an open with Init and no Context).
+	InitContext string `json:"initContext,omitempty"`
 }
 
 // SessionInfo describes one session.
@@ -142,18 +145,34 @@ func Dial(dir string) (*Conn, error) {
 // with it (see [Conn.TakeFDs]). A daemon that refuses the peer closes the
 // connection; that is an error too.
 func (c *Conn) Call(req Request) (*Response, error) {
-	c.c.SetDeadline(time.Now().Add(30 * time.Second))
-	defer c.c.SetDeadline(time.Time{})
-	if err := json.NewEncoder(c.c).Encode(req); err != nil {
-		return nil, fmt.Errorf("control %s: %w", req.Op, err)
+	if err := c.Send(req); err != nil {
+		return nil, err
 	}
+	return c.Answer(req.Op)
+}
+
+// Send sends req; [Conn.Answer] reads the response. Between the two the
+// daemon works on the request while the caller does something else.
+func (c *Conn) Send(req Request) error {
+	c.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	defer c.c.SetWriteDeadline(time.Time{})
+	if err := json.NewEncoder(c.c).Encode(req); err != nil {
+		return fmt.Errorf("control %s: %w", req.Op, err)
+	}
+	return nil
+}
+
+// Answer reads the response to the request of operation op sent before.
+func (c *Conn) Answer(op string) (*Response, error) {
+	c.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	defer c.c.SetReadDeadline(time.Time{})
 	line, err := c.readAnswer()
 	if err != nil {
-		return nil, fmt.Errorf("control %s: no answer from the daemon: %w", req.Op, err)
+		return nil, fmt.Errorf("control %s: no answer from the daemon: %w", op, err)
 	}
 	var resp Response
 	if err := json.Unmarshal(line, &resp); err != nil {
-		return nil, fmt.Errorf("control %s: %w", req.Op, err)
+		return nil, fmt.Errorf("control %s: %w", op, err)
 	}
 	if resp.Error != "" {
 		return &resp, errors.New(resp.Error)

@@ -84,7 +84,9 @@ type Options struct {
 // client's end of an init's socket and a pidfd of it, which the daemon
 // passes on and closes, or why there is none.
 type InitPool interface {
-	Take(context, cgroup string) (sock, pidfd int, reason string)
+	// An empty context leaves the comparison to the client: the init's
+	// context comes back with it.
+	Take(context, cgroup string) (sock, pidfd int, initContext, reason string)
 	// Refill boots the next init, in the background, unless one is ready.
 	Refill()
 	// State says whether one is ready, for status.
@@ -488,13 +490,13 @@ func (d *daemon) handInit(p peer, context, cgroup string) (control.Response, []i
 	if err := samePlace(p); err != nil {
 		return control.Response{Reason: err.Error()}, nil
 	}
-	sock, pidfd, reason := d.opts.Inits.Take(context, cgroup)
+	sock, pidfd, initContext, reason := d.opts.Inits.Take(context, cgroup)
 	if sock < 0 {
 		// The first client, or a burst: have one for the next.
 		d.opts.Inits.Refill()
 		return control.Response{Reason: reason}, nil
 	}
-	return control.Response{Init: true}, []int{sock, pidfd}
+	return control.Response{Init: true, InitContext: initContext}, []int{sock, pidfd}
 }
 
 // replyFDs sends r with fds (none is a plain reply) in one message.

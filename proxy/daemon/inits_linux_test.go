@@ -20,15 +20,15 @@ type fakeInits struct {
 	closed  bool
 }
 
-func (f *fakeInits) Take(context, cgroup string) (int, int, string) {
-	if context != "match" {
-		return -1, -1, "context differs"
+func (f *fakeInits) Take(context, cgroup string) (int, int, string, string) {
+	if context != "match" && context != "" {
+		return -1, -1, "", "context differs"
 	}
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return -1, -1, err.Error()
+		return -1, -1, "", err.Error()
 	}
-	return p[0], p[1], ""
+	return p[0], p[1], "match", ""
 }
 
 func (f *fakeInits) Refill() {

@@ -87,8 +87,50 @@ const daemonHint = "run 'fence daemon run' in a terminal to see why it does not 
 // the daemon if needed. A nil session (no error) means no network relay:
 // every connection from the sandbox fails closed.
 func openNetSession(ctx context.Context, stdio Stdio, res *config.Resolved, opts netOptions) (*netSession, error) {
-	s, _, err := openNetSessionWith(stdio, res, opts, true, false)
-	return s, err
+	spec, rt, err := sessionRequest(res, opts)
+	if err != nil {
+		return nil, err
+	}
+	c, resp, err := openLease(rt, control.Request{Op: control.OpOpen, Spec: spec}, true)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("network session: %w", err), daemonHint)
+	}
+	return newNetSession(stdio, opts, rt, c, resp), nil
+}
+
+// sessionRequest is what the daemon needs to resolve the session's policy
+// itself, and the runtime directory to reach it in.
+func sessionRequest(res *config.Resolved, opts netOptions) (*control.Spec, string, error) {
+	spec := control.Spec{Dir: opts.Dir, Settings: opts.Settings, Templates: opts.Templates, Env: map[string]string{}}
+	for _, k := range control.EnvKeys {
+		if v, ok := os.LookupEnv(k); ok {
+			spec.Env[k] = v
+		}
+	}
+	if spec.Dir == "" && res != nil {
+		spec.Dir = res.Dir
+	}
+	for _, p := range []*string{&spec.Dir, &spec.Settings} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return nil, "", fmt.Errorf("network session: %w", err)
+			}
+			*p = abs
+		}
+	}
+	rt, err := runtimeDir()
+	return &spec, rt, err
+}
+
+func newNetSession(stdio Stdio, opts netOptions, rt string, c *control.Conn, resp *control.Response) *netSession {
+	info := resp.Session
+	s := &netSession{ID: info.ID, Dir: info.Dir, rt: rt, conn: c, notices: stdio.Err, hosts: map[string]int{}, done: make(chan struct{})}
+	if opts.Monitor {
+		s.monitor = stdio.Err
+	}
+	go s.follow()
+	return s
 }
 
 // earlySession is a network session being opened while the caller loads
@@ -101,27 +143,70 @@ type earlySession struct {
 }
 
 // warmInit is a sandbox init the daemon booted ahead: its socket and
-// pidfd, or (sock < 0) why there is none.
+// pidfd, or (sock < 0) why there is none; context is the init's process
+// context, which the client compares with its own.
 type warmInit struct {
 	sock, pidfd int
+	context     string
 	reason      string
 }
 
-// openNetSessionEarly registers the session with an already running daemon
-// in the background: the daemon resolves the policy itself, from the same
-// inputs (the directory, -s, -t and the environment), so this need not wait
-// for the client's own config.Load. With wantInit it also asks for a warm
-// sandbox init. Without a running daemon it opens nothing (wait reports
-// errNoEarlyDaemon): a daemon is started only once the config is known to
-// be good.
+// openNetSessionEarly registers the session with an already running daemon:
+// the daemon resolves the policy itself, from the same inputs (the
+// directory, -s, -t and the environment), so this need not wait for the
+// client's own config.Load. With wantInit it also asks for a warm sandbox
+// init. The request is sent here and the answer read in the background: a
+// new goroutine can wait a while for a thread to run on (0.4-0.9 ms were
+// seen), and the daemon can work on the request meanwhile. Without a
+// running daemon it opens nothing (wait reports errNoEarlyDaemon): a
+// daemon is started only once the config is known to be good.
 func openNetSessionEarly(stdio Stdio, opts netOptions, wantInit bool) *earlySession {
 	e := &earlySession{done: make(chan struct{}), init: warmInit{sock: -1, pidfd: -1}}
+	spec, rt, err := sessionRequest(nil, opts)
+	req := control.Request{Op: control.OpOpen, Spec: spec}
+	if wantInit {
+		// The client's context is compared by the client itself, off the
+		// request's path (prepareSandbox).
+		req.Cgroup, e.init.reason = warmInitCgroup()
+		req.Init = e.init.reason == ""
+	}
+	var c *control.Conn
+	if err == nil {
+		if c, err = control.Dial(rt); err == nil {
+			if err = c.Send(req); err != nil {
+				c.Close()
+			}
+		}
+	}
 	go func() {
 		defer close(e.done)
-		e.sess, e.init, e.err = openNetSessionWith(stdio, nil, opts, false, wantInit)
-		if errors.Is(e.err, errNoEarlyDaemon) {
-			e.init.reason = "no daemon running yet"
+		if errors.Is(err, control.ErrNoDaemon) {
+			e.err, e.init.reason = errNoEarlyDaemon, "no daemon running yet"
+			return
 		}
+		var resp *control.Response
+		if err == nil {
+			resp, err = c.Answer(req.Op)
+			if err == nil && resp.Session == nil {
+				err = errors.New("BUG: the daemon answered without a session")
+			}
+		}
+		if err != nil {
+			if c != nil {
+				c.Close()
+			}
+			e.err = withHint(fmt.Errorf("network session: %w", err), daemonHint)
+			return
+		}
+		if req.Init {
+			w := &e.init
+			w.sock, w.pidfd, w.reason, err = c.Init(resp)
+			w.context = resp.InitContext
+			if err != nil {
+				w.reason = err.Error()
+			}
+		}
+		e.sess = newNetSession(stdio, opts, rt, c, resp)
 	}()
 	return e
 }
@@ -150,58 +235,6 @@ func (e *earlySession) abandon() {
 			s.Close(Stdio{Err: io.Discard})
 		}
 	}()
-}
-
-func openNetSessionWith(stdio Stdio, res *config.Resolved, opts netOptions, startDaemon, wantInit bool) (*netSession, warmInit, error) {
-	w := warmInit{sock: -1, pidfd: -1}
-	spec := control.Spec{Dir: opts.Dir, Settings: opts.Settings, Templates: opts.Templates, Env: map[string]string{}}
-	for _, k := range control.EnvKeys {
-		if v, ok := os.LookupEnv(k); ok {
-			spec.Env[k] = v
-		}
-	}
-	if spec.Dir == "" && res != nil {
-		spec.Dir = res.Dir
-	}
-	for _, p := range []*string{&spec.Dir, &spec.Settings} {
-		if *p != "" {
-			abs, err := filepath.Abs(*p)
-			if err != nil {
-				return nil, w, fmt.Errorf("network session: %w", err)
-			}
-			*p = abs
-		}
-	}
-	rt, err := runtimeDir()
-	if err != nil {
-		return nil, w, err
-	}
-	req := control.Request{Op: control.OpOpen, Spec: &spec}
-	if wantInit {
-		// Only once a daemon answers is the client's context worth reading.
-		req.Context, req.Cgroup, w.reason = warmInitRequest()
-		req.Init = req.Context != ""
-	}
-	c, resp, err := openLease(rt, req, startDaemon)
-	if !startDaemon && errors.Is(err, control.ErrNoDaemon) {
-		return nil, w, errNoEarlyDaemon
-	}
-	if err != nil {
-		return nil, w, withHint(fmt.Errorf("network session: %w", err), daemonHint)
-	}
-	if req.Init {
-		w.sock, w.pidfd, w.reason, err = c.Init(resp)
-		if err != nil {
-			w.reason = err.Error()
-		}
-	}
-	info := resp.Session
-	s := &netSession{ID: info.ID, Dir: info.Dir, rt: rt, conn: c, notices: stdio.Err, hosts: map[string]int{}, done: make(chan struct{})}
-	if opts.Monitor {
-		s.monitor = stdio.Err
-	}
-	go s.follow()
-	return s, w, nil
 }
 
 // openLease connects to the daemon (starting it if needed) and sends req,

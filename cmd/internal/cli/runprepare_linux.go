@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/fence-dev/fence/cmd/internal/config"
 	"github.com/fence-dev/fence/proxy/control"
 	"github.com/fence-dev/fence/proxy/daemon"
@@ -32,7 +34,11 @@ func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, er
 		t := time.Now()
 		var w warmInit
 		if early != nil {
+			// The daemon sent the init's context: compare it with this
+			// process's, read while the daemon answered.
+			mine, why := sandbox.InitContext()
 			w = early.takeInit()
+			w = checkContext(w, mine, why)
 		} else {
 			w = takeWarmInit()
 		}
@@ -59,14 +65,42 @@ func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, er
 // cgroup, that cgroup. An empty context (with why) means it cannot have
 // one.
 func warmInitRequest() (context, cgroup, why string) {
-	if os.Getenv("FENCE_WARM_INIT") == "0" {
-		return "", "", "FENCE_WARM_INIT=0"
+	cgroup, why = warmInitCgroup()
+	if why != "" {
+		return "", "", why
 	}
 	ctx, why := sandbox.InitContext()
 	if ctx == "" {
 		return "", "", why
 	}
-	return ctx, sandbox.FixedCgroup(), ""
+	return ctx, cgroup, ""
+}
+
+// warmInitCgroup is the cgroup to tell the daemon when asking for a warm
+// init without the context (see warmInitRequest), or why not to ask.
+func warmInitCgroup() (cgroup, why string) {
+	if os.Getenv("FENCE_WARM_INIT") == "0" {
+		return "", "FENCE_WARM_INIT=0"
+	}
+	return sandbox.FixedCgroup(), ""
+}
+
+// checkContext keeps w only if the init's process context is this
+// process's (mine; empty with why when it may have none): the same
+// comparison the daemon makes for a client that sends its context.
+func checkContext(w warmInit, mine, why string) warmInit {
+	if w.sock < 0 {
+		return w
+	}
+	if mine == "" || w.context != mine {
+		unix.Close(w.sock)
+		unix.Close(w.pidfd)
+		if mine == "" {
+			return warmInit{sock: -1, pidfd: -1, reason: why}
+		}
+		return warmInit{sock: -1, pidfd: -1, reason: sandbox.ContextDiffers}
+	}
+	return w
 }
 
 // takeWarmInit asks a running daemon for a warm init; it never starts one.

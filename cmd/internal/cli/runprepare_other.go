@@ -29,8 +29,8 @@ func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, er
 	return lazySandbox{}, nil
 }
 
-// warmInitRequest: no warm inits outside Linux.
-func warmInitRequest() (context, cgroup, why string) { return "", "", "not on Linux" }
+// warmInitCgroup: no warm inits outside Linux.
+func warmInitCgroup() (cgroup, why string) { return "", "not on Linux" }
 
 // initPool: no warm inits outside Linux.
 func initPool() daemon.InitPool { return nil }
