@@ -142,6 +142,7 @@ type session struct {
 	errors     int
 	lastNotice string
 	timer      *time.Timer
+	record     *time.Timer // writes the first record (recordDelay)
 	closed     bool
 }
 
@@ -589,8 +590,18 @@ func (d *daemon) resolveFirst(s *session) {
 		return
 	}
 	s.px.SetRules(res.Rules)
-	d.save(s)
+	// Most sessions end within milliseconds (fence -- CMD): they get a
+	// record only if they outlive recordDelay. A daemon that dies before
+	// then leaves the session without one: its connections fail closed.
+	d.mu.Lock()
+	if !s.closed {
+		s.record = time.AfterFunc(recordDelay, func() { d.save(s) })
+	}
+	d.mu.Unlock()
 }
+
+// recordDelay is how long a new session runs before its record is written.
+const recordDelay = 200 * time.Millisecond
 
 // start serves s's proxies on its directory's sockets and registers it.
 // Nil rules are not known yet: requests wait for [proxy.Session.SetRules].
@@ -751,6 +762,9 @@ func (d *daemon) end(s *session) {
 	delete(d.sessions, s.id)
 	if s.timer != nil {
 		s.timer.Stop()
+	}
+	if s.record != nil {
+		s.record.Stop()
 	}
 	for _, dir := range s.dirs {
 		d.unwatchLocked(dir, s)

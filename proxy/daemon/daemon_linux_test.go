@@ -537,6 +537,7 @@ func TestKillMidTransfer(t *testing.T) {
 	if _, err := io.ReadFull(br, make([]byte, 1<<20)); err != nil {
 		t.Fatalf("transfer before kill: %v", err)
 	}
+	waitRecord(t, rt, info.ID)
 	d1.Process.Signal(syscall.SIGKILL)
 	d1.Wait()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -693,4 +694,20 @@ func TestOpenBeforePolicy(t *testing.T) {
 		t.Fatalf("first event of a session without a policy: %+v %v", e, err)
 	}
 	c.Close()
+}
+
+// waitRecord waits until session id has a record (written once it has run
+// for recordDelay): what a restarted daemon restores it from.
+func waitRecord(t testing.TB, rt, id string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(rt, recordsDir, id+".json")); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session %s: no record", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

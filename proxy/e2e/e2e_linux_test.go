@@ -93,6 +93,7 @@ type sessionInfo struct {
 type daemonStatus struct {
 	Running  bool          `json:"running"`
 	PID      int           `json:"pid"`
+	Dir      string        `json:"runtimeDir"`
 	Sessions []sessionInfo `json:"sessions"`
 }
 
@@ -530,14 +531,30 @@ func TestDaemonKilled(t *testing.T) {
 	for next() != "200" {
 	}
 	st := e.status(t)
+	// A session gets a record (what a restarted daemon restores it from)
+	// once it has run for a moment.
+	for _, s := range st.Sessions {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err := os.Stat(filepath.Join(st.Dir, "records", s.ID+".json")); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("session %s: no record", s.ID)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	syscall.Kill(st.PID, syscall.SIGKILL)
+	// Answers from before the kill may still be queued: a 200 counts as
+	// recovered only after a failure, or from a new daemon.
 	var failed bool
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		l := next()
 		switch l {
 		case "200":
-			if failed || e.status(t).PID != st.PID {
+			if cur := e.status(t); failed || (cur.Running && cur.PID != st.PID) {
 				goto recovered
 			}
 		case "x403", "x000":
