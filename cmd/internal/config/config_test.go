@@ -890,3 +890,14 @@ func TestGlobCharsInDirNames(t *testing.T) {
 		t.Errorf("MatchPath with an escaped literal part")
 	}
 }
+
+func TestEnvName(t *testing.T) {
+	for s, want := range map[string]bool{
+		"PATH": true, "_x": true, "a1_B": true, "X": true,
+		"": false, "1A": false, "NPM-TOKEN": false, "A B": false, "Ä": false, "A=": false, "a\n": false,
+	} {
+		if got := envName(s); got != want {
+			t.Errorf("envName(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
@@ -295,7 +296,11 @@ func (p *parser) errAt(off int, format string, args ...any) *Error {
 	return &Error{File: p.file, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)}
 }
 
-var reDefined = regexp.MustCompile(`^Key '(.*)' (has already been defined|was already created.*)\.?$`)
+// reDefined is compiled on first use (an error path): every fence process
+// starts by initializing this package, the shell hook's included.
+var reDefined = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^Key '(.*)' (has already been defined|was already created.*)\.?$`)
+})
 
 // syntaxError turns a TOML parse error into an [Error].
 func (p *parser) syntaxError(err error) error {
@@ -304,7 +309,7 @@ func (p *parser) syntaxError(err error) error {
 		return &Error{File: p.file, Msg: "toml: " + err.Error()}
 	}
 	msg := strings.TrimSuffix(pe.Message, ".")
-	if m := reDefined.FindStringSubmatch(pe.Message); m != nil {
+	if m := reDefined().FindStringSubmatch(pe.Message); m != nil {
 		msg = fmt.Sprintf("duplicate key %q: it was already defined above", m[1])
 	} else if msg != "" {
 		msg = "toml syntax: " + strings.ToLower(msg[:1]) + msg[1:]
@@ -605,7 +610,18 @@ func (p *parser) stringsFor(t, k string) *[]item {
 	panic("config: BUG: no destination for " + t + "." + k)
 }
 
-var reEnvName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// envName reports whether s is a variable name: [A-Za-z_][A-Za-z0-9_]*.
+func envName(s string) bool {
+	for i, c := range s {
+		switch {
+		case c == '_', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && '0' <= c && c <= '9':
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
 
 // checkString validates one string element and, for paths, expands it.
 func (p *parser) checkString(t, k string, it *item) error {
@@ -635,7 +651,7 @@ func (p *parser) checkString(t, k string, it *item) error {
 		}
 		it.Value = abs
 	case "env.pass":
-		if !reEnvName.MatchString(it.Value) {
+		if !envName(it.Value) {
 			return fmt.Errorf("%q is not an environment variable name", it.Value)
 		}
 	case "sandbox.allowDegraded":
