@@ -72,13 +72,15 @@ func cgroupV2Mount() (string, error) {
 	return "", errors.New("no cgroup v2 hierarchy mounted")
 }
 
-// FixedCgroup returns this process's cgroup v2 path when it may not move
-// a process into it (its cgroup.procs not writable: a root-owned cgroup
-// such as an ssh session's scope), "" when it may or has no cgroup v2. A
-// client sends it with its request for a warm init, so that the daemon
-// hands it one only when it is already in that cgroup.
-func FixedCgroup() string {
-	mine, err := cgroupV2Path("self")
+// fixedCgroup returns the cgroup v2 path of pid (a client of the daemon,
+// of the same user) when that user may not move a process into it (its
+// cgroup.procs not writable: a root-owned cgroup such as an ssh session's
+// scope), "" when it may or there is no cgroup v2. The daemon hands such a
+// client a warm init only when the init is already in that cgroup. (Read
+// by the daemon, off the client's path; the client's own joinCgroup checks
+// where the init ended up.)
+func fixedCgroup(pid int) string {
+	mine, err := cgroupV2Path(strconv.Itoa(pid))
 	if err != nil || mine == "" {
 		return ""
 	}

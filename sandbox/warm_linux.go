@@ -63,6 +63,9 @@ type bootedInit struct {
 	verified bool
 }
 
+// fixedCgroupOf is fixedCgroup; a variable for tests.
+var fixedCgroupOf = fixedCgroup
+
 // loseAdopted kills every init Adopt takes (FENCE_TEST_LOSE_WARM_INIT=1 in
 // builds with the fence_testhooks tag), to test the fallback to a cloned
 // one.
@@ -171,15 +174,19 @@ func NewWarmPool() *WarmPool {
 	return wp
 }
 
-// Take hands over the booted init to a client whose [InitContext] is
-// clientContext: the client's end of the init's socket, a pidfd of the
-// init, and the init's context (the daemon's when it booted it). An empty
-// clientContext leaves the comparison to the client, which then computes
-// its own while the daemon answers. Without one ready it says why
-// (reason). It does not boot the next one: see [WarmPool.Refill].
-func (wp *WarmPool) Take(clientContext, clientCgroup string) (sock, pidfd int, initContext, reason string) {
+// Take hands over the booted init to the client of process clientPID, whose
+// [InitContext] is clientContext: the client's end of the init's socket,
+// a pidfd of the init, and the init's context (the daemon's when it booted
+// it). An empty clientContext leaves the comparison to the client, which
+// then computes its own while the daemon answers. Without one ready it
+// says why (reason). It does not boot the next one: see [WarmPool.Refill].
+func (wp *WarmPool) Take(clientContext string, clientPID int) (sock, pidfd int, initContext, reason string) {
 	if wp.reason != "" {
 		return -1, -1, "", wp.reason
+	}
+	clientCgroup := ""
+	if clientPID > 0 {
+		clientCgroup = fixedCgroupOf(clientPID)
 	}
 	wp.mu.Lock()
 	b := wp.ready

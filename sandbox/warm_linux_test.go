@@ -43,7 +43,7 @@ func TestWarmPoolMounts(t *testing.T) {
 	}
 
 	wp := &WarmPool{ready: booted()}
-	if sock, pidfd, _, reason := wp.Take("ctx", ""); sock < 0 || pidfd < 0 {
+	if sock, pidfd, _, reason := wp.Take("ctx", 0); sock < 0 || pidfd < 0 {
 		t.Fatalf("same mounts: not handed over (%s)", reason)
 	} else {
 		unix.Close(sock)
@@ -54,7 +54,7 @@ func TestWarmPoolMounts(t *testing.T) {
 	b := booted()
 	wp = &WarmPool{ready: b}
 	host = []byte("8:1 / / rw - ext4 /dev/sda1 rw\n8:17 / /media/usb rw - vfat /dev/sdb1 rw")
-	sock, _, _, reason := wp.Take("ctx", "")
+	sock, _, _, reason := wp.Take("ctx", 0)
 	if sock >= 0 || reason != "the host's mounts or names changed since it booted" {
 		t.Fatalf("changed mounts: sock %d, reason %q", sock, reason)
 	}
@@ -79,13 +79,17 @@ func TestWarmPoolFixedCgroup(t *testing.T) {
 	}
 	defer func() { cmd.Process.Kill(); unix.Close(fds[1]) }()
 	wp := &WarmPool{ready: &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", names: hostNames(), cgroup: "/user.slice/a"}}
-	if sock, _, _, reason := wp.Take("ctx", "/session-2.scope"); sock >= 0 || reason == "" {
+	client := map[int]string{1: "/session-2.scope", 2: "/user.slice/a"}
+	savedCgroup := fixedCgroupOf
+	fixedCgroupOf = func(pid int) string { return client[pid] }
+	defer func() { fixedCgroupOf = savedCgroup }()
+	if sock, _, _, reason := wp.Take("ctx", 1); sock >= 0 || reason == "" {
 		t.Fatalf("a client that cannot join got the init (sock %d)", sock)
 	}
 	if wp.ready == nil {
 		t.Fatal("the init was consumed instead of left for another client")
 	}
-	sock, pidfd, _, reason := wp.Take("ctx", "/user.slice/a")
+	sock, pidfd, _, reason := wp.Take("ctx", 2)
 	if sock < 0 {
 		t.Fatalf("a client already in the init's cgroup did not get it: %s", reason)
 	}
@@ -183,7 +187,7 @@ func TestWarmPoolMountsVerified(t *testing.T) {
 	// Nothing changed since it was verified: handed over without a
 	// comparison.
 	wp := &WarmPool{ready: booted()}
-	sock, pidfd, _, reason := wp.Take("ctx", "")
+	sock, pidfd, _, reason := wp.Take("ctx", 0)
 	if sock < 0 {
 		t.Fatalf("unchanged mounts: not handed over (%s)", reason)
 	}
@@ -202,7 +206,7 @@ func TestWarmPoolMountsVerified(t *testing.T) {
 		t.Fatalf("the stand-in host did not mount: %q", line[:n])
 	}
 	host = "same\n0:99 / /mnt rw - tmpfs none rw"
-	sock, _, _, reason = wp.Take("ctx", "")
+	sock, _, _, reason = wp.Take("ctx", 0)
 	if sock >= 0 || reason != "the host's mounts or names changed since it booted" {
 		t.Fatalf("changed mounts: sock %d, reason %q", sock, reason)
 	}

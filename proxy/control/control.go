@@ -64,11 +64,8 @@ type Request struct {
 	Root string `json:"root,omitempty"` // monitor, status: only this project ("" all)
 	// Context is the client's process context (sandbox.InitContext): init
 	Context string `json:"context,omitempty"`
-	// Cgroup is the client's cgroup v2 when it cannot move an init into
-	// it (sandbox.FixedCgroup): init
-	Cgroup string `json:"cgroup,omitempty"`
-	// Init asks for a warm init with the session (as OpInit, with Context
-	// and Cgroup), in the same round trip: open
+	// Init asks for a warm init with the session (as OpInit), in the same
+	// round trip: open
 	Init bool `json:"init,omitempty"`
 }
 
@@ -293,18 +290,17 @@ func Do(dir string, req Request) (*Response, error) {
 }
 
 // TakeInit asks the daemon of runtime directory dir for a sandbox init it
-// booted ahead, for a client whose process context is context (and whose
-// cgroup, if it cannot move the init into it, is cgroup). It returns
+// booted ahead, for a client whose process context is context. It returns
 // the client's end of the init's socket and a pidfd of the init (the
 // caller owns both), or why the daemon has none for it. It never starts a
 // daemon. (A session's open can ask for one too: [Request].Init.)
-func TakeInit(dir, context, cgroup string) (sock, pidfd int, reason string, err error) {
+func TakeInit(dir, context string) (sock, pidfd int, reason string, err error) {
 	c, err := Dial(dir)
 	if err != nil {
 		return -1, -1, "", err
 	}
 	defer c.Close()
-	resp, err := c.Call(Request{Op: OpInit, Context: context, Cgroup: cgroup})
+	resp, err := c.Call(Request{Op: OpInit, Context: context})
 	if err != nil {
 		return -1, -1, "", err
 	}

@@ -85,8 +85,9 @@ type Options struct {
 // passes on and closes, or why there is none.
 type InitPool interface {
 	// An empty context leaves the comparison to the client: the init's
-	// context comes back with it.
-	Take(context, cgroup string) (sock, pidfd int, initContext, reason string)
+	// context comes back with it. clientPID is the client's process (its
+	// cgroup decides whether it can use the init).
+	Take(context string, clientPID int) (sock, pidfd int, initContext, reason string)
 	// Refill boots the next init, in the background, unless one is ready.
 	Refill()
 	// State says whether one is ready, for status.
@@ -460,7 +461,7 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 	case control.OpMonitor:
 		d.monitor(c, req.Root)
 	case control.OpInit:
-		d.takeInit(c, p, req.Context, req.Cgroup)
+		d.takeInit(c, p, req.Context)
 		c.Close()
 	case control.OpStop:
 		reply(c, control.Response{})
@@ -474,15 +475,15 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 
 // takeInit passes a booted sandbox init to the client: its answer and the
 // two descriptors in one message.
-func (d *daemon) takeInit(c net.Conn, p peer, context, cgroup string) {
-	resp, fds := d.handInit(p, context, cgroup)
+func (d *daemon) takeInit(c net.Conn, p peer, context string) {
+	resp, fds := d.handInit(p, context)
 	defer closeAll(fds)
 	replyFDs(c, resp, fds)
 }
 
 // handInit takes a booted init for the peer p: the answer's Init or
 // Reason, and the descriptors to send with it (the caller closes them).
-func (d *daemon) handInit(p peer, context, cgroup string) (control.Response, []int) {
+func (d *daemon) handInit(p peer, context string) (control.Response, []int) {
 	if d.opts.Inits == nil {
 		return control.Response{Reason: "this daemon keeps no inits"}, nil
 	}
@@ -491,7 +492,7 @@ func (d *daemon) handInit(p peer, context, cgroup string) (control.Response, []i
 	if err := samePlace(p); err != nil {
 		return control.Response{Reason: err.Error()}, nil
 	}
-	sock, pidfd, initContext, reason := d.opts.Inits.Take(context, cgroup)
+	sock, pidfd, initContext, reason := d.opts.Inits.Take(context, p.pid)
 	if sock < 0 {
 		// The first client, or a burst: have one for the next.
 		d.opts.Inits.Refill()
@@ -560,7 +561,7 @@ func (d *daemon) open(c net.Conn, p peer, req control.Request) {
 	var resp control.Response
 	var fds []int
 	if req.Init {
-		resp, fds = d.handInit(p, req.Context, req.Cgroup)
+		resp, fds = d.handInit(p, req.Context)
 		defer closeAll(fds)
 	}
 	d.lease(c, s, resp, fds, func() {

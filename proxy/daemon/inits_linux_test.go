@@ -20,7 +20,7 @@ type fakeInits struct {
 	closed  bool
 }
 
-func (f *fakeInits) Take(context, cgroup string) (int, int, string, string) {
+func (f *fakeInits) Take(context string, clientPID int) (int, int, string, string) {
 	if context != "match" && context != "" {
 		return -1, -1, "", "context differs"
 	}
@@ -63,7 +63,7 @@ func TestWarmInitHandover(t *testing.T) {
 		t.Fatalf("refills at start: %d, want 1", n)
 	}
 
-	sock, pidfd, reason, err := control.TakeInit(rt, "match", "")
+	sock, pidfd, reason, err := control.TakeInit(rt, "match")
 	if err != nil || sock < 0 || pidfd < 0 {
 		t.Fatalf("TakeInit: sock %d pidfd %d reason %q err %v", sock, pidfd, reason, err)
 	}
@@ -82,7 +82,7 @@ func TestWarmInitHandover(t *testing.T) {
 		t.Fatalf("refills after a handover: %d, want still 1 (not while a client waits)", n)
 	}
 
-	sock, _, reason, err = control.TakeInit(rt, "other", "")
+	sock, _, reason, err = control.TakeInit(rt, "other")
 	if err != nil || sock >= 0 || reason != "context differs" {
 		t.Fatalf("TakeInit with another context: sock %d reason %q err %v", sock, reason, err)
 	}
@@ -129,7 +129,7 @@ func TestWarmInitHandover(t *testing.T) {
 func TestWarmInitNone(t *testing.T) {
 	rt := filepath.Join(shortTemp(t), "rt")
 	startDaemon(t, rt, time.Minute)
-	sock, _, reason, err := control.TakeInit(rt, "match", "")
+	sock, _, reason, err := control.TakeInit(rt, "match")
 	if err != nil || sock >= 0 || reason == "" {
 		t.Fatalf("TakeInit without a pool: sock %d reason %q err %v", sock, reason, err)
 	}

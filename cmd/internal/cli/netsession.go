@@ -167,8 +167,10 @@ func openNetSessionEarly(stdio Stdio, opts netOptions, wantInit bool) *earlySess
 	if wantInit {
 		// The client's context is compared by the client itself, off the
 		// request's path (prepareSandbox).
-		req.Cgroup, e.init.reason = warmInitCgroup()
-		req.Init = e.init.reason == ""
+		req.Init = os.Getenv("FENCE_WARM_INIT") != "0" && warmInitsHere
+		if !req.Init {
+			e.init.reason = "FENCE_WARM_INIT=0"
+		}
 	}
 	var c *control.Conn
 	if err == nil {

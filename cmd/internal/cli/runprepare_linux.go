@@ -60,30 +60,8 @@ func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, er
 	return pd, nil
 }
 
-// warmInitRequest is what a client tells the daemon when it asks for a
-// warm init: its process context and, if it cannot move an init into its
-// cgroup, that cgroup. An empty context (with why) means it cannot have
-// one.
-func warmInitRequest() (context, cgroup, why string) {
-	cgroup, why = warmInitCgroup()
-	if why != "" {
-		return "", "", why
-	}
-	ctx, why := sandbox.InitContext()
-	if ctx == "" {
-		return "", "", why
-	}
-	return ctx, cgroup, ""
-}
-
-// warmInitCgroup is the cgroup to tell the daemon when asking for a warm
-// init without the context (see warmInitRequest), or why not to ask.
-func warmInitCgroup() (cgroup, why string) {
-	if os.Getenv("FENCE_WARM_INIT") == "0" {
-		return "", "FENCE_WARM_INIT=0"
-	}
-	return sandbox.FixedCgroup(), ""
-}
+// warmInitsHere: a daemon on this system may keep warm inits.
+const warmInitsHere = true
 
 // checkContext keeps w only if the init's process context is this
 // process's (mine; empty with why when it may have none): the same
@@ -106,13 +84,17 @@ func checkContext(w warmInit, mine, why string) warmInit {
 // takeWarmInit asks a running daemon for a warm init; it never starts one.
 func takeWarmInit() warmInit {
 	w := warmInit{sock: -1, pidfd: -1}
-	ctx, cgroup, why := warmInitRequest()
+	if os.Getenv("FENCE_WARM_INIT") == "0" {
+		w.reason = "FENCE_WARM_INIT=0"
+		return w
+	}
+	ctx, why := sandbox.InitContext()
 	if ctx == "" {
 		w.reason = why
 		return w
 	}
 	var err error
-	w.sock, w.pidfd, w.reason, err = control.TakeInit(config.RuntimeDir(), ctx, cgroup)
+	w.sock, w.pidfd, w.reason, err = control.TakeInit(config.RuntimeDir(), ctx)
 	if err != nil {
 		w.reason = err.Error()
 	}

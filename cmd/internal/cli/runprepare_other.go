@@ -29,8 +29,8 @@ func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, er
 	return lazySandbox{}, nil
 }
 
-// warmInitCgroup: no warm inits outside Linux.
-func warmInitCgroup() (cgroup, why string) { return "", "not on Linux" }
+// warmInitsHere: no warm inits outside Linux.
+const warmInitsHere = false
 
 // initPool: no warm inits outside Linux.
 func initPool() daemon.InitPool { return nil }

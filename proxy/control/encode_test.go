@@ -1,0 +1,41 @@
+package control
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// Request.MarshalJSON writes what encoding/json writes from the field tags,
+// for every field set and for every field empty, with strings that need
+// escaping. A field added to Request or Spec without MarshalJSON knowing it
+// fails here: the test sets every field by reflection.
+func TestRequestJSON(t *testing.T) {
+	// requestFields is Request without its MarshalJSON method.
+	type requestFields Request
+	weird := "a\"b\\c\n\r\t\x00\x1f<>&\u2028\u2029\xff\xfeé€😀"
+	full := Request{Op: "open", Spec: &Spec{Dir: "/home/u/" + weird, Settings: "s" + weird, Templates: []string{"npm", weird},
+		Publish: []int{8080, -1, 0}, Env: map[string]string{"HOME": "/home/u", "XDG_" + weird: weird, "A": ""}},
+		ID: "id" + weird, Root: "/r", Context: "ctx" + weird, Init: true}
+	// Every field of full is set: a new field must be set here too.
+	for _, v := range []reflect.Value{reflect.ValueOf(full), reflect.ValueOf(*full.Spec)} {
+		for i := 0; i < v.NumField(); i++ {
+			if v.Field(i).IsZero() {
+				t.Fatalf("%s.%s is not set in the test value: add it, and teach MarshalJSON", v.Type().Name(), v.Type().Field(i).Name)
+			}
+		}
+	}
+	for _, r := range []Request{full, {}, {Op: "status", Spec: &Spec{}}, {Op: OpInit, Context: "c"}} {
+		got, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(requestFields(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("MarshalJSON:\n got %s\nwant %s", got, want)
+		}
+	}
+}
