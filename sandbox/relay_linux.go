@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -98,6 +100,27 @@ func startRelays(st *initState, relayDir int, ahead map[string]net.Listener) err
 	return nil
 }
 
+// handshakesPending reports whether a TCP connection in this network
+// namespace (the sandbox's: once the command is gone, only the init's
+// listeners are left) is half-open on the listening side (SYN_RECV in
+// /proc/net/tcp and tcp6).
+func handshakesPending() bool {
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(string(b), "\n")
+		for _, line := range lines[min(1, len(lines)):] {
+			// sl local_address rem_address st ...
+			if f := strings.Fields(line); len(f) > 3 && f[3] == "03" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // serveRelay copies every accepted connection to a fresh dial.
 func serveRelay(ln net.Listener, dial func() (net.Conn, error)) {
 	for {
@@ -152,6 +175,17 @@ var relayListeners []net.Listener
 func settleListeners(limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	waited := false
+	if len(relayListeners) == 0 {
+		return
+	}
+	// Under load the kernel can leave the last packet of a handshake in
+	// a softirq backlog: the connecting process saw its connect() succeed,
+	// sent its data and exited, while the listening side still holds a
+	// half-open request, in no accept queue yet. Wait for those first.
+	for handshakesPending() && time.Now().Before(deadline) {
+		waited = true
+		time.Sleep(time.Millisecond)
+	}
 	for _, ln := range relayListeners {
 		raw, err := ln.(*net.TCPListener).SyscallConn()
 		if err != nil {
