@@ -25,6 +25,7 @@ import (
 type watcher struct {
 	spec    *Spec
 	fd      int
+	shared  bool // the daemon holds a copy of fd (Spec.Discard)
 	byWD    map[int32][]watch
 	all     []watch
 	qdir    string
@@ -73,6 +74,14 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
+	}
+	if spec.Discard != nil && spec.Over != nil {
+		// A copy for the daemon now: stop's close is then not the last,
+		// and need not come before Over ends the session (see Spec).
+		if dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+			spec.Discard(os.NewFile(uintptr(dup), "inotify"))
+			w.shared = true
+		}
 	}
 	go w.loop()
 	return w, nil
@@ -139,10 +148,10 @@ func (w *watcher) stop() []string {
 	for d, m := range w.modes {
 		addMode(d, m&0o300)
 	}
-	if w.spec.Discard != nil {
+	if w.spec.Discard != nil && !w.shared {
 		w.spec.Discard(os.NewFile(uintptr(w.fd), "inotify"))
 	} else {
-		unix.Close(w.fd)
+		unix.Close(w.fd) // cheap while the daemon holds a copy
 	}
 	w.wakeR.Close()
 	w.wakeW.Close()

@@ -550,6 +550,9 @@ func (p *Process) Wait() (int, error) {
 		// it ended still goes out.
 		p.outbound.wait(time.Second)
 		p.timeline.mark("sandbox-over")
+		if p.spec.Over != nil {
+			p.spec.Over()
+		}
 		close(p.done)
 		p.mu.Lock()
 		for _, c := range p.closers {
