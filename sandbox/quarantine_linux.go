@@ -23,14 +23,16 @@ import (
 
 // watcher is the client's inotify loop over a session's watches.
 type watcher struct {
-	spec    *Spec
-	fd      int
-	shared  bool // the daemon holds a copy of fd (Spec.Discard)
-	byWD    map[int32][]watch
-	all     []watch
-	qdir    string
-	mu      sync.Mutex // guards quarantine moves, qdir and failed
-	stopped chan struct{}
+	spec   *Spec
+	fd     int
+	shared bool // the daemon holds a copy of fd (Spec.Discard)
+	// haltOnce guards halt: the loop is stopped once.
+	haltOnce sync.Once
+	byWD     map[int32][]watch
+	all      []watch
+	qdir     string
+	mu       sync.Mutex // guards quarantine moves, qdir and failed
+	stopped  chan struct{}
 	// modes are the watched directories' permissions at start: the
 	// sandbox can chmod them (it owns them) to make the move fail, and
 	// the quarantine puts them back (red team B15).
@@ -135,9 +137,22 @@ func (w *watcher) loop() {
 // created during the session. It runs after the sandbox is gone, so
 // nothing can undo the modes the quarantine sets; it returns the paths
 // that still could not be quarantined.
+// halt stops reading events. An instance the daemon holds a copy of is
+// closed here, cheaply, before the session ends (Spec.Over): the copy
+// the daemon closes when the session ends is then the last one, which
+// waits for the SRCU grace period.
+func (w *watcher) halt() {
+	w.haltOnce.Do(func() {
+		w.wakeW.Write([]byte{0})
+		<-w.stopped
+		if w.shared {
+			unix.Close(w.fd)
+		}
+	})
+}
+
 func (w *watcher) stop() []string {
-	w.wakeW.Write([]byte{0})
-	<-w.stopped
+	w.halt()
 	w.mu.Lock()
 	w.final = true
 	w.mu.Unlock()
@@ -148,10 +163,12 @@ func (w *watcher) stop() []string {
 	for d, m := range w.modes {
 		addMode(d, m&0o300)
 	}
-	if w.spec.Discard != nil && !w.shared {
+	switch {
+	case w.shared: // closed by halt
+	case w.spec.Discard != nil:
 		w.spec.Discard(os.NewFile(uintptr(w.fd), "inotify"))
-	} else {
-		unix.Close(w.fd) // cheap while the daemon holds a copy
+	default:
+		unix.Close(w.fd)
 	}
 	w.wakeR.Close()
 	w.wakeW.Close()

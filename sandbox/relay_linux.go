@@ -101,24 +101,34 @@ func startRelays(st *initState, relayDir int, ahead map[string]net.Listener) err
 }
 
 // handshakesPending reports whether a TCP connection in this network
-// namespace (the sandbox's: once the command is gone, only the init's
-// listeners are left) is half-open on the listening side (SYN_RECV in
-// /proc/net/tcp and tcp6).
+// namespace (the sandbox's, where every connection stays on loopback) may
+// be half-open on the listening side: connect() counts an active open at
+// once, the listening side a passive open only when the handshake's last
+// ACK arrives, and a failed attempt counts as one on either side. The
+// counters (/proc/net/snmp) are the namespace's own; /proc/net/tcp would
+// walk the whole host's connection table (milliseconds on a large host).
 func handshakesPending() bool {
-	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			continue
-		}
-		lines := strings.Split(string(b), "\n")
-		for _, line := range lines[min(1, len(lines)):] {
-			// sl local_address rem_address st ...
-			if f := strings.Fields(line); len(f) > 3 && f[3] == "03" {
-				return true
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return false
+	}
+	var names, values []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f, ok := strings.CutPrefix(line, "Tcp: "); ok {
+			if names == nil {
+				names = strings.Fields(f)
+			} else {
+				values = strings.Fields(f)
 			}
 		}
 	}
-	return false
+	count := map[string]int64{}
+	for i, n := range names {
+		if i < len(values) {
+			count[n], _ = strconv.ParseInt(values[i], 10, 64)
+		}
+	}
+	return count["ActiveOpens"] > count["PassiveOpens"]+count["AttemptFails"]
 }
 
 // serveRelay copies every accepted connection to a fresh dial.

@@ -551,6 +551,9 @@ func (p *Process) Wait() (int, error) {
 		p.outbound.wait(time.Second)
 		p.timeline.mark("sandbox-over")
 		if p.spec.Over != nil {
+			if p.watcher != nil {
+				p.watcher.halt() // its close must come before the daemon's
+			}
 			p.spec.Over()
 		}
 		close(p.done)
