@@ -23,16 +23,13 @@ import (
 
 // watcher is the client's inotify loop over a session's watches.
 type watcher struct {
-	spec   *Spec
-	fd     int
-	shared bool // the daemon holds a copy of fd (Spec.Discard)
-	// haltOnce guards halt: the loop is stopped once.
-	haltOnce sync.Once
-	byWD     map[int32][]watch
-	all      []watch
-	qdir     string
-	mu       sync.Mutex // guards quarantine moves, qdir and failed
-	stopped  chan struct{}
+	spec    *Spec
+	fd      int
+	byWD    map[int32][]watch
+	all     []watch
+	qdir    string
+	mu      sync.Mutex // guards quarantine moves, qdir and failed
+	stopped chan struct{}
 	// modes are the watched directories' permissions at start: the
 	// sandbox can chmod them (it owns them) to make the move fail, and
 	// the quarantine puts them back (red team B15).
@@ -76,14 +73,6 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
-	}
-	if spec.Discard != nil && spec.Over != nil {
-		// A copy for the daemon now: stop's close is then not the last,
-		// and need not come before Over ends the session (see Spec).
-		if dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
-			spec.Discard(os.NewFile(uintptr(dup), "inotify"))
-			w.shared = true
-		}
 	}
 	go w.loop()
 	return w, nil
@@ -137,22 +126,9 @@ func (w *watcher) loop() {
 // created during the session. It runs after the sandbox is gone, so
 // nothing can undo the modes the quarantine sets; it returns the paths
 // that still could not be quarantined.
-// halt stops reading events. An instance the daemon holds a copy of is
-// closed here, cheaply, before the session ends (Spec.Over): the copy
-// the daemon closes when the session ends is then the last one, which
-// waits for the SRCU grace period.
-func (w *watcher) halt() {
-	w.haltOnce.Do(func() {
-		w.wakeW.Write([]byte{0})
-		<-w.stopped
-		if w.shared {
-			unix.Close(w.fd)
-		}
-	})
-}
-
 func (w *watcher) stop() []string {
-	w.halt()
+	w.wakeW.Write([]byte{0})
+	<-w.stopped
 	w.mu.Lock()
 	w.final = true
 	w.mu.Unlock()
@@ -163,11 +139,9 @@ func (w *watcher) stop() []string {
 	for d, m := range w.modes {
 		addMode(d, m&0o300)
 	}
-	switch {
-	case w.shared: // closed by halt
-	case w.spec.Discard != nil:
+	if w.spec.Discard != nil {
 		w.spec.Discard(os.NewFile(uintptr(w.fd), "inotify"))
-	default:
+	} else {
 		unix.Close(w.fd)
 	}
 	w.wakeR.Close()

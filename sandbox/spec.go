@@ -52,22 +52,13 @@ type Spec struct {
 	// a protection layer running degraded.
 	Notices io.Writer
 
-	// Discard, when set, takes descriptors whose last close may block, and
-	// closes them later: closing the protected-path watcher's inotify
+	// Discard, when set, takes descriptors the sandbox is done with whose
+	// close may block: closing the protected-path watcher's inotify
 	// instance waits for an SRCU grace period (usually well under a
 	// millisecond, 20 ms at times), which the caller can leave to a
-	// process that outlives the sandbox (the daemon, at the session's
-	// end). The watcher hands over its instance when it stops; with Over
-	// set, a copy as soon as it starts (the session ends with this
-	// sandbox, so the copy is not kept long), and its own close is then
-	// cheap.
+	// process that outlives it (the daemon). Otherwise they are closed
+	// here.
 	Discard func(*os.File)
-
-	// Over, when set, is called on Linux once the sandbox is over (every
-	// process in it gone and what they relayed out delivered), before the
-	// exit audits: a network session that ends with the sandbox can end
-	// meanwhile. Elsewhere it is not called.
-	Over func()
 
 	// ahead is the plan PlanAhead built (Linux: *planned).
 	//lint:ignore U1000 only the Linux backend builds a plan ahead

@@ -550,12 +550,6 @@ func (p *Process) Wait() (int, error) {
 		// it ended still goes out.
 		p.outbound.wait(time.Second)
 		p.timeline.mark("sandbox-over")
-		if p.spec.Over != nil {
-			if p.watcher != nil {
-				p.watcher.halt() // its close must come before the daemon's
-			}
-			p.spec.Over()
-		}
 		close(p.done)
 		p.mu.Lock()
 		for _, c := range p.closers {

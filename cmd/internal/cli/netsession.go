@@ -31,14 +31,13 @@ type netSession struct {
 	monitor io.Writer // -m: this session's blocked events; nil without -m
 	notices io.Writer // policy changes and config errors
 
-	closeOnce sync.Once
-	mu        sync.Mutex // guards conn, closed, counts
-	conn      *control.Conn
-	closed    bool
-	blocked   int
-	hosts     map[string]int
-	order     []string
-	done      chan struct{}
+	mu      sync.Mutex // guards conn, closed, counts
+	conn    *control.Conn
+	closed  bool
+	blocked int
+	hosts   map[string]int
+	order   []string
+	done    chan struct{}
 
 	// -m output: a request retried in a loop prints once per
 	// repeatWindow, then with how often it repeated.
@@ -340,42 +339,23 @@ func (s *netSession) discard(f *os.File) {
 	c.Discard(f)
 }
 
-// Finish ends the session without waiting: half-closing the lease makes
-// the daemon end it and answer with its exact counts (the events streamed
-// to us may have been thinned out under a flood), which Close collects.
-// It reports false if the session was finished already.
-func (s *netSession) Finish() bool {
-	if s == nil {
-		return false
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return false
-	}
-	s.closed = true
-	c := s.conn
-	s.mu.Unlock()
-	c.CloseWrite()
-	return true
-}
-
-// Close ends the session (see Finish) and prints the one-line summary of
-// what was blocked.
+// Close ends the session and prints the one-line summary of what was blocked.
 func (s *netSession) Close(stdio Stdio) {
 	if s == nil {
 		return
 	}
-	s.Finish()
-	s.closeOnce.Do(func() { s.collect(stdio) })
-}
-
-// collect waits for the daemon's final counts, which close the lease (and
-// end follow), and prints the summary.
-func (s *netSession) collect(stdio Stdio) {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
 	c := s.conn
 	s.mu.Unlock()
+	// Half-closing the lease ends the session; the daemon answers with
+	// its exact counts (the events streamed to us may have been thinned
+	// out under a flood) and closes the connection, which ends follow.
+	c.CloseWrite()
 	var info *control.SessionInfo
 	select {
 	case <-s.done:

@@ -262,9 +262,6 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	tSession := time.Now()
 	if sess != nil {
 		spec.Relay, spec.SessionID, spec.Discard = sess.Dir, sess.ID, sess.discard
-		// The session ends with the sandbox: the daemon's final counts
-		// come back while the exit audits run.
-		spec.Over = func() { sess.Finish() }
 		defer func() {
 			t := time.Now()
 			sess.Close(stdio)
