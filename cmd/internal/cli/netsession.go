@@ -221,15 +221,6 @@ func (e *earlySession) wait() (*netSession, error) {
 	return e.sess, e.err
 }
 
-// takeInit returns the warm init that came with the session, once; the
-// caller owns its descriptors.
-func (e *earlySession) takeInit() warmInit {
-	<-e.done
-	w := e.init
-	e.init = warmInit{sock: -1, pidfd: -1, reason: "already taken"}
-	return w
-}
-
 // abandon ends the session, if it opened, without a summary.
 func (e *earlySession) abandon() {
 	go func() {

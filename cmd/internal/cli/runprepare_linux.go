@@ -60,6 +60,15 @@ func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, er
 	return pd, nil
 }
 
+// takeInit returns the warm init that came with the session, once; the
+// caller owns its descriptors.
+func (e *earlySession) takeInit() warmInit {
+	<-e.done
+	w := e.init
+	e.init = warmInit{sock: -1, pidfd: -1, reason: "already taken"}
+	return w
+}
+
 // warmInitsHere: a daemon on this system may keep warm inits.
 const warmInitsHere = true
 
