@@ -29,18 +29,7 @@ func TestWarmPoolMounts(t *testing.T) {
 	}
 	defer func() { mountTable = saved }()
 
-	booted := func() *bootedInit {
-		cmd := exec.Command("sleep", "30")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); unix.Close(fds[1]) })
-		return &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", names: hostNames()}
-	}
+	booted := func() *bootedInit { return standIn(t) }
 
 	wp := &WarmPool{ready: booted()}
 	if sock, pidfd, _, reason := wp.Take("ctx", 0); sock < 0 || pidfd < 0 {
@@ -172,16 +161,9 @@ func TestWarmPoolMountsVerified(t *testing.T) {
 		return fd
 	}
 	booted := func() *bootedInit {
-		cmd := exec.Command("sleep", "30")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); unix.Close(fds[1]) })
-		return &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", names: hostNames(), mounts: watch(), verified: true}
+		b := standIn(t)
+		b.mounts, b.verified = watch(), true
+		return b
 	}
 
 	// Nothing changed since it was verified: handed over without a
@@ -216,4 +198,20 @@ func TestWarmPoolMountsVerified(t *testing.T) {
 	if b.cmd.ProcessState == nil {
 		t.Error("the stale init was not discarded")
 	}
+}
+
+// standIn is a booted init for the pool's tests: a sleeping process and
+// one end of a socket pair, with context "ctx" and this host's names.
+func standIn(t *testing.T) *bootedInit {
+	t.Helper()
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); unix.Close(fds[1]) })
+	return &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", names: hostNames()}
 }

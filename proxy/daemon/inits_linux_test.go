@@ -67,17 +67,7 @@ func TestWarmInitHandover(t *testing.T) {
 	if err != nil || sock < 0 || pidfd < 0 {
 		t.Fatalf("TakeInit: sock %d pidfd %d reason %q err %v", sock, pidfd, reason, err)
 	}
-	// The two descriptors are the pipe's ends: what is written to one
-	// comes out of the other.
-	if _, err := unix.Write(pidfd, []byte("x")); err != nil {
-		t.Fatalf("write the passed pipe: %v", err)
-	}
-	buf := make([]byte, 1)
-	if n, err := unix.Read(sock, buf); n != 1 || err != nil || buf[0] != 'x' {
-		t.Fatalf("read the passed pipe: %d %v %q", n, err, buf)
-	}
-	unix.Close(sock)
-	unix.Close(pidfd)
+	checkPassedPipe(t, sock, pidfd)
 	if n := pool.count(); n != 1 {
 		t.Fatalf("refills after a handover: %d, want still 1 (not while a client waits)", n)
 	}
@@ -218,15 +208,7 @@ func TestOpenWithInit(t *testing.T) {
 			t.Fatalf("init with the session (%s): sock %d, reason %q", tc.context, sock, reason)
 		}
 		if tc.want {
-			if _, err := unix.Write(pidfd, []byte("x")); err != nil {
-				t.Fatalf("write the passed pipe: %v", err)
-			}
-			buf := make([]byte, 1)
-			if n, err := unix.Read(sock, buf); n != 1 || err != nil || buf[0] != 'x' {
-				t.Fatalf("read the passed pipe: %d %v %q", n, err, buf)
-			}
-			unix.Close(sock)
-			unix.Close(pidfd)
+			checkPassedPipe(t, sock, pidfd)
 		} else if reason != "context differs" {
 			t.Fatalf("reason: %q", reason)
 		}
@@ -241,5 +223,21 @@ func TestOpenWithInit(t *testing.T) {
 			t.Fatalf("final counts after an open with init: %+v", c.Final())
 		}
 		c.Close()
+	}
+}
+
+// checkPassedPipe checks that the two descriptors a client got are the
+// fake pool's pipe ends (what is written to one comes out of the other),
+// and closes them.
+func checkPassedPipe(t *testing.T, sock, pidfd int) {
+	t.Helper()
+	defer unix.Close(sock)
+	defer unix.Close(pidfd)
+	if _, err := unix.Write(pidfd, []byte("x")); err != nil {
+		t.Fatalf("write the passed pipe: %v", err)
+	}
+	buf := make([]byte, 1)
+	if n, err := unix.Read(sock, buf); n != 1 || err != nil || buf[0] != 'x' {
+		t.Fatalf("read the passed pipe: %d %v %q", n, err, buf)
 	}
 }
