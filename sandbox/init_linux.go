@@ -356,7 +356,7 @@ func (st *initState) run() int {
 					alone := reapAll()
 					// What the command's processes wrote to relayed
 					// connections just before they died still goes out.
-					settleListeners(time.Second)
+					quiesceRelays(time.Second)
 					initOutbound.wait(time.Second)
 					if cfg.Debug {
 						stamps = append(stamps, stamp{"command-exited", monoNow()})

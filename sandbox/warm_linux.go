@@ -54,6 +54,7 @@ type bootedInit struct {
 	at      time.Time
 	context string // the daemon's InitContext when it cloned this one
 	cgroup  string // its cgroup v2 then
+	exe     string // the binary's identity (part of context)
 	names   string // the host names it copied (hostNames then)
 	// mounts is the host's /proc/self/mountinfo, opened before the init's
 	// table was found equal to the host's (verify): the kernel flags it
@@ -159,6 +160,38 @@ func openMountinfo(path string) (int, error) {
 	return unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 }
 
+// exeIdentity identifies this process's binary: device, inode, size and
+// modification time of /proc/self/exe.
+func exeIdentity() (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		return "", fmt.Errorf("stat /proc/self/exe: %w", err)
+	}
+	return fmt.Sprintf("%d:%d:%d:%d.%d", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec), nil
+}
+
+// ExeIdentity is exeIdentity, "" when it cannot be read: what a client
+// sends so that a daemon of another binary (a rebuild, an upgrade) keeps
+// its init instead of handing over one the client would not take.
+func ExeIdentity() string {
+	id, _ := exeIdentity()
+	return id
+}
+
+// Confined says why this process runs confined by something outside fence
+// (no_new_privs, a seccomp filter), which rules a warm init out (see
+// InitContext); "" if it does not. Two prctls: cheap enough to ask before
+// a request.
+func Confined() string {
+	if v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil && v != 0 {
+		return "this process runs confined (NoNewPrivs 1)"
+	}
+	if v, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0); err == nil && v != 0 {
+		return fmt.Sprintf("this process runs confined (Seccomp %d)", v)
+	}
+	return ""
+}
+
 // ContextDiffers is why a client whose process context is not the
 // daemon's gets no warm init.
 const ContextDiffers = "the client's process context (binary, limits, scheduling, affinity, cgroup, label, groups) differs from the daemon's"
@@ -180,7 +213,7 @@ func NewWarmPool() *WarmPool {
 // it). An empty clientContext leaves the comparison to the client, which
 // then computes its own while the daemon answers. Without one ready it
 // says why (reason). It does not boot the next one: see [WarmPool.Refill].
-func (wp *WarmPool) Take(clientContext string, clientPID int) (sock, pidfd int, initContext, reason string) {
+func (wp *WarmPool) Take(clientContext, clientExe string, clientPID int) (sock, pidfd int, initContext, reason string) {
 	if wp.reason != "" {
 		return -1, -1, "", wp.reason
 	}
@@ -190,7 +223,7 @@ func (wp *WarmPool) Take(clientContext string, clientPID int) (sock, pidfd int, 
 	}
 	wp.mu.Lock()
 	b := wp.ready
-	if b != nil && clientContext != "" && b.context != clientContext {
+	if b != nil && (clientContext != "" && b.context != clientContext || clientExe != "" && b.exe != clientExe) {
 		wp.mu.Unlock()
 		return -1, -1, "", ContextDiffers
 	}
@@ -258,6 +291,7 @@ func (wp *WarmPool) Refill() {
 		ctx, why := InitContext()
 		names := hostNames()
 		cgroup, _ := cgroupV2Path("self")
+		exe := ExeIdentity()
 		var cmd *exec.Cmd
 		var sock int
 		var err error
@@ -266,7 +300,7 @@ func (wp *WarmPool) Refill() {
 			cmd, sock, err = startInit(nil, nil, nil, true)
 		}
 		if why == "" && err == nil {
-			b = &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, names: names, cgroup: cgroup}
+			b = &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, names: names, cgroup: cgroup, exe: exe}
 			// Compared now, so that the handover need not (see current);
 			// a table that already differs is compared again there.
 			b.verify()
@@ -438,6 +472,9 @@ func (pd *Pending) Cold(reason string) {
 // the daemon's. It is "" with a reason when this process may not use warm
 // inits at all.
 func InitContext() (context, reason string) {
+	if why := Confined(); why != "" {
+		return "", why
+	}
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return "", fmt.Sprintf("read /proc/self/status: %v", err)
@@ -450,19 +487,15 @@ func InitContext() (context, reason string) {
 		}
 		v = bytes.TrimSpace(v)
 		switch string(k) {
-		case "NoNewPrivs", "Seccomp":
-			if string(v) != "0" {
-				return "", "this process runs confined (" + string(k) + " " + string(v) + ")"
-			}
 		case "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "Cpus_allowed_list", "Mems_allowed_list":
 			fmt.Fprintf(&b, "%s=%s\n", k, v)
 		}
 	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		return "", fmt.Sprintf("stat /proc/self/exe: %v", err)
+	exe, err := exeIdentity()
+	if err != nil {
+		return "", err.Error()
 	}
-	fmt.Fprintf(&b, "exe=%d:%d:%d:%d.%d\n", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
+	fmt.Fprintf(&b, "exe=%s\n", exe)
 	for r := 0; r < 16; r++ { // RLIMIT_CPU .. RLIMIT_RTTIME
 		var l unix.Rlimit
 		if unix.Getrlimit(r, &l) == nil {

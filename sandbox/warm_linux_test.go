@@ -32,7 +32,7 @@ func TestWarmPoolMounts(t *testing.T) {
 	booted := func() *bootedInit { return standIn(t) }
 
 	wp := &WarmPool{ready: booted()}
-	if sock, pidfd, _, reason := wp.Take("ctx", 0); sock < 0 || pidfd < 0 {
+	if sock, pidfd, _, reason := wp.Take("ctx", "", 0); sock < 0 || pidfd < 0 {
 		t.Fatalf("same mounts: not handed over (%s)", reason)
 	} else {
 		unix.Close(sock)
@@ -43,7 +43,7 @@ func TestWarmPoolMounts(t *testing.T) {
 	b := booted()
 	wp = &WarmPool{ready: b}
 	host = []byte("8:1 / / rw - ext4 /dev/sda1 rw\n8:17 / /media/usb rw - vfat /dev/sdb1 rw")
-	sock, _, _, reason := wp.Take("ctx", 0)
+	sock, _, _, reason := wp.Take("ctx", "", 0)
 	if sock >= 0 || reason != "the host's mounts or names changed since it booted" {
 		t.Fatalf("changed mounts: sock %d, reason %q", sock, reason)
 	}
@@ -72,13 +72,13 @@ func TestWarmPoolFixedCgroup(t *testing.T) {
 	savedCgroup := fixedCgroupOf
 	fixedCgroupOf = func(pid int) string { return client[pid] }
 	defer func() { fixedCgroupOf = savedCgroup }()
-	if sock, _, _, reason := wp.Take("ctx", 1); sock >= 0 || reason == "" {
+	if sock, _, _, reason := wp.Take("ctx", "", 1); sock >= 0 || reason == "" {
 		t.Fatalf("a client that cannot join got the init (sock %d)", sock)
 	}
 	if wp.ready == nil {
 		t.Fatal("the init was consumed instead of left for another client")
 	}
-	sock, pidfd, _, reason := wp.Take("ctx", 2)
+	sock, pidfd, _, reason := wp.Take("ctx", "", 2)
 	if sock < 0 {
 		t.Fatalf("a client already in the init's cgroup did not get it: %s", reason)
 	}
@@ -169,7 +169,7 @@ func TestWarmPoolMountsVerified(t *testing.T) {
 	// Nothing changed since it was verified: handed over without a
 	// comparison.
 	wp := &WarmPool{ready: booted()}
-	sock, pidfd, _, reason := wp.Take("ctx", 0)
+	sock, pidfd, _, reason := wp.Take("ctx", "", 0)
 	if sock < 0 {
 		t.Fatalf("unchanged mounts: not handed over (%s)", reason)
 	}
@@ -188,7 +188,7 @@ func TestWarmPoolMountsVerified(t *testing.T) {
 		t.Fatalf("the stand-in host did not mount: %q", line[:n])
 	}
 	host = "same\n0:99 / /mnt rw - tmpfs none rw"
-	sock, _, _, reason = wp.Take("ctx", 0)
+	sock, _, _, reason = wp.Take("ctx", "", 0)
 	if sock >= 0 || reason != "the host's mounts or names changed since it booted" {
 		t.Fatalf("changed mounts: sock %d, reason %q", sock, reason)
 	}

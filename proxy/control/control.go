@@ -67,6 +67,9 @@ type Request struct {
 	// Init asks for a warm init with the session (as OpInit), in the same
 	// round trip: open
 	Init bool `json:"init,omitempty"`
+	// Exe is the identity of the client's binary (sandbox.ExeIdentity),
+	// with Init: a daemon whose init another binary booted keeps it.
+	Exe string `json:"exe,omitempty"`
 }
 
 // Response is the daemon's answer; for open, attach and monitor it is

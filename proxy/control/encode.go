@@ -68,6 +68,10 @@ func (r Request) MarshalJSON() ([]byte, error) {
 	if r.Init {
 		b = append(b, `,"init":true`...)
 	}
+	if r.Exe != "" {
+		b = append(b, `,"exe":`...)
+		b = appendString(b, r.Exe)
+	}
 	return append(b, '}'), nil
 }
 
@@ -88,6 +92,10 @@ func appendString(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case c == '\t':
 				b = append(b, '\\', 't')
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
 			case c < 0x20 || c == '<' || c == '>' || c == '&':
 				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			default:

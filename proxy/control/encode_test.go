@@ -13,10 +13,10 @@ import (
 func TestRequestJSON(t *testing.T) {
 	// requestFields is Request without its MarshalJSON method.
 	type requestFields Request
-	weird := "a\"b\\c\n\r\t\x00\x1f<>&\u2028\u2029\xff\xfeé€😀"
+	weird := "a\"b\\c\n\r\t\b\f\x00\x01\x1f\x7f<>&\u2028\u2029\xff\xfe\xed\xa0\x80é€😀"
 	full := Request{Op: "open", Spec: &Spec{Dir: "/home/u/" + weird, Settings: "s" + weird, Templates: []string{"npm", weird},
 		Publish: []int{8080, -1, 0}, Env: map[string]string{"HOME": "/home/u", "XDG_" + weird: weird, "A": ""}},
-		ID: "id" + weird, Root: "/r", Context: "ctx" + weird, Init: true}
+		ID: "id" + weird, Root: "/r", Context: "ctx" + weird, Init: true, Exe: "1:2:3:4.5"}
 	// Every field of full is set: a new field must be set here too.
 	for _, v := range []reflect.Value{reflect.ValueOf(full), reflect.ValueOf(*full.Spec)} {
 		for i := 0; i < v.NumField(); i++ {
@@ -38,4 +38,27 @@ func TestRequestJSON(t *testing.T) {
 			t.Errorf("MarshalJSON:\n got %s\nwant %s", got, want)
 		}
 	}
+}
+
+// FuzzRequestJSON: for any strings, MarshalJSON writes what encoding/json
+// writes.
+func FuzzRequestJSON(f *testing.F) {
+	f.Add("open", "/home/u/p", "HOME", "/home/u", "ctx", "tmpl")
+	f.Add("\b\f\x00", "\xed\xa0\x80", "<&>", "\u2028", "\xff", "é")
+	f.Fuzz(func(t *testing.T, op, dir, key, value, ctx, tmpl string) {
+		type requestFields Request
+		r := Request{Op: op, Spec: &Spec{Dir: dir, Settings: value, Templates: []string{tmpl}, Env: map[string]string{key: value}},
+			ID: key, Context: ctx, Exe: tmpl, Init: len(op)%2 == 0}
+		got, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(requestFields(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("MarshalJSON:\n got %s\nwant %s", got, want)
+		}
+	})
 }

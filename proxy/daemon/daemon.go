@@ -85,9 +85,10 @@ type Options struct {
 // passes on and closes, or why there is none.
 type InitPool interface {
 	// An empty context leaves the comparison to the client: the init's
-	// context comes back with it. clientPID is the client's process (its
-	// cgroup decides whether it can use the init).
-	Take(context string, clientPID int) (sock, pidfd int, initContext, reason string)
+	// context comes back with it; a non-empty exe (the client's binary,
+	// sandbox.ExeIdentity) must still be the init's. clientPID is the
+	// client's process (its cgroup decides whether it can use the init).
+	Take(context, exe string, clientPID int) (sock, pidfd int, initContext, reason string)
 	// Refill boots the next init, in the background, unless one is ready.
 	Refill()
 	// State says whether one is ready, for status.
@@ -461,7 +462,13 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 	case control.OpMonitor:
 		d.monitor(c, req.Root)
 	case control.OpInit:
-		d.takeInit(c, p, req.Context)
+		if req.Context == "" {
+			// Only an open leaves the comparison to the client, which
+			// gets the init's context with it.
+			reply(c, control.Response{Reason: "init: no process context"})
+		} else {
+			d.takeInit(c, p, req.Context)
+		}
 		c.Close()
 	case control.OpStop:
 		reply(c, control.Response{})
@@ -476,14 +483,14 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 // takeInit passes a booted sandbox init to the client: its answer and the
 // two descriptors in one message.
 func (d *daemon) takeInit(c net.Conn, p peer, context string) {
-	resp, fds := d.handInit(p, context)
+	resp, fds := d.handInit(p, context, "")
 	defer closeAll(fds)
 	replyFDs(c, resp, fds)
 }
 
 // handInit takes a booted init for the peer p: the answer's Init or
 // Reason, and the descriptors to send with it (the caller closes them).
-func (d *daemon) handInit(p peer, context string) (control.Response, []int) {
+func (d *daemon) handInit(p peer, context, exe string) (control.Response, []int) {
 	if d.opts.Inits == nil {
 		return control.Response{Reason: "this daemon keeps no inits"}, nil
 	}
@@ -492,7 +499,7 @@ func (d *daemon) handInit(p peer, context string) (control.Response, []int) {
 	if err := samePlace(p); err != nil {
 		return control.Response{Reason: err.Error()}, nil
 	}
-	sock, pidfd, initContext, reason := d.opts.Inits.Take(context, p.pid)
+	sock, pidfd, initContext, reason := d.opts.Inits.Take(context, exe, p.pid)
 	if sock < 0 {
 		// The first client, or a burst: have one for the next.
 		d.opts.Inits.Refill()
@@ -561,8 +568,7 @@ func (d *daemon) open(c net.Conn, p peer, req control.Request) {
 	var resp control.Response
 	var fds []int
 	if req.Init {
-		resp, fds = d.handInit(p, req.Context)
-		defer closeAll(fds)
+		resp, fds = d.handInit(p, req.Context, req.Exe)
 	}
 	d.lease(c, s, resp, fds, func() {
 		d.resolveFirst(s)
@@ -640,7 +646,8 @@ func (d *daemon) start(s *session, rules *proxy.Rules) error {
 // lease ties s to c: events of s stream on c, and when c closes (the
 // client ended or died) s ends. afterReply, if not nil, runs once the
 // session's answer is sent.
-// resp carries what else the answer says (an init handed over, with fds).
+// resp carries what else the answer says (an init handed over, with fds,
+// which lease closes once they are sent).
 func (d *daemon) lease(c net.Conn, s *session, resp control.Response, fds []int, afterReply func()) {
 	st := newStream(c)
 	d.mu.Lock()
@@ -654,6 +661,10 @@ func (d *daemon) lease(c net.Conn, s *session, resp control.Response, fds []int,
 	if err := replyFDs(c, resp, fds); err != nil {
 		st.close()
 	}
+	// The daemon's copies of what went with the answer (a handed init's
+	// socket and pidfd) must not outlive it: a client killed later must
+	// leave the init its socket's end of file at once.
+	closeAll(fds)
 	if afterReply != nil {
 		afterReply()
 	}

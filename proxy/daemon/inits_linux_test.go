@@ -20,8 +20,8 @@ type fakeInits struct {
 	closed  bool
 }
 
-func (f *fakeInits) Take(context string, clientPID int) (int, int, string, string) {
-	if context != "match" && context != "" {
+func (f *fakeInits) Take(context, exe string, clientPID int) (int, int, string, string) {
+	if context != "match" && context != "" || exe != "" && exe != "match-exe" {
 		return -1, -1, "", "context differs"
 	}
 	var p [2]int
@@ -182,21 +182,23 @@ func TestTakeLock(t *testing.T) {
 }
 
 // An open can ask for a warm init: the session and the init's descriptors
-// come in one answer, and the lease goes on as usual after it.
+// (and the init's context, for the client to compare) come in one answer,
+// the daemon keeps no copy of them, and the lease goes on as usual after
+// it. A client of another binary (exe) gets none.
 func TestOpenWithInit(t *testing.T) {
 	rt := filepath.Join(shortTemp(t), "rt")
 	startDaemonWith(t, Options{Dir: rt, Idle: time.Minute, Inits: &fakeInits{}})
 	dir := t.TempDir()
 	writePolicy(t, dir, "allow x.example\n")
 	for _, tc := range []struct {
-		context string
-		want    bool
-	}{{"match", true}, {"other", false}} {
+		context, exe string
+		want         bool
+	}{{"match", "", true}, {"other", "", false}, {"", "match-exe", true}, {"", "other-exe", false}} {
 		c, err := control.Dial(rt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := c.Call(control.Request{Op: control.OpOpen, Spec: &control.Spec{Dir: dir}, Init: true, Context: tc.context})
+		resp, err := c.Call(control.Request{Op: control.OpOpen, Spec: &control.Spec{Dir: dir}, Init: true, Context: tc.context, Exe: tc.exe})
 		if err != nil || resp.Session == nil {
 			t.Fatalf("open with init (%s): %+v %v", tc.context, resp, err)
 		}
@@ -208,7 +210,17 @@ func TestOpenWithInit(t *testing.T) {
 			t.Fatalf("init with the session (%s): sock %d, reason %q", tc.context, sock, reason)
 		}
 		if tc.want {
-			checkPassedPipe(t, sock, pidfd)
+			if resp.InitContext != "match" {
+				t.Fatalf("the init's context did not come with it: %q", resp.InitContext)
+			}
+			// Closing the client's copy of the write end must end the
+			// pipe: the daemon holds none.
+			unix.Close(pidfd)
+			fds := []unix.PollFd{{Fd: int32(sock), Events: unix.POLLIN}}
+			if n, err := unix.Poll(fds, 2000); n != 1 || err != nil || fds[0].Revents&unix.POLLHUP == 0 {
+				t.Fatalf("the daemon kept a copy of the handed descriptors (poll %d %v %#x)", n, err, fds[0].Revents)
+			}
+			unix.Close(sock)
 		} else if reason != "context differs" {
 			t.Fatalf("reason: %q", reason)
 		}

@@ -167,10 +167,8 @@ func openNetSessionEarly(stdio Stdio, opts netOptions, wantInit bool) *earlySess
 	if wantInit {
 		// The client's context is compared by the client itself, off the
 		// request's path (prepareSandbox).
-		req.Init = os.Getenv("FENCE_WARM_INIT") != "0" && warmInitsHere
-		if !req.Init {
-			e.init.reason = "FENCE_WARM_INIT=0"
-		}
+		req.Exe, e.init.reason = warmInitAsk()
+		req.Init = e.init.reason == ""
 	}
 	var c *control.Conn
 	if err == nil {

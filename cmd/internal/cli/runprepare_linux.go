@@ -69,8 +69,19 @@ func (e *earlySession) takeInit() warmInit {
 	return w
 }
 
-// warmInitsHere: a daemon on this system may keep warm inits.
-const warmInitsHere = true
+// warmInitAsk is what a client sends with an open to ask for a warm init
+// (the identity of its binary), or why it does not ask: it could not use
+// one (FENCE_WARM_INIT=0, or confined by something outside fence). The
+// rest of its context it compares itself (checkContext).
+func warmInitAsk() (exe, why string) {
+	if os.Getenv("FENCE_WARM_INIT") == "0" {
+		return "", "FENCE_WARM_INIT=0"
+	}
+	if why := sandbox.Confined(); why != "" {
+		return "", why
+	}
+	return sandbox.ExeIdentity(), ""
+}
 
 // checkContext keeps w only if the init's process context is this
 // process's (mine; empty with why when it may have none): the same

@@ -29,8 +29,8 @@ func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, er
 	return lazySandbox{}, nil
 }
 
-// warmInitsHere: no warm inits outside Linux.
-const warmInitsHere = false
+// warmInitAsk: no warm inits outside Linux.
+func warmInitAsk() (exe, why string) { return "", "not on Linux" }
 
 // initPool: no warm inits outside Linux.
 func initPool() daemon.InitPool { return nil }
