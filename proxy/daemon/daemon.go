@@ -133,6 +133,7 @@ type session struct {
 	// reloadMu serializes reloads: a slow older reload must not apply its
 	// result after a newer one (a tightening would be undone).
 	reloadMu sync.Mutex
+	saveMu   sync.Mutex // serializes writes of the record
 	dirs     []string // watched directories
 	paths    []string // the files and directories the policy depends on
 
@@ -584,10 +585,16 @@ func (d *daemon) resolveFirst(s *session) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	res, err := d.resolve(s.spec)
+	root := res.Root
+	if err != nil {
+		// For monitors and status (fence monitor DIR): the directory the
+		// client named, its project root being unknown.
+		root = s.spec.Dir
+	}
+	d.mu.Lock()
+	s.root = root
+	d.mu.Unlock()
 	if err == nil {
-		d.mu.Lock()
-		s.root = res.Root
-		d.mu.Unlock()
 		err = d.setWatch(s, res.Watch)
 	}
 	if err != nil {
@@ -791,7 +798,10 @@ func (d *daemon) end(s *session) {
 	}
 	s.px.Close()
 	os.RemoveAll(s.dir)
+	// After a save in progress (closed is set: no new one starts).
+	s.saveMu.Lock()
 	os.Remove(filepath.Join(d.opts.Dir, recordsDir, s.id+".json"))
+	s.saveMu.Unlock()
 	d.opts.Log.Printf("session %s: ended", s.id)
 }
 
@@ -871,6 +881,10 @@ func (d *daemon) emit(s *session, e proxy.Event) {
 
 // save writes s's record atomically.
 func (d *daemon) save(s *session) {
+	// The record timer and a reload may save at once: one at a time, so
+	// that the last rules set are the last written.
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	d.mu.Lock()
 	if s.closed {
 		d.mu.Unlock()

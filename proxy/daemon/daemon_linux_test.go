@@ -693,6 +693,10 @@ func TestOpenBeforePolicy(t *testing.T) {
 	if err != nil || e.Kind != proxy.KindConfigError || !strings.Contains(e.Detail, "every connection is refused") {
 		t.Fatalf("first event of a session without a policy: %+v %v", e, err)
 	}
+	// Monitors of the directory see it (its project root being unknown).
+	if e.Project != broken {
+		t.Fatalf("the event's project: %q, want %q", e.Project, broken)
+	}
 	c.Close()
 }
 
