@@ -134,8 +134,8 @@ type session struct {
 	// result after a newer one (a tightening would be undone).
 	reloadMu sync.Mutex
 	saveMu   sync.Mutex // serializes writes of the record
-	dirs     []string // watched directories
-	paths    []string // the files and directories the policy depends on
+	dirs     []string   // watched directories
+	paths    []string   // the files and directories the policy depends on
 
 	// guarded by daemon.mu
 	lease      *stream
