@@ -58,16 +58,9 @@ func TestWarmPoolFixedCgroup(t *testing.T) {
 	saved := mountTable
 	mountTable = func(string) ([]byte, error) { return []byte("same"), nil }
 	defer func() { mountTable = saved }()
-	cmd := exec.Command("sleep", "30")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); unix.Close(fds[1]) }()
-	wp := &WarmPool{ready: &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", names: hostNames(), cgroup: "/user.slice/a"}}
+	b := standIn(t)
+	b.cgroup = "/user.slice/a"
+	wp := &WarmPool{ready: b}
 	client := map[int]string{1: "/session-2.scope", 2: "/user.slice/a"}
 	savedCgroup := fixedCgroupOf
 	fixedCgroupOf = func(pid int) string { return client[pid] }

@@ -11,8 +11,6 @@ import (
 // escaping. A field added to Request or Spec without MarshalJSON knowing it
 // fails here: the test sets every field by reflection.
 func TestRequestJSON(t *testing.T) {
-	// requestFields is Request without its MarshalJSON method.
-	type requestFields Request
 	weird := "a\"b\\c\n\r\t\b\f\x00\x01\x1f\x7f<>&\u2028\u2029\xff\xfe\xed\xa0\x80é€😀"
 	full := Request{Op: "open", Spec: &Spec{Dir: "/home/u/" + weird, Settings: "s" + weird, Templates: []string{"npm", weird},
 		Publish: []int{8080, -1, 0}, Env: map[string]string{"HOME": "/home/u", "XDG_" + weird: weird, "A": ""}},
@@ -26,17 +24,26 @@ func TestRequestJSON(t *testing.T) {
 		}
 	}
 	for _, r := range []Request{full, {}, {Op: "status", Spec: &Spec{}}, {Op: OpInit, Context: "c"}} {
-		got, err := json.Marshal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := json.Marshal(requestFields(r))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Errorf("MarshalJSON:\n got %s\nwant %s", got, want)
-		}
+		sameJSON(t, r)
+	}
+}
+
+// sameJSON checks that r's MarshalJSON writes what encoding/json writes
+// from the field tags.
+func sameJSON(t *testing.T, r Request) {
+	t.Helper()
+	// requestFields is Request without its MarshalJSON method.
+	type requestFields Request
+	got, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(requestFields(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("MarshalJSON:\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -46,19 +53,7 @@ func FuzzRequestJSON(f *testing.F) {
 	f.Add("open", "/home/u/p", "HOME", "/home/u", "ctx", "tmpl")
 	f.Add("\b\f\x00", "\xed\xa0\x80", "<&>", "\u2028", "\xff", "é")
 	f.Fuzz(func(t *testing.T, op, dir, key, value, ctx, tmpl string) {
-		type requestFields Request
-		r := Request{Op: op, Spec: &Spec{Dir: dir, Settings: value, Templates: []string{tmpl}, Env: map[string]string{key: value}},
-			ID: key, Context: ctx, Exe: tmpl, Init: len(op)%2 == 0}
-		got, err := json.Marshal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := json.Marshal(requestFields(r))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Errorf("MarshalJSON:\n got %s\nwant %s", got, want)
-		}
+		sameJSON(t, Request{Op: op, Spec: &Spec{Dir: dir, Settings: value, Templates: []string{tmpl}, Env: map[string]string{key: value}},
+			ID: key, Context: ctx, Exe: tmpl, Init: len(op)%2 == 0})
 	})
 }
