@@ -173,9 +173,7 @@ func openNetSessionEarly(stdio Stdio, opts netOptions, wantInit bool) *earlySess
 	var c *control.Conn
 	if err == nil {
 		if c, err = control.Dial(rt); err == nil {
-			if err = c.Send(req); err != nil {
-				c.Close()
-			}
+			err = c.Send(req) // a failed one is closed below
 		}
 	}
 	go func() {
