@@ -486,7 +486,9 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 func (d *daemon) takeInit(c net.Conn, p peer, context string) {
 	resp, fds := d.handInit(p, context, "")
 	defer closeAll(fds)
-	replyFDs(c, resp, fds)
+	if err := replyFDs(c, resp, fds); err != nil && len(fds) > 0 {
+		d.opts.Log.Printf("control: hand over a sandbox init: %v", err)
+	}
 }
 
 // handInit takes a booted init for the peer p: the answer's Init or
