@@ -114,28 +114,9 @@ func TestLocalOutbound(t *testing.T) {
 // then the client).
 func TestLocalOutboundLastBytes(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	port, got := countingListener(t)
 	const size = 8 << 20
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		n, _ := io.Copy(io.Discard, c)
-		c.Close()
-		got <- n
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
-	driver(t, e, "-local", fmt.Sprint(port), "python3", "-c", fmt.Sprintf(`
-import os, socket
-c=socket.create_connection(("127.0.0.1",%d)); c.sendall(b"x"*%d); os._exit(0)`, port, size))
+	sendAndExit(t, e, port, size)
 	select {
 	case n := <-got:
 		if n != size {
@@ -152,11 +133,29 @@ c=socket.create_connection(("127.0.0.1",%d)); c.sendall(b"x"*%d); os._exit(0)`, 
 // runs, so the test loops).
 func TestLocalOutboundLastBytesSmall(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
+	port, got := countingListener(t)
+	const runs = 40
+	for i := 0; i < runs; i++ {
+		sendAndExit(t, e, port, 1000)
+		select {
+		case n := <-got:
+			if n != 1000 {
+				t.Fatalf("run %d: the host port received %d bytes, want 1000", i, n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d: the host port got no connection", i)
+		}
+	}
+}
+
+// countingListener listens on the host's loopback and reports, for every
+// connection, how many bytes arrived before it closed.
+func countingListener(t *testing.T) (int, <-chan int64) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	got := make(chan int64, 64)
 	go func() {
 		for {
@@ -172,21 +171,15 @@ func TestLocalOutboundLastBytesSmall(t *testing.T) {
 			}()
 		}
 	}()
-	port := ln.Addr().(*net.TCPAddr).Port
-	const runs = 40
-	for i := 0; i < runs; i++ {
-		driver(t, e, "-local", fmt.Sprint(port), "python3", "-c", fmt.Sprintf(`
+	return ln.Addr().(*net.TCPAddr).Port, got
+}
+
+// sendAndExit runs a command, with allowLocalOutbound for port, that sends
+// size bytes there and exits at once, without closing the connection.
+func sendAndExit(t *testing.T, e *sandboxtest.Env, port, size int) {
+	driver(t, e, "-local", fmt.Sprint(port), "python3", "-c", fmt.Sprintf(`
 import os, socket
-c=socket.create_connection(("127.0.0.1",%d)); c.sendall(b"x"*1000); os._exit(0)`, port))
-		select {
-		case n := <-got:
-			if n != 1000 {
-				t.Fatalf("run %d: the host port received %d bytes, want 1000", i, n)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("run %d: the host port got no connection", i)
-		}
-	}
+c=socket.create_connection(("127.0.0.1",%d)); c.sendall(b"x"*%d); os._exit(0)`, port, size))
 }
 
 // TestPublish: a sandbox port listed in publish is reachable on the host's
