@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -52,21 +51,10 @@ func cgroupV2Path(pid string) (string, error) {
 // cgroupV2Mount is where the cgroup v2 hierarchy is mounted with its root
 // at "/", from /proc/self/mountinfo.
 func cgroupV2Mount() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		a, b := strings.Fields(pre), strings.Fields(post)
-		if len(a) >= 5 && len(b) >= 1 && b[0] == "cgroup2" && a[3] == "/" && !strings.Contains(a[4], `\`) {
-			return a[4], nil
+	entries, _ := readMountinfo("self")
+	for _, e := range entries {
+		if e.FSType == "cgroup2" && e.Root == "/" {
+			return unescapeMountinfo(e.Point), nil
 		}
 	}
 	return "", errors.New("no cgroup v2 hierarchy mounted")

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -19,23 +18,10 @@ import (
 // unmount it nor mount anything (no capabilities, seccomp). Environment
 // variables play no part (ATTACKS.md C-06).
 func Inside() bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		// ... mount point (4) ... "-" fstype source options
-		for i, fld := range fields {
-			if fld == "-" && i+2 < len(fields) && len(fields) > 4 {
-				if fields[4] == "/dev" && fields[i+1] == "tmpfs" && fields[i+2] == markerSource {
-					return true
-				}
-				break
-			}
+	entries, _ := readMountinfo("self")
+	for _, e := range entries {
+		if e.Point == "/dev" && e.FSType == "tmpfs" && e.Source == markerSource {
+			return true
 		}
 	}
 	return false

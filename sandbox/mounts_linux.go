@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -335,29 +334,17 @@ func statfsToMount(f int64) uintptr {
 
 // remountTreeReadOnly remounts every mount at or below root read-only.
 func remountTreeReadOnly(root string) error {
-	f, err := os.Open("/proc/self/mountinfo")
+	entries, err := readMountinfo("self")
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	type mnt struct {
-		point string
-		flags uintptr
-	}
-	var mounts []mnt
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 {
-			continue
-		}
-		point := unescapeMountinfo(fields[4])
+	for _, e := range entries {
+		point := unescapeMountinfo(e.Point)
 		if !within(point, root) {
 			continue
 		}
 		var flags uintptr
-		for _, o := range strings.Split(fields[5], ",") {
+		for _, o := range strings.Split(e.Options, ",") {
 			switch o {
 			case "nosuid":
 				flags |= unix.MS_NOSUID
@@ -373,40 +360,14 @@ func remountTreeReadOnly(root string) error {
 				flags |= unix.MS_RELATIME
 			}
 		}
-		mounts = append(mounts, mnt{point, flags})
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	for _, m := range mounts {
-		err := unix.Mount("", m.point, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|m.flags, "")
+		err := unix.Mount("", point, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|flags, "")
 		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EACCES) {
 			// A mount we cannot make read-only is a mount the command
 			// could write: fail closed.
-			return fmt.Errorf("remount %q read-only: %w", m.point, err)
+			return fmt.Errorf("remount %q read-only: %w", point, err)
 		}
 	}
 	return nil
-}
-
-// unescapeMountinfo decodes the octal escapes (\040 for space) of
-// /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // loopbackUp brings up lo in the new network namespace; the kernel adds

@@ -78,19 +78,13 @@ var loseAdopted bool
 // point, options, type, source and superblock options of every mount. A
 // variable for tests.
 var mountTable = func(pid string) ([]byte, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/mountinfo")
+	entries, err := readMountinfo(pid)
 	if err != nil {
 		return nil, err
 	}
-	var lines []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		pre, post, ok := strings.Cut(line, " - ")
-		f := strings.Fields(pre)
-		if !ok || len(f) < 6 {
-			return nil, fmt.Errorf("/proc/%s/mountinfo: bad line %q", pid, line)
-		}
-		lines = append(lines, strings.Join(f[2:6], " ")+" - "+post)
+	lines := make([]string, len(entries))
+	for i, e := range entries {
+		lines[i] = strings.Join([]string{e.Dev, e.Root, e.Point, e.Options, "-", e.FSType, e.Source, e.Super}, " ")
 	}
 	sort.Strings(lines)
 	return []byte(strings.Join(lines, "\n")), nil
