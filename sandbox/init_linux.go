@@ -53,6 +53,7 @@ func RunInit() int {
 		// Booted ahead by the daemon: do now what does not depend on the
 		// policy, off the client's path.
 		early.boot()
+		warmCodec()
 	}
 	m, fds, err := recvMsg(initFD)
 	if err == nil && m.Kind == "adopt" {
@@ -99,7 +100,7 @@ var initOutbound drain
 const warmBootEnv = "FENCE_INIT_WARM"
 
 // bootState is the policy-independent part of the init's setup, done
-// while a warm init waits for its client.
+// while a warm init waits for its client, by a cloned one in setup.
 type bootState struct {
 	done    bool
 	err     error // checkAllThreads
@@ -116,7 +117,6 @@ func (b *bootState) boot() {
 		b.proxies = listenProxies()
 	}
 	b.sigs = notifySignals()
-	warmCodec()
 }
 
 // takeStdio makes the descriptors that came with the configuration (an
@@ -163,10 +163,10 @@ func (st *initState) debugf(format string, args ...any) {
 }
 
 func setup(cfg *initConfig, early bootState) (*initState, error) {
-	st := &initState{cfg: cfg, sigs: early.sigs}
 	if !early.done {
-		early.err = checkAllThreads()
+		early.boot()
 	}
+	st := &initState{cfg: cfg, sigs: early.sigs}
 	if err := early.err; err != nil {
 		return nil, failf("build fence with CGO_ENABLED=0 (the release builds are)", "%v", err)
 	}
@@ -186,9 +186,6 @@ func setup(cfg *initConfig, early bootState) (*initState, error) {
 		if err := st.openPTY(); err != nil {
 			return nil, err
 		}
-	}
-	if !early.done {
-		early.lo = loopbackUp()
 	}
 	if err := early.lo; err != nil {
 		return nil, failf("", "bring up the loopback interface: %w", err)
@@ -296,9 +293,6 @@ func (st *initState) openPTY() error {
 func (st *initState) run() int {
 	cfg := st.cfg
 	sigs := st.sigs
-	if sigs == nil {
-		sigs = notifySignals()
-	}
 
 	// With something to print first, wait until the client has printed
 	// it, so that it comes before the command's own output.

@@ -35,9 +35,10 @@ func pipeConns(inside, outside net.Conn, out *drain) {
 // what the sandbox's processes wrote just before they died is still passed
 // on, as the kernel delivers a dead process's sent data: their sockets
 // reach EOF once that data is read, so the copies end by themselves; wait
-// bounds it for a peer outside that does not read. (Connections still in a
-// listener's queue, not yet accepted, when the sandbox ends are not
-// relayed.) A nil drain counts nothing.
+// bounds it for a peer outside that does not read. (The init's
+// quiesceRelays sees that connections still in a listener's queue when the
+// sandbox ends are accepted and counted first.) A nil drain counts
+// nothing.
 type drain struct {
 	mu   sync.Mutex
 	n    int
