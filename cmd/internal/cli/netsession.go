@@ -140,6 +140,9 @@ type earlySession struct {
 	sess *netSession
 	init warmInit
 	err  error
+	// askedInit: a request for a warm init went out (set before
+	// openNetSessionEarly returns).
+	askedInit bool
 }
 
 // warmInit is a sandbox init the daemon booted ahead: its socket and
@@ -176,6 +179,7 @@ func openNetSessionEarly(stdio Stdio, opts netOptions, wantInit bool) *earlySess
 			err = c.Send(req) // a failed one is closed below
 		}
 	}
+	e.askedInit = req.Init && err == nil
 	go func() {
 		defer close(e.done)
 		if errors.Is(err, control.ErrNoDaemon) {

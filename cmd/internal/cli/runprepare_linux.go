@@ -34,11 +34,14 @@ func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, er
 		t := time.Now()
 		var w warmInit
 		if early != nil {
-			// The daemon sent the init's context: compare it with this
-			// process's, read while the daemon answered.
-			mine, why := sandbox.InitContext()
-			w = early.takeInit()
-			w = checkContext(w, mine, why)
+			// The daemon sends the init's context: compare it with this
+			// process's, read while the daemon answers (not when no
+			// request went out: without a daemon, say).
+			var mine, why string
+			if early.askedInit {
+				mine, why = sandbox.InitContext()
+			}
+			w = checkContext(early.takeInit(), mine, why)
 		} else {
 			w = takeWarmInit()
 		}
@@ -104,10 +107,6 @@ func checkContext(w warmInit, mine, why string) warmInit {
 // takeWarmInit asks a running daemon for a warm init; it never starts one.
 func takeWarmInit() warmInit {
 	w := warmInit{sock: -1, pidfd: -1}
-	if os.Getenv("FENCE_WARM_INIT") == "0" {
-		w.reason = "FENCE_WARM_INIT=0"
-		return w
-	}
 	ctx, why := sandbox.InitContext()
 	if ctx == "" {
 		w.reason = why
