@@ -132,8 +132,10 @@ func TestRelayInputResizeAndControlChars(t *testing.T) {
 	tm := NewTerminal(o.slave, o.slave)
 	// The child reports its window size, then waits in a sleep that Ctrl-C
 	// must interrupt (the PTY's own line discipline turns the byte into
-	// SIGINT for the child's foreground job).
-	c := startChild(t, `stty size; read x; stty size; trap 'echo GOT-INT; exit 3' INT; echo READY; sleep 20 & wait`)
+	// SIGINT for the child's foreground job). It reports the size only once
+	// a line came through the relay, which sizes the child's PTY before it
+	// relays input: reported at once, the size could precede the relay.
+	c := startChild(t, `read x; stty size; read x; stty size; trap 'echo GOT-INT; exit 3' INT; echo READY; sleep 20 & wait`)
 	type result struct {
 		code int
 		err  error
@@ -143,6 +145,7 @@ func TestRelayInputResizeAndControlChars(t *testing.T) {
 		code, _, err := tm.Relay(context.Background(), c)
 		done <- result{code, err}
 	}()
+	io.WriteString(o.master, "start\r")
 	o.waitFor(t, "30 100")
 	if err := pty.Setsize(o.master, &pty.Winsize{Rows: 40, Cols: 120}); err != nil {
 		t.Fatal(err)
