@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -428,8 +429,18 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 		if r, err := fc.evalSymlinks(p); err == nil {
 			p = r // the init refuses symlinks on the way
 		}
-		if p != "" && within(p, "/tmp") && rootOf(p) == "" {
+		if p == "" || !within(p, "/tmp") {
+			continue
+		}
+		switch rootOf(p) {
+		case "":
 			pl.cfg.Mounts.Expose = append(pl.cfg.Mounts.Expose, p)
+		case "/":
+			// allowWrite = ["/"]: the host's / is bound writable, but
+			// the private /tmp goes on top of it.
+			if !slices.Contains(pl.cfg.Mounts.Writable, p) {
+				pl.cfg.Mounts.Writable = append(slices.Clip(pl.cfg.Mounts.Writable), p)
+			}
 		}
 	}
 	pl.cfg.Mounts.Expose = dedupeStrings(pl.cfg.Mounts.Expose)

@@ -87,6 +87,42 @@ func TestBuildPlan(t *testing.T) {
 	}
 }
 
+// The private /tmp would hide a working directory below the host's /tmp:
+// it is bound read-only, or writable where allowWrite covers it, also from
+// / (the private /tmp goes on top of a writable /).
+func TestBuildPlanBelowTmp(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "fence-plan-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		allow    []string
+		expose   bool
+		writable bool
+	}{
+		{allow: nil, expose: true},
+		{allow: []string{"/"}, writable: true},
+		{allow: []string{dir}, writable: true},
+	} {
+		spec := &Spec{Dir: dir, Env: []string{"HOME=/nonexistent"}, Policy: Policy{Root: dir, AllowWrite: tc.allow}}
+		pl, err := buildPlan(spec, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := pl.cfg.Mounts
+		if got := slices.Contains(m.Expose, dir); got != tc.expose {
+			t.Errorf("allowWrite %q: exposed %v, want %v (%q)", tc.allow, got, tc.expose, m.Expose)
+		}
+		if got := slices.Contains(m.Writable, dir); got != tc.writable {
+			t.Errorf("allowWrite %q: bound writable %v, want %v (%q)", tc.allow, got, tc.writable, m.Writable)
+		}
+	}
+}
+
 // TestGitlinks reads the gitlinks of real indexes in every version git
 // writes, with enough entries around them to exercise padding and v4's
 // prefix compression.
