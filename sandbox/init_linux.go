@@ -56,6 +56,13 @@ func RunInit() int {
 		warmCodec()
 	}
 	m, fds, err := recvMsg(initFD)
+	if err == nil && m.Kind == "stage" {
+		// The daemon found this init's mounts to be the host's: build
+		// what of the new root does not depend on the policy.
+		closeAll(fds)
+		early.stage()
+		m, fds, err = recvMsg(initFD)
+	}
 	if err == nil && m.Kind == "adopt" {
 		// Booted ahead by the daemon and now handed to a client: from here
 		// on this sandbox follows the client (its socket), and must outlive
@@ -104,19 +111,34 @@ const warmBootEnv = "FENCE_INIT_WARM"
 type bootState struct {
 	done    bool
 	err     error // checkAllThreads
+	priv    error // dropExecPrivileges
 	lo      error // loopbackUp
 	sigs    chan os.Signal
 	proxies map[string]net.Listener // listenProxies
+	root    *stagedRoot             // a warm init's, once its mounts were checked
+	rootErr error
 }
 
 func (b *bootState) boot() {
 	b.done = true
 	b.err = checkAllThreads()
+	b.priv = dropExecPrivileges()
 	b.lo = loopbackUp()
 	if b.lo == nil {
 		b.proxies = listenProxies()
 	}
 	b.sigs = notifySignals()
+}
+
+// stage builds the policy-independent part of the new root (stagedRoot).
+// Only after the daemon compared the init's mount table with the host's:
+// the init's own mounts would make them differ.
+func (b *bootState) stage() {
+	r, err := stageRoot()
+	if err == nil {
+		err = r.fill(-1)
+	}
+	b.root, b.rootErr = r, err
 }
 
 // takeStdio makes the descriptors that came with the configuration (an
@@ -170,15 +192,21 @@ func setup(cfg *initConfig, early bootState) (*initState, error) {
 	if err := early.err; err != nil {
 		return nil, failf("build fence with CGO_ENABLED=0 (the release builds are)", "%v", err)
 	}
+	if err := early.priv; err != nil {
+		return nil, failf("", "drop privileges: %w", err)
+	}
 	var relayDir int = -1
 	if cfg.Relay != "" {
-		fd, err := unix.Open(cfg.Relay, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err := early.root.openHost(cfg.Relay, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
 		if err != nil {
 			return nil, failf("", "open the relay directory %q: %w", cfg.Relay, err)
 		}
 		relayDir = fd
 	}
-	if err := buildRoot(st, &cfg.Mounts); err != nil {
+	if early.rootErr != nil {
+		return nil, early.rootErr
+	}
+	if err := buildRoot(st, &cfg.Mounts, early.root); err != nil {
 		return nil, err
 	}
 	initStamps = append(initStamps, stamp{"mounts", monoNow()})
@@ -202,10 +230,11 @@ func setup(cfg *initConfig, early bootState) (*initState, error) {
 
 // lockdown restricts the init before it forks the command, which inherits
 // everything. Landlock and seccomp cover every thread at once (one
-// stop-the-world round each). The capability drops take one round per
-// syscall (41 bounding-set drops), so they are done on the main thread,
-// from which the command is forked, and the other threads follow in
-// lockProcess once the command runs.
+// stop-the-world round each). The capability drops would take one round
+// per syscall (41 bounding-set drops), so they are done on the main thread,
+// from which the command is forked (what only matters at exec already at
+// boot: dropExecPrivileges), and the other threads follow in lockProcess
+// once the command runs.
 func (st *initState) lockdown() error {
 	cfg := st.cfg
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {

@@ -55,13 +55,15 @@ func lastCap() int {
 	return 63
 }
 
-// dropThreadPrivileges leaves the calling OS thread with no capabilities
-// in any set, an empty bounding set, no ambient capabilities, securebits
-// that stop a later exec (even as uid 0) from granting any (DESIGN.md
-// §6.1), and no_new_privs. The command is forked from this thread and
-// inherits exactly its credentials; the caller must hold
-// runtime.LockOSThread.
-func dropThreadPrivileges() error {
+// dropExecPrivileges takes from the calling OS thread everything an exec
+// could grant: no_new_privs, securebits that stop a later exec (even as
+// uid 0) from granting capabilities (DESIGN.md §6.1), an empty bounding
+// set and no ambient capabilities. The thread keeps its effective
+// capabilities (the init still mounts and configures its network) until
+// dropThreadPrivileges. The init never execs, so a warm one does this at
+// boot. The command is forked from this thread and inherits exactly its
+// credentials; the caller must hold runtime.LockOSThread.
+func dropExecPrivileges() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
 	}
@@ -81,6 +83,12 @@ func dropThreadPrivileges() error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_CAP_AMBIENT_CLEAR_ALL): %w", err)
 	}
+	return nil
+}
+
+// dropThreadPrivileges leaves the calling OS thread with no capabilities
+// in any set; dropExecPrivileges must have run on it.
+func dropThreadPrivileges() error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capset(&hdr, &data[0]); err != nil {

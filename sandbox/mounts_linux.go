@@ -23,60 +23,107 @@ const (
 	markerSource = "fence-sandbox"
 )
 
-// buildRoot carries out the mount plan and pivots into the new root.
-func buildRoot(st *initState, mp *mountPlan) error {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-		return failf("", "make / a slave mount: %w", err)
-	}
-	// Open every host path we bind from before /tmp is covered, refusing
-	// symlinks anywhere on the way: the paths were resolved when the
-	// policy was built, so a symlink now means something raced us
-	// (ATTACKS.md F-21).
-	type src struct {
-		path string
-		fd   int
-		dir  bool
-	}
-	open := func(p string) (src, error) {
-		fd, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{
-			Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		})
-		if err != nil {
-			return src{}, fmt.Errorf("open %q: %w", p, err)
-		}
-		var s unix.Stat_t
-		if err := unix.Fstat(fd, &s); err != nil {
-			unix.Close(fd)
-			return src{}, fmt.Errorf("stat %q: %w", p, err)
-		}
-		return src{path: p, fd: fd, dir: s.Mode&unix.S_IFMT == unix.S_IFDIR}, nil
-	}
-	var expose, writable []src
-	for _, p := range mp.Expose {
-		s, err := open(p)
-		if err != nil {
-			return failf("", "expose %v", err)
-		}
-		expose = append(expose, s)
-	}
-	for _, p := range mp.Writable {
-		s, err := open(p)
-		if err != nil {
-			return failf("", "allowWrite %v", err)
-		}
-		writable = append(writable, s)
-	}
+// stagedRoot is the part of the new root that does not depend on the
+// policy: the staging tmpfs over /tmp, the host's / bound read-only at
+// newRoot, and the sandbox's own /tmp, /dev and /proc on it. A warm init
+// stages it while it waits for its client (bootState.stage).
+type stagedRoot struct {
+	// hostTmp is the host's /tmp (O_PATH), opened before the staging
+	// tmpfs covered it, and tmpPath its path: the policy's paths below it
+	// are opened through it.
+	hostTmp int
+	tmpPath string
+	filled  bool     // newRoot holds the read-only host tree and its /tmp, /dev, /proc
+	debug   []string // what -d says of it
+}
 
+// stageRoot makes / a slave mount (nothing the init mounts reaches the
+// host) and mounts the staging tmpfs with newRoot in it, keeping the
+// host's /tmp reachable.
+func stageRoot() (*stagedRoot, error) {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return nil, failf("", "make / a slave mount: %w", err)
+	}
+	tmpPath, err := filepath.EvalSymlinks(stage)
+	if err != nil {
+		return nil, failf("", "resolve %s: %w", stage, err)
+	}
+	hostTmp, err := unix.Open(tmpPath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, failf("", "open the host's %s: %w", stage, err)
+	}
+	r := &stagedRoot{hostTmp: hostTmp, tmpPath: tmpPath}
 	if err := unix.Mount("fence-stage", stage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
-		return failf("", "mount the staging tmpfs: %w", err)
+		return nil, failf("", "mount the staging tmpfs: %w", err)
 	}
 	if err := os.Mkdir(newRoot, 0o755); err != nil {
-		return failf("", "%w", err)
+		return nil, failf("", "%w", err)
 	}
-	empty := stage + "/empty"
-	if err := os.WriteFile(empty, nil, 0o444); err != nil {
-		return failf("", "%w", err)
+	if err := os.WriteFile(emptyFile, nil, 0o444); err != nil {
+		return nil, failf("", "%w", err)
+	}
+	return r, nil
+}
+
+// emptyFile is bound over masked files.
+const emptyFile = stage + "/empty"
+
+// hostSource is a host path opened (O_PATH) before it is bound into the
+// new root.
+type hostSource struct {
+	path string
+	fd   int
+	dir  bool
+}
+
+// open opens host path p, refusing symlinks anywhere on the way: the paths
+// were resolved when the policy was built, so a symlink now means
+// something raced us (ATTACKS.md F-21). Paths under the host's /tmp are
+// opened below it: the staging tmpfs covers them.
+func (r *stagedRoot) open(p string) (hostSource, error) {
+	dir, rel, resolve := unix.AT_FDCWD, p, uint64(unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_MAGICLINKS)
+	if within(p, r.tmpPath) {
+		dir, rel = r.hostTmp, r.belowTmp(p)
+		resolve |= unix.RESOLVE_BENEATH
+	}
+	fd, err := unix.Openat2(dir, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW, Resolve: resolve})
+	if err != nil {
+		return hostSource{}, fmt.Errorf("open %q: %w", p, err)
+	}
+	var s unix.Stat_t
+	if err := unix.Fstat(fd, &s); err != nil {
+		unix.Close(fd)
+		return hostSource{}, fmt.Errorf("stat %q: %w", p, err)
+	}
+	return hostSource{path: p, fd: fd, dir: s.Mode&unix.S_IFMT == unix.S_IFDIR}, nil
+}
+
+// openHost opens host path p as open(2) would, below the host's /tmp when
+// p is there and r covered it; r may be nil (nothing staged yet).
+func (r *stagedRoot) openHost(p string, flags int) (int, error) {
+	if r != nil && within(p, r.tmpPath) {
+		return unix.Openat(r.hostTmp, r.belowTmp(p), flags, 0)
+	}
+	return unix.Open(p, flags, 0)
+}
+
+// belowTmp is p (below the host's /tmp) relative to it.
+func (r *stagedRoot) belowTmp(p string) string {
+	if rel := strings.TrimPrefix(strings.TrimPrefix(p, r.tmpPath), "/"); rel != "" {
+		return rel
+	}
+	return "."
+}
+
+// fill binds the host tree at newRoot, read-only, or writable from
+// writableRoot (allowWrite = ["/"]; -1 for none), and mounts the sandbox's
+// own /tmp, /dev and /proc on it. A tree filled before is detached first.
+func (r *stagedRoot) fill(writableRoot int) error {
+	if r.filled {
+		if err := unix.Unmount(newRoot, unix.MNT_DETACH); err != nil {
+			return failf("", "detach the staged root: %w", err)
+		}
+		r.filled, r.debug = false, nil
 	}
 	if err := unix.Mount("/", newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return failf("", "bind / into the new root: %w", err)
@@ -89,40 +136,75 @@ func buildRoot(st *initState, mp *mountPlan) error {
 			return failf("", "make the host read-only: %w", err)
 		}
 	}
-	st.debugf("mount: / read-only (recursive bind, every submount remounted ro)")
+	r.debug = append(r.debug, "mount: / read-only (recursive bind, every submount remounted ro)")
 
 	// allowWrite = ["/"]: the host tree read-write, before the sandbox's
 	// own /tmp, /dev and /proc go on top of it (a later bind of / would
 	// hide them and expose the host's devices).
-	for i, s := range writable {
-		if s.path != "/" {
-			continue
-		}
-		if err := unix.Mount(fdPath(s.fd), newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if writableRoot >= 0 {
+		if err := unix.Mount(fdPath(writableRoot), newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return failf("", "bind / writable: %w", err)
 		}
-		st.debugf("mount: / writable (allowWrite)")
-		unix.Close(s.fd)
-		writable = append(writable[:i:i], writable[i+1:]...)
-		break
+		r.debug = append(r.debug, "mount: / writable (allowWrite)")
 	}
 
 	// Private /tmp.
 	if err := unix.Mount("fence-tmp", newRoot+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
 		return failf("", "mount the private /tmp: %w", err)
 	}
-	st.debugf("mount: /tmp private tmpfs")
+	r.debug = append(r.debug, "mount: /tmp private tmpfs")
 	if err := buildDev(); err != nil {
 		return failf("", "build /dev: %w", err)
 	}
-	st.debugf("mount: /dev minimal (null zero full random urandom tty, own devpts, shm)")
+	r.debug = append(r.debug, "mount: /dev minimal (null zero full random urandom tty, own devpts, shm)")
 	if err := unix.Mount("proc", newRoot+"/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return failf("fence needs a fully visible /proc to mount its own; inside a container, run it with --privileged or without masked /proc paths",
 			"mount /proc: %w", err)
 	}
-	st.debugf("mount: /proc fresh for the pid namespace")
+	r.debug = append(r.debug, "mount: /proc fresh for the pid namespace")
+	r.filled = true
+	return nil
+}
 
-	bindFD := func(s src, readOnly bool) error {
+// buildRoot carries out the mount plan on r (staged now when nil) and
+// pivots into the new root.
+func buildRoot(st *initState, mp *mountPlan, r *stagedRoot) error {
+	if r == nil {
+		var err error
+		if r, err = stageRoot(); err != nil {
+			return err
+		}
+	}
+	defer unix.Close(r.hostTmp)
+	var expose, writable []hostSource
+	for _, p := range mp.Expose {
+		s, err := r.open(p)
+		if err != nil {
+			return failf("", "expose %v", err)
+		}
+		expose = append(expose, s)
+	}
+	writableRoot := -1
+	for _, p := range mp.Writable {
+		s, err := r.open(p)
+		if err != nil {
+			return failf("", "allowWrite %v", err)
+		}
+		if p == "/" {
+			writableRoot = s.fd
+			defer unix.Close(s.fd)
+			continue
+		}
+		writable = append(writable, s)
+	}
+	if !r.filled || writableRoot >= 0 {
+		if err := r.fill(writableRoot); err != nil {
+			return err
+		}
+	}
+	st.debug = append(st.debug, r.debug...)
+
+	bindFD := func(s hostSource, readOnly bool) error {
 		target := newRoot + s.path
 		if err := ensureTarget(target, s.dir); err != nil {
 			return err
@@ -189,7 +271,7 @@ func buildRoot(st *initState, mp *mountPlan) error {
 			}
 			return failf("", "mask %q: %w", p, err)
 		}
-		if err := unix.Mount(empty, target, "", unix.MS_BIND, ""); err != nil {
+		if err := unix.Mount(emptyFile, target, "", unix.MS_BIND, ""); err != nil {
 			return failf("", "mask %q: %w", p, err)
 		}
 		if err := remountReadOnly(target); err != nil {

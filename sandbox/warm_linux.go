@@ -296,8 +296,13 @@ func (wp *WarmPool) Refill() {
 		if why == "" && err == nil {
 			b = &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, names: names, cgroup: cgroup, exe: exe}
 			// Compared now, so that the handover need not (see current);
-			// a table that already differs is compared again there.
-			b.verify()
+			// a table that already differs is compared again there. Only
+			// an init whose table matched stages its root: its own mounts
+			// would make the tables differ from then on, so a later
+			// change of the host's mounts discards it (current).
+			if b.verify() {
+				sendMsg(b.sock, &message{Kind: "stage"})
+			}
 		}
 		wp.mu.Lock()
 		defer wp.mu.Unlock()
