@@ -379,12 +379,12 @@ func (st *initState) run() int {
 					alone := reapAll()
 					// What the command's processes wrote to relayed
 					// connections just before they died still goes out.
-					quiesceRelays(time.Second)
+					offline := quiesceRelays(time.Second)
 					initOutbound.wait(time.Second)
 					if cfg.Debug {
 						stamps = append(stamps, stamp{"command-exited", monoNow()})
 					}
-					sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Stamps: stamps})
+					sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Offline: offline, Stamps: stamps})
 					return code
 				}
 			}

@@ -27,8 +27,11 @@ type message struct {
 	// "tty" (init → client): the PTY master rides along.
 	// "exit" (init → client): the command's status; Alone says that no
 	// other process is left in the sandbox (the init's exit may follow).
-	Status int  `json:"status,omitempty"`
-	Alone  bool `json:"alone,omitempty"`
+	// Offline says that no TCP connection was ever accepted in the
+	// sandbox: nothing went through its proxy relays.
+	Status  int  `json:"status,omitempty"`
+	Alone   bool `json:"alone,omitempty"`
+	Offline bool `json:"offline,omitempty"`
 	// "local" (init → client): a connection to relay to the host's
 	// 127.0.0.1:Port; "publish" (client → init): a host connection to
 	// relay to the sandbox's 127.0.0.1:Port.

@@ -198,11 +198,13 @@ func serve(loop func()) {
 // counts it before it returns. (Before, a connection taken from the queue
 // but not yet counted was lost about once in a few hundred runs under
 // load: TestLocalOutboundLastBytesSmall.)
-func quiesceRelays(limit time.Duration) {
+//
+// It reports whether no connection was ever established in the sandbox's
+// network namespace (then none went through the relays).
+func quiesceRelays(limit time.Duration) (offline bool) {
 	if len(relayListeners) == 0 || !passiveOpens() {
-		// No connection was ever established in the sandbox's network
-		// namespace: nothing to wait for (fence -- true pays nothing).
-		return
+		// Nothing to wait for (fence -- true pays nothing).
+		return true
 	}
 	deadline := time.Now().Add(limit)
 	for _, ln := range relayListeners {
@@ -235,4 +237,5 @@ func quiesceRelays(limit time.Duration) {
 	case <-ended:
 	case <-time.After(time.Until(deadline)):
 	}
+	return false
 }

@@ -22,6 +22,9 @@ func (p *Process) Wait() (int, error) { return 0, ErrUnsupported }
 // Signal is not available on this operating system.
 func (p *Process) Signal(sig os.Signal) error { return ErrUnsupported }
 
+// Offline reports whether nothing reached the network session.
+func (p *Process) Offline() bool { return false }
+
 // Inside reports whether this process runs inside a fence sandbox.
 func Inside() bool { return false }
 

@@ -370,6 +370,10 @@ func (p *Process) Wait() (int, error) {
 	return p.waitCode, p.waitErr
 }
 
+// Offline is always false here: whether anything reached the network
+// session is not known.
+func (p *Process) Offline() bool { return false }
+
 // Signal sends sig to the command's process group (the command runs in a
 // session of its own, so a terminal's Ctrl-C reaches only fence).
 func (p *Process) Signal(sig os.Signal) error {

@@ -32,6 +32,7 @@ type Process struct {
 	status    int
 	gotStatus bool
 	alone     bool // the status came with nothing else left in the sandbox
+	offline   bool // and no connection was ever made in it
 	closers   []io.Closer
 
 	done     chan struct{} // closed when Wait has collected the init
@@ -422,7 +423,7 @@ func (p *Process) readLoop(ready chan<- error) {
 			p.timeline.add(m.Stamps...)
 			p.timeline.mark("exit-received")
 			p.mu.Lock()
-			p.status, p.gotStatus, p.alone = m.Status, true, m.Alone
+			p.status, p.gotStatus, p.alone, p.offline = m.Status, true, m.Alone, m.Offline
 			p.mu.Unlock()
 			if m.Alone {
 				// The sandbox is over; the init's own exit may take a
@@ -595,6 +596,15 @@ func (p *Process) Wait() (int, error) {
 		}
 	})
 	return p.waitCode, p.waitErr
+}
+
+// Offline reports, once Wait returned, that no connection was ever made
+// in the sandbox's network namespace: nothing reached its network session,
+// whose final counts then need not be asked for.
+func (p *Process) Offline() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gotStatus && p.alone && p.offline
 }
 
 // Signal sends sig to the command (through the init, which forwards it).

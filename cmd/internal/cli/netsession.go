@@ -331,7 +331,14 @@ func (s *netSession) discard(f *os.File) {
 }
 
 // Close ends the session and prints the one-line summary of what was blocked.
-func (s *netSession) Close(stdio Stdio) {
+func (s *netSession) Close(stdio Stdio) { s.end(stdio, true) }
+
+// CloseOffline ends a session that nothing in the sandbox could reach (no
+// connection was made there: [sandbox.Process.Offline]) without waiting
+// for the daemon's final counts, which can only be what was streamed.
+func (s *netSession) CloseOffline(stdio Stdio) { s.end(stdio, false) }
+
+func (s *netSession) end(stdio Stdio, final bool) {
 	if s == nil {
 		return
 	}
@@ -343,15 +350,18 @@ func (s *netSession) Close(stdio Stdio) {
 	s.closed = true
 	c := s.conn
 	s.mu.Unlock()
-	// Half-closing the lease ends the session; the daemon answers with
-	// its exact counts (the events streamed to us may have been thinned
-	// out under a flood) and closes the connection, which ends follow.
-	c.CloseWrite()
 	var info *control.SessionInfo
-	select {
-	case <-s.done:
-		info = c.Final()
-	case <-time.After(2 * time.Second):
+	if final {
+		// Half-closing the lease ends the session; the daemon answers
+		// with its exact counts (the events streamed to us may have been
+		// thinned out under a flood) and closes the connection, which
+		// ends follow.
+		c.CloseWrite()
+		select {
+		case <-s.done:
+			info = c.Final()
+		case <-time.After(2 * time.Second):
+		}
 	}
 	if info != nil && info.Blocked >= s.blocked {
 		s.mu.Lock()
