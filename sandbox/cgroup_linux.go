@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,8 +50,11 @@ func cgroupV2Path(pid string) (string, error) {
 }
 
 // cgroupV2Mount is where the cgroup v2 hierarchy is mounted with its root
-// at "/", from /proc/self/mountinfo.
-func cgroupV2Mount() (string, error) {
+// at "/", from /proc/self/mountinfo; read once per process (a long table
+// takes a while to parse, and the daemon asks at every handover). Should
+// it move meanwhile, a move into the stale path fails, or is found not to
+// have happened (joinCgroup), and the client clones its own init.
+var cgroupV2Mount = sync.OnceValues(func() (string, error) {
 	entries, _ := readMountinfo("self")
 	for _, e := range entries {
 		if e.FSType == "cgroup2" && e.Root == "/" {
@@ -58,7 +62,7 @@ func cgroupV2Mount() (string, error) {
 		}
 	}
 	return "", errors.New("no cgroup v2 hierarchy mounted")
-}
+})
 
 // fixedCgroup returns the cgroup v2 path of pid (a client of the daemon,
 // of the same user) when that user may not move a process into it (its

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -115,6 +116,27 @@ func checkPeer(c net.Conn, self map[string]nsID) (peer, error) {
 var placeKinds = []string{"ns/user", "ns/mnt", "ns/net", "ns/pid", "ns/pid_for_children", "ns/ipc", "ns/uts",
 	"ns/cgroup", "ns/time", "ns/time_for_children", "root"}
 
+// place is one of the daemon's placeKinds.
+type place struct {
+	id  nsID
+	err error
+}
+
+// selfPlace is the daemon's own placeKinds, read once: it neither changes
+// namespaces nor its root.
+var selfPlace = sync.OnceValue(func() []place {
+	out := make([]place, len(placeKinds))
+	for i, k := range placeKinds {
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/self/"+k, &st); err != nil {
+			out[i].err = err
+			continue
+		}
+		out[i].id = nsID{uint64(st.Dev), st.Ino}
+	}
+	return out
+})
+
 // samePlace checks, from kernel state, that the peer p is where the daemon
 // is: the same namespaces of every kind and the same root directory. It
 // pins p with a pidfd and its start time, so a recycled pid cannot pass.
@@ -131,17 +153,17 @@ func samePlace(p peer) error {
 		return fmt.Errorf("peer pid %d is gone", p.pid)
 	}
 	pid := strconv.Itoa(p.pid)
-	for _, k := range placeKinds {
-		var self, peer unix.Stat_t
-		selfErr := unix.Stat("/proc/self/"+k, &self)
+	self := selfPlace()
+	for i, k := range placeKinds {
+		var peer unix.Stat_t
 		peerErr := unix.Stat("/proc/"+pid+"/"+k, &peer)
-		if errors.Is(selfErr, unix.ENOENT) && errors.Is(peerErr, unix.ENOENT) {
+		if errors.Is(self[i].err, unix.ENOENT) && errors.Is(peerErr, unix.ENOENT) {
 			continue // a namespace kind this kernel does not have
 		}
-		if selfErr != nil || peerErr != nil {
-			return fmt.Errorf("compare %s with peer pid %d: %v / %v", k, p.pid, selfErr, peerErr)
+		if self[i].err != nil || peerErr != nil {
+			return fmt.Errorf("compare %s with peer pid %d: %v / %v", k, p.pid, self[i].err, peerErr)
 		}
-		if self.Dev != peer.Dev || self.Ino != peer.Ino {
+		if self[i].id != (nsID{uint64(peer.Dev), peer.Ino}) {
 			return fmt.Errorf("peer pid %d has another %s than the daemon", p.pid, strings.TrimPrefix(k, "ns/"))
 		}
 	}
