@@ -22,6 +22,10 @@ type Config struct {
 	// decided on Rules. The daemon answers a client before it has loaded
 	// the session's policy, which is then off the sandbox's start-up path.
 	Pending bool
+	// NeedRules, for a Pending session, is called (once) when the first
+	// request waits for the rules: the daemon may put off loading the
+	// policy until then.
+	NeedRules func()
 	// Resolver resolves allowed names; nil means [net.DefaultResolver].
 	Resolver Resolver
 	// Emit receives the session's events; it must not block for long.
@@ -49,6 +53,7 @@ type Session struct {
 	// known is closed once the rules are known (Config.Pending).
 	known     chan struct{}
 	knownOnce sync.Once
+	needOnce  sync.Once // Config.NeedRules
 	tr        *http.Transport
 	http      *http.Server
 
@@ -129,6 +134,13 @@ func (s *Session) Active() int { return int(s.active.Load()) }
 // decide judges t on the current rules and reports a blocked decision as
 // an event.
 func (s *Session) decide(ctx context.Context, proto string, t Target) (Decision, error) {
+	if s.cfg.NeedRules != nil {
+		select {
+		case <-s.known:
+		default:
+			s.needOnce.Do(s.cfg.NeedRules)
+		}
+	}
 	select {
 	case <-s.known:
 	case <-ctx.Done():

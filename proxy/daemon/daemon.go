@@ -52,10 +52,17 @@ type Options struct {
 	// Dir is the runtime directory (created 0700 if missing; its parent
 	// must exist).
 	Dir string
-	// Resolve computes a session's policy; it is called when a session
-	// opens and whenever one of its watched files changes. It runs in the
-	// daemon; a panic in it is turned into an error.
+	// Resolve computes a session's policy; it is called when a new
+	// session's first request needs it or once the session has run for
+	// ResolveDelay, and whenever one of its watched files changes. It runs
+	// in the daemon; a panic in it is turned into an error.
 	Resolve func(control.Spec) (Resolution, error)
+	// ResolveDelay is how long a new session's policy waits to be loaded
+	// unless a request needs it first; 0 means 20ms. Most `fence --`
+	// sessions end within milliseconds and never need it; loading it (a
+	// millisecond of CPU) while their sandbox starts took that time from
+	// the sandbox on a machine with few cores.
+	ResolveDelay time.Duration
 	// Idle is how long the daemon lives with no sessions and no monitors;
 	// 0 means 5 minutes.
 	Idle time.Duration
@@ -146,7 +153,10 @@ type session struct {
 	lastNotice string
 	timer      *time.Timer
 	record     *time.Timer // writes the first record (recordDelay)
+	resolve    *time.Timer // loads the policy (resolveDelay)
 	closed     bool
+
+	resolveOnce sync.Once // resolveFirst
 }
 
 // record is what survives a daemon restart, in records/ID.json: the
@@ -249,6 +259,9 @@ func (s *stream) close() {
 func Run(ctx context.Context, opts Options) error {
 	if opts.Idle == 0 {
 		opts.Idle = 5 * time.Minute
+	}
+	if opts.ResolveDelay == 0 {
+		opts.ResolveDelay = 20 * time.Millisecond
 	}
 	if opts.Debounce == 0 {
 		opts.Debounce = 15 * time.Millisecond
@@ -574,8 +587,19 @@ func (d *daemon) open(c net.Conn, p peer, req control.Request) {
 		resp, fds = d.handInit(p, req.Context, req.Exe)
 	}
 	d.lease(c, s, resp, fds, func() {
+		d.mu.Lock()
+		if !s.closed {
+			s.resolve = time.AfterFunc(d.opts.ResolveDelay, func() { d.resolveOnce(s) })
+		}
+		d.mu.Unlock()
+	})
+}
+
+// resolveOnce loads the session's first policy, once.
+func (d *daemon) resolveOnce(s *session) {
+	s.resolveOnce.Do(func() {
 		d.resolveFirst(s)
-		d.opts.Log.Printf("session %s: opened for %s by pid %d", s.id, s.root, p.pid)
+		d.opts.Log.Printf("session %s: opened for %s by pid %d", s.id, s.root, s.client.pid)
 	})
 }
 
@@ -625,6 +649,9 @@ func (d *daemon) start(s *session, rules *proxy.Rules) error {
 	cfg := proxy.Config{
 		ID: s.id, Project: s.root, Pending: rules == nil, Resolver: d.opts.Resolver, Log: d.opts.Log, MaxConns: d.opts.MaxConns,
 		Emit: func(e proxy.Event) { d.emit(s, e) },
+	}
+	if rules == nil {
+		cfg.NeedRules = func() { go d.resolveOnce(s) }
 	}
 	if rules != nil {
 		cfg.Rules = *rules
@@ -786,6 +813,9 @@ func (d *daemon) end(s *session) {
 	}
 	if s.record != nil {
 		s.record.Stop()
+	}
+	if s.resolve != nil {
+		s.resolve.Stop()
 	}
 	for _, dir := range s.dirs {
 		d.unwatchLocked(dir, s)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -698,6 +699,68 @@ func TestOpenBeforePolicy(t *testing.T) {
 		t.Fatalf("the event's project: %q, want %q", e.Project, broken)
 	}
 	c.Close()
+}
+
+// A new session's policy is loaded when the first request needs it, or
+// once the session has run for resolveDelay; one that ends before either
+// never costs the daemon a load.
+func TestPolicyLoadedOnDemand(t *testing.T) {
+	var mu sync.Mutex
+	loads := map[string]int{}
+	counting := func(spec control.Spec) (Resolution, error) {
+		mu.Lock()
+		loads[spec.Dir]++
+		mu.Unlock()
+		return fileResolver(spec)
+	}
+	loaded := func(dir string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return loads[dir]
+	}
+	rt := filepath.Join(shortTemp(t), "rt")
+	startDaemonWith(t, Options{Dir: rt, Idle: time.Minute, Resolve: counting, ResolveDelay: time.Hour})
+	port := server(t)
+	proj := shortTemp(t)
+	writePolicy(t, proj, fmt.Sprintf("allow a.test:%d\nlocal %d\n", port, port))
+
+	// Ended without a request: never loaded.
+	c, _ := open(t, rt, proj)
+	c.Close()
+	time.Sleep(100 * time.Millisecond)
+	if n := loaded(proj); n != 0 {
+		t.Fatalf("a session that ended without a request loaded its policy %d times", n)
+	}
+
+	// The first request has it loaded, and is decided on it.
+	c, info := open(t, rt, proj)
+	for i := 0; i < 2; i++ {
+		if code, err := get(info.Dir, fmt.Sprintf("http://a.test:%d/x", port)); err != nil || code != 200 {
+			t.Fatalf("request %d: %d %v, want 200", i, code, err)
+		}
+	}
+	if code, err := get(info.Dir, "http://evil.test/x"); err != nil || code != 403 {
+		t.Fatalf("request outside the policy: %d %v, want 403", code, err)
+	}
+	if n := loaded(proj); n != 1 {
+		t.Fatalf("policy loaded %d times for one session, want 1", n)
+	}
+	c.Close()
+
+	// Without a request, once the session has run for ResolveDelay.
+	rt = filepath.Join(shortTemp(t), "rt")
+	startDaemonWith(t, Options{Dir: rt, Idle: time.Minute, Resolve: counting, ResolveDelay: 10 * time.Millisecond})
+	other := shortTemp(t)
+	writePolicy(t, other, fmt.Sprintf("allow a.test:%d\n", port))
+	c, _ = open(t, rt, other)
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for loaded(other) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the policy of a session without requests was never loaded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // waitRecord waits until session id has a record (written once it has run
