@@ -16,8 +16,8 @@ func main() {
 	if cli.IsInit(os.Args) {
 		os.Exit(cli.Init(os.Args))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:])
-	stop()
-	os.Exit(code)
+	// Not stopped before the exit: that would be a round trip to the
+	// runtime's signal thread per signal, for nothing.
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	os.Exit(cli.Main(ctx, os.Args[1:]))
 }
