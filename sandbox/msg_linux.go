@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,7 +76,9 @@ func sendMsg(fd int, m *message, fds ...int) error {
 // recvMsg reads one message; io errors and EOF are returned as err
 // (EOF as errPeerGone).
 func recvMsg(fd int) (*message, []int, error) {
-	buf := make([]byte, maxMessage)
+	bp := recvBufs.Get().(*[]byte)
+	defer recvBufs.Put(bp)
+	buf := *bp
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	var n, oobn int
 	var err error
@@ -114,5 +117,14 @@ func recvMsg(fd int) (*message, []int, error) {
 	}
 	return &m, fds, nil
 }
+
+// recvBufs are recvMsg's buffers: a fresh one per message was a new
+// 200 KiB span for every message of a short-lived process (nothing is
+// collected that soon), most of it never touched. A decoded message keeps
+// nothing of it.
+var recvBufs = sync.Pool{New: func() any {
+	b := make([]byte, maxMessage)
+	return &b
+}}
 
 var errPeerGone = fmt.Errorf("peer closed the connection")
