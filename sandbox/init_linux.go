@@ -53,7 +53,6 @@ func RunInit() int {
 		// Booted ahead by the daemon: do now what does not depend on the
 		// policy, off the client's path.
 		early.boot()
-		warmCodec()
 	}
 	m, fds, err := recvMsg(initFD)
 	if err == nil && m.Kind == "stage" {

@@ -1,63 +1,50 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// The client and the init talk over a SOCK_SEQPACKET socketpair: one JSON
-// message per packet, file descriptors alongside with SCM_RIGHTS.
+// The client and the init talk over a SOCK_SEQPACKET socketpair: one
+// message per packet (wire_linux.go), file descriptors alongside with
+// SCM_RIGHTS.
 
 // message is every message in either direction.
 type message struct {
-	Kind string `json:"kind"`
+	Kind string
 	// "config": Config (client → init).
-	Config *initConfig `json:"config,omitempty"`
+	Config *initConfig
 	// "ready" (init → client): the command is about to run. Debug lines
 	// and downgrade notices ride along.
-	Debug   []string `json:"debug,omitempty"`
-	Notices []string `json:"notices,omitempty"`
+	Debug   []string
+	Notices []string
 	// Sync asks the client to answer "go" once it has printed them.
-	Sync bool `json:"sync,omitempty"`
+	Sync bool
 	// "error" (init → client): setup failed.
-	Error string `json:"error,omitempty"`
-	Hint  string `json:"hint,omitempty"`
+	Error string
+	Hint  string
 	// "tty" (init → client): the PTY master rides along.
 	// "exit" (init → client): the command's status; Alone says that no
 	// other process is left in the sandbox (the init's exit may follow).
 	// Offline says that no TCP connection was ever accepted in the
 	// sandbox: nothing went through its proxy relays.
-	Status  int  `json:"status,omitempty"`
-	Alone   bool `json:"alone,omitempty"`
-	Offline bool `json:"offline,omitempty"`
+	Status  int
+	Alone   bool
+	Offline bool
 	// "local" (init → client): a connection to relay to the host's
 	// 127.0.0.1:Port; "publish" (client → init): a host connection to
 	// relay to the sandbox's 127.0.0.1:Port.
-	Port int `json:"port,omitempty"`
+	Port int
 	// Stamps time the init's phases for -d ("ready", "exit").
-	Stamps []stamp `json:"stamps,omitempty"`
+	Stamps []stamp
 }
 
 const maxMessage = 200 << 10
 
-// warmCodec builds the JSON codec's tables for the messages (reflection
-// over every nested type on first use: ≈ 0.3 ms in a fresh process), so
-// that sending the configuration later does not pay for it. Prepare and
-// Adopt call it: the caller runs them in the background.
-func warmCodec() {
-	if b, err := json.Marshal(&message{Kind: "config", Config: &initConfig{}, Stamps: []stamp{{}}}); err == nil {
-		json.Unmarshal(b, &message{})
-	}
-}
-
 func sendMsg(fd int, m *message, fds ...int) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
+	b := marshalMessage(m)
 	if len(b) > maxMessage {
 		return fmt.Errorf("message too large (%d bytes)", len(b))
 	}
@@ -66,7 +53,7 @@ func sendMsg(fd int, m *message, fds ...int) error {
 		oob = unix.UnixRights(fds...)
 	}
 	for {
-		err = unix.Sendmsg(fd, b, oob, nil, 0)
+		err := unix.Sendmsg(fd, b, oob, nil, 0)
 		if err != unix.EINTR {
 			return err
 		}
@@ -108,14 +95,14 @@ func recvMsg(fd int) (*message, []int, error) {
 		}
 		return nil, nil, errPeerGone
 	}
-	var m message
-	if err := json.Unmarshal(buf[:n], &m); err != nil {
+	m, err := unmarshalMessage(buf[:n])
+	if err != nil {
 		for _, f := range fds {
 			unix.Close(f)
 		}
 		return nil, nil, fmt.Errorf("bad message: %w", err)
 	}
-	return &m, fds, nil
+	return m, fds, nil
 }
 
 // recvBufs are recvMsg's buffers: a fresh one per message was a new

@@ -91,7 +91,6 @@ func Prepare(spec *Spec) (*Pending, error) {
 	if err != nil {
 		return nil, err
 	}
-	warmCodec()
 	return &Pending{init: childInit{cmd}, sock: sock, t0: t0, tty: spec.TTY, how: "cloned"}, nil
 }
 

@@ -441,7 +441,6 @@ func Adopt(spec *Spec, sock, pidfd int) (*Pending, error) {
 		}
 		stdio = append(stdio, d)
 	}
-	warmCodec()
 	return &Pending{init: newAdoptedInit(pidfd), sock: sock, t0: monoNow(), tty: spec.TTY, stdio: stdio, how: "taken warm from the daemon", adopted: true}, nil
 }
 
