@@ -29,10 +29,8 @@ const (
 // stages it while it waits for its client (bootState.stage).
 type stagedRoot struct {
 	// hostTmp is the host's /tmp (O_PATH), opened before the staging
-	// tmpfs covered it, and tmpPath its path: the policy's paths below it
-	// are opened through it.
+	// tmpfs covered it: the policy's paths below it are opened through it.
 	hostTmp int
-	tmpPath string
 	filled  bool     // newRoot holds the read-only host tree and its /tmp, /dev, /proc
 	debug   []string // what -d says of it
 }
@@ -44,29 +42,46 @@ func stageRoot() (*stagedRoot, error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return nil, failf("", "make / a slave mount: %w", err)
 	}
-	tmpPath, err := filepath.EvalSymlinks(stage)
+	hostTmp, err := unix.Open(stage, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return nil, failf("", "resolve %s: %w", stage, err)
+		return nil, failf("fence builds the sandbox's root over the host's /tmp, which must be a directory, not a symbolic link",
+			"open the host's %s: %w", stage, err)
 	}
-	hostTmp, err := unix.Open(tmpPath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, failf("", "open the host's %s: %w", stage, err)
-	}
-	r := &stagedRoot{hostTmp: hostTmp, tmpPath: tmpPath}
+	r := &stagedRoot{hostTmp: hostTmp}
 	if err := unix.Mount("fence-stage", stage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
 		return nil, failf("", "mount the staging tmpfs: %w", err)
+	}
+	// Unbindable: a recursive bind of a host tree that contains /tmp (/
+	// itself, or /tmp as the working directory or an allowWrite entry)
+	// skips the stage, instead of copying it, and the new root being
+	// built in it, into the sandbox (where /tmp/root would be the host
+	// without its protections and masks).
+	if err := unix.Mount("", stage, "", unix.MS_UNBINDABLE, ""); err != nil {
+		return nil, failf("", "make the staging tmpfs unbindable: %w", err)
 	}
 	if err := os.Mkdir(newRoot, 0o755); err != nil {
 		return nil, failf("", "%w", err)
 	}
+	// Nothing can be bound from the stage: the empty file bound over
+	// masked files lives on a read-only tmpfs of its own in it.
+	masks := filepath.Dir(emptyFile)
+	if err := os.Mkdir(masks, 0o755); err != nil {
+		return nil, failf("", "%w", err)
+	}
+	if err := unix.Mount("fence-masks", masks, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=4k"); err != nil {
+		return nil, failf("", "mount the masks' tmpfs: %w", err)
+	}
 	if err := os.WriteFile(emptyFile, nil, 0o444); err != nil {
 		return nil, failf("", "%w", err)
+	}
+	if err := unix.Mount("", masks, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return nil, failf("", "make the masks' tmpfs read-only: %w", err)
 	}
 	return r, nil
 }
 
 // emptyFile is bound over masked files.
-const emptyFile = stage + "/empty"
+const emptyFile = stage + "/masks/empty"
 
 // hostSource is a host path opened (O_PATH) before it is bound into the
 // new root.
@@ -82,7 +97,7 @@ type hostSource struct {
 // opened below it: the staging tmpfs covers them.
 func (r *stagedRoot) open(p string) (hostSource, error) {
 	dir, rel, resolve := unix.AT_FDCWD, p, uint64(unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_MAGICLINKS)
-	if within(p, r.tmpPath) {
+	if within(p, stage) {
 		dir, rel = r.hostTmp, r.belowTmp(p)
 		resolve |= unix.RESOLVE_BENEATH
 	}
@@ -101,7 +116,7 @@ func (r *stagedRoot) open(p string) (hostSource, error) {
 // openHost opens host path p as open(2) would, below the host's /tmp when
 // p is there and r covered it; r may be nil (nothing staged yet).
 func (r *stagedRoot) openHost(p string, flags int) (int, error) {
-	if r != nil && within(p, r.tmpPath) {
+	if r != nil && within(p, stage) {
 		return unix.Openat(r.hostTmp, r.belowTmp(p), flags, 0)
 	}
 	return unix.Open(p, flags, 0)
@@ -109,7 +124,7 @@ func (r *stagedRoot) openHost(p string, flags int) (int, error) {
 
 // belowTmp is p (below the host's /tmp) relative to it.
 func (r *stagedRoot) belowTmp(p string) string {
-	if rel := strings.TrimPrefix(strings.TrimPrefix(p, r.tmpPath), "/"); rel != "" {
+	if rel := strings.TrimPrefix(strings.TrimPrefix(p, stage), "/"); rel != "" {
 		return rel
 	}
 	return "."

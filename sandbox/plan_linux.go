@@ -450,6 +450,7 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 	}
 	pl.cfg.Mounts.Expose = dedupeStrings(pl.cfg.Mounts.Expose)
 	sortByDepth(pl.cfg.Mounts.Expose)
+	sortByDepth(pl.cfg.Mounts.Writable)
 
 	// Landlock: writes only under the writable roots, /tmp and /dev.
 	ll := landlockPlan{RestrictBind: !pol.AllowLocalBinding, BindPorts: pol.Publish}
