@@ -40,17 +40,14 @@ func (w *wireWriter) string(s string) {
 	w.b = append(w.b, s...)
 }
 
-func (w *wireWriter) strings(ss []string) {
-	w.uint(uint64(len(ss)))
-	for _, s := range ss {
-		w.string(s)
-	}
-}
+func (w *wireWriter) strings(ss []string) { writeSlice(w, ss, w.string) }
+func (w *wireWriter) ints(vs []int)       { writeSlice(w, vs, func(v int) { w.int(int64(v)) }) }
 
-func (w *wireWriter) ints(vs []int) {
+// writeSlice writes the length of vs and each element with elem.
+func writeSlice[T any](w *wireWriter, vs []T, elem func(T)) {
 	w.uint(uint64(len(vs)))
 	for _, v := range vs {
-		w.int(int64(v))
+		elem(v)
 	}
 }
 
@@ -65,24 +62,15 @@ func (r *wireReader) fail() {
 	r.err, r.b = errWire, nil
 }
 
-func (r *wireReader) uint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *wireReader) uint() uint64 { return readVarint(r, binary.Uvarint) }
+func (r *wireReader) int() int64   { return readVarint(r, binary.Varint) }
 
-func (r *wireReader) int() int64 {
+// readVarint reads one varint with decode (binary.Uvarint or Varint).
+func readVarint[T uint64 | int64](r *wireReader, decode func([]byte) (T, int)) T {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(r.b)
+	v, n := decode(r.b)
 	if n <= 0 {
 		r.fail()
 		return 0
@@ -125,26 +113,19 @@ func (r *wireReader) string() string {
 	return s
 }
 
-func (r *wireReader) strings() []string {
-	n := r.count()
-	if n == 0 {
-		return nil
-	}
-	ss := make([]string, n)
-	for i := range ss {
-		ss[i] = r.string()
-	}
-	return ss
-}
+func (r *wireReader) strings() []string { return readSlice(r, r.string) }
+func (r *wireReader) ints() []int       { return readSlice(r, func() int { return int(r.int()) }) }
 
-func (r *wireReader) ints() []int {
+// readSlice reads what writeSlice wrote, each element with elem; nil for
+// none.
+func readSlice[T any](r *wireReader, elem func() T) []T {
 	n := r.count()
 	if n == 0 {
 		return nil
 	}
-	vs := make([]int, n)
+	vs := make([]T, n)
 	for i := range vs {
-		vs[i] = int(r.int())
+		vs[i] = elem()
 	}
 	return vs
 }
@@ -165,11 +146,10 @@ func (m *message) encode(w *wireWriter) {
 	w.bool(m.Alone)
 	w.bool(m.Offline)
 	w.int(int64(m.Port))
-	w.uint(uint64(len(m.Stamps)))
-	for _, st := range m.Stamps {
+	writeSlice(w, m.Stamps, func(st stamp) {
 		w.string(st.Name)
 		w.int(st.At)
-	}
+	})
 }
 
 func (m *message) decode(r *wireReader) {
@@ -187,12 +167,7 @@ func (m *message) decode(r *wireReader) {
 	m.Alone = r.bool()
 	m.Offline = r.bool()
 	m.Port = int(r.int())
-	if n := r.count(); n > 0 {
-		m.Stamps = make([]stamp, n)
-		for i := range m.Stamps {
-			m.Stamps[i] = stamp{Name: r.string(), At: r.int()}
-		}
-	}
+	m.Stamps = readSlice(r, func() stamp { return stamp{Name: r.string(), At: r.int()} })
 }
 
 func (c *initConfig) encode(w *wireWriter) {
@@ -209,11 +184,10 @@ func (c *initConfig) encode(w *wireWriter) {
 	for _, l := range c.Mounts.lists() {
 		w.strings(*l)
 	}
-	w.uint(uint64(len(c.Landlock.Writable)))
-	for _, rule := range c.Landlock.Writable {
+	writeSlice(w, c.Landlock.Writable, func(rule landlockRule) {
 		w.string(rule.Path)
 		w.bool(rule.File)
-	}
+	})
 	w.bool(c.Landlock.RestrictBind)
 	w.ints(c.Landlock.BindPorts)
 	w.bool(c.DenyMPTCP)
@@ -237,12 +211,7 @@ func (c *initConfig) decode(r *wireReader) {
 	for _, l := range c.Mounts.lists() {
 		*l = r.strings()
 	}
-	if n := r.count(); n > 0 {
-		c.Landlock.Writable = make([]landlockRule, n)
-		for i := range c.Landlock.Writable {
-			c.Landlock.Writable[i] = landlockRule{Path: r.string(), File: r.bool()}
-		}
-	}
+	c.Landlock.Writable = readSlice(r, func() landlockRule { return landlockRule{Path: r.string(), File: r.bool()} })
 	c.Landlock.RestrictBind = r.bool()
 	c.Landlock.BindPorts = r.ints()
 	c.DenyMPTCP = r.bool()
