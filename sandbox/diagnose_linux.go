@@ -46,7 +46,7 @@ func Diagnose() []Check {
 	}
 	out = append(out, ll)
 	sc := Check{Name: "seccomp", Required: true}
-	if _, err := seccompProgram(seccompOptions{}); err != nil {
+	if _, err := seccompBaseInstructions(); err != nil {
 		sc.Detail = err.Error()
 		sc.Fix = "fence's seccomp filter is written for amd64 and arm64"
 	} else if r, _, e := unix.Syscall(unix.SYS_PRCTL, unix.PR_GET_SECCOMP, 0, 0); e != 0 {

@@ -111,6 +111,7 @@ type bootState struct {
 	done    bool
 	err     error // checkAllThreads
 	priv    error // dropExecPrivileges
+	seccomp error // installSeccompBase
 	lo      error // loopbackUp
 	sigs    chan os.Signal
 	proxies map[string]net.Listener // listenProxies
@@ -122,6 +123,12 @@ func (b *bootState) boot() {
 	b.done = true
 	b.err = checkAllThreads()
 	b.priv = dropExecPrivileges()
+	if b.priv == nil {
+		// On this thread (the main one, locked): the init's other
+		// threads run nothing but its own code until the lockdown
+		// synchronizes them all.
+		b.seccomp = installSeccompBase()
+	}
 	b.lo = loopbackUp()
 	if b.lo == nil {
 		b.proxies = listenProxies()
@@ -173,10 +180,12 @@ type initState struct {
 	cfg       *initConfig
 	seccomp   seccompOptions
 	noSeccomp bool
-	tty       *os.File // PTY slave for a TTY session
-	sigs      chan os.Signal
-	debug     []string
-	notices   []string
+	// seccompBase is why the base filter could not be installed at boot.
+	seccompBase error
+	tty         *os.File // PTY slave for a TTY session
+	sigs        chan os.Signal
+	debug       []string
+	notices     []string
 }
 
 func (st *initState) debugf(format string, args ...any) {
@@ -187,7 +196,7 @@ func setup(cfg *initConfig, early bootState) (*initState, error) {
 	if !early.done {
 		early.boot()
 	}
-	st := &initState{cfg: cfg, sigs: early.sigs}
+	st := &initState{cfg: cfg, sigs: early.sigs, seccompBase: early.seccomp}
 	if err := early.err; err != nil {
 		return nil, failf("build fence with CGO_ENABLED=0 (the release builds are)", "%v", err)
 	}
@@ -257,7 +266,11 @@ func (st *initState) lockdown() error {
 		}
 	}
 	st.seccomp = seccompOptions{DenyMPTCP: cfg.DenyMPTCP}
-	if err := installSeccomp(st.seccomp, true); err != nil {
+	err = st.seccompBase
+	if err == nil {
+		err = installSeccompLate(st.seccomp)
+	}
+	if err != nil {
 		if !st.degraded("seccomp") {
 			return failf(`seccomp needs a kernel with CONFIG_SECCOMP_FILTER (see 'fence doctor'); or accept the weaker mode with [sandbox] allowDegraded = ["seccomp"]`,
 				"install the seccomp filter: %w", err)

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"golang.org/x/net/bpf"
@@ -49,49 +50,80 @@ type seccompOptions struct {
 	DenyMPTCP bool
 }
 
-// seccompProgram assembles the filter for the running architecture.
-func seccompProgram(opts seccompOptions) ([]bpf.RawInstruction, error) {
-	p, err := seccompInstructions(opts)
-	if err != nil {
-		return nil, err
-	}
-	return bpf.Assemble(p)
+// The filter is installed in two parts. The kernel's cost of installing
+// a filter grows with its length (it runs the filter for every syscall
+// number to build its cache: 0.15–0.25 ms for the whole one here), so the
+// base, all but what the init itself still needs, goes on at boot, where
+// a warm init waits off the command's path; the late part, the mount
+// syscalls with which the init builds the root once its configuration
+// arrives, and what depends on the policy, at the lockdown (15–35 µs).
+// The kernel runs both on every syscall and takes the stricter answer.
+
+// lateDenied are the denied syscalls of the late part.
+var lateDenied = []uintptr{
+	unix.SYS_MOUNT, unix.SYS_UMOUNT2, unix.SYS_PIVOT_ROOT, unix.SYS_CHROOT,
+	unix.SYS_FSOPEN, unix.SYS_FSCONFIG, unix.SYS_FSMOUNT, unix.SYS_FSPICK,
+	unix.SYS_OPEN_TREE, unix.SYS_OPEN_TREE_ATTR, unix.SYS_MOVE_MOUNT, unix.SYS_MOUNT_SETATTR,
 }
 
-// seccompInstructions is the filter before assembly (tests run it in
-// x/net/bpf's VM).
-func seccompInstructions(opts seccompOptions) ([]bpf.Instruction, error) {
+const (
+	retAllow = unix.SECCOMP_RET_ALLOW
+	retKill  = unix.SECCOMP_RET_KILL_PROCESS
+	retEPERM = unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+	retNOSYS = unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+	offNr    = 0
+	offArch  = 4
+)
+
+func argLow(i int) uint32 { return uint32(16 + 8*i) } // little-endian low half
+
+// archPrologue kills a syscall made through another architecture's entry
+// point (or x32's), then loads the syscall number: both parts start so.
+func archPrologue() ([]bpf.Instruction, error) {
 	if auditArch == 0 {
 		return nil, fmt.Errorf("seccomp: architecture not supported")
 	}
-	const (
-		retAllow = unix.SECCOMP_RET_ALLOW
-		retKill  = unix.SECCOMP_RET_KILL_PROCESS
-		retEPERM = unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
-		retNOSYS = unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
-		offNr    = 0
-		offArch  = 4
-	)
-	argLow := func(i int) uint32 { return uint32(16 + 8*i) } // little-endian low half
-	var p []bpf.Instruction
-	p = append(p,
+	p := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: offArch, Size: 4},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: auditArch, SkipTrue: 1},
 		bpf.RetConstant{Val: retKill},
 		bpf.LoadAbsolute{Off: offNr, Size: 4},
-	)
+	}
 	if x32Bit != 0 {
 		p = append(p,
 			bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32Bit, SkipFalse: 1},
 			bpf.RetConstant{Val: retKill},
 		)
 	}
-	for _, nr := range deniedSyscalls {
+	return p, nil
+}
+
+// denyEach answers EPERM to each of nrs (the syscall number loaded).
+func denyEach(nrs []uintptr) []bpf.Instruction {
+	var p []bpf.Instruction
+	for _, nr := range nrs {
 		p = append(p,
 			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(nr), SkipTrue: 1},
 			bpf.RetConstant{Val: retEPERM},
 		)
 	}
+	return p
+}
+
+// seccompBaseInstructions is the base part before assembly (tests run the
+// parts in x/net/bpf's VM).
+func seccompBaseInstructions() ([]bpf.Instruction, error) {
+	p, err := archPrologue()
+	if err != nil {
+		return nil, err
+	}
+	var base []uintptr
+	for _, nr := range deniedSyscalls {
+		if !slices.Contains(lateDenied, nr) {
+			base = append(base, nr)
+		}
+	}
+	p = append(p, denyEach(base)...)
 	p = append(p,
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(unix.SYS_CLONE3), SkipTrue: 1},
 		// clone3 passes its flags in memory, out of the filter's reach:
@@ -124,47 +156,66 @@ func seccompInstructions(opts seccompOptions) ([]bpf.Instruction, error) {
 	)
 	// socket and socketpair: only unix, IPv4, IPv6 and routing netlink.
 	for _, nr := range []uintptr{unix.SYS_SOCKET, unix.SYS_SOCKETPAIR} {
-		mptcp := []bpf.Instruction{bpf.RetConstant{Val: retAllow}}
-		if opts.DenyMPTCP {
-			mptcp = []bpf.Instruction{
-				bpf.LoadAbsolute{Off: argLow(2), Size: 4},
-				bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.IPPROTO_MPTCP, SkipTrue: 1},
-				bpf.RetConstant{Val: retAllow},
-				bpf.RetConstant{Val: retEPERM},
-			}
-		}
-		body := []bpf.Instruction{
+		p = append(p,
+			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(nr), SkipTrue: 9},
 			bpf.LoadAbsolute{Off: argLow(0), Size: 4},
-			bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_UNIX, SkipTrue: 0}, // patched below
-			bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_INET, SkipTrue: 0},
-			bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_INET6, SkipTrue: 0},
-			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.AF_NETLINK, SkipTrue: 3},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_UNIX, SkipTrue: 6},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_INET, SkipTrue: 5},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_INET6, SkipTrue: 4},
+			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.AF_NETLINK, SkipTrue: 2},
 			bpf.LoadAbsolute{Off: argLow(2), Size: 4},
-			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.NETLINK_ROUTE, SkipTrue: 1},
-			bpf.RetConstant{Val: retAllow},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.NETLINK_ROUTE, SkipTrue: 1},
 			bpf.RetConstant{Val: retEPERM},
-		}
-		// AF_UNIX/INET/INET6 jump over the netlink part to the MPTCP check.
-		body[1] = bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_UNIX, SkipTrue: 7}
-		body[2] = bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_INET, SkipTrue: 6}
-		body[3] = bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_INET6, SkipTrue: 5}
-		if nr == unix.SYS_SOCKETPAIR {
-			// socketpair only makes sense for AF_UNIX; the MPTCP check is moot.
-			mptcp = []bpf.Instruction{bpf.RetConstant{Val: retAllow}}
-		}
-		body = append(body, mptcp...)
-		p = append(p, bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(nr), SkipTrue: uint8(len(body))})
-		p = append(p, body...)
+			bpf.RetConstant{Val: retAllow},
+		)
 	}
 	p = append(p, bpf.RetConstant{Val: retAllow})
 	return p, nil
 }
 
-// installSeccomp loads the filter on the calling thread, or on every thread
-// of the process with allThreads (SECCOMP_FILTER_FLAG_TSYNC). no_new_privs
-// must be set already.
-func installSeccomp(opts seccompOptions, allThreads bool) error {
-	raw, err := seccompProgram(opts)
+// seccompLateInstructions is the late part before assembly.
+func seccompLateInstructions(opts seccompOptions) ([]bpf.Instruction, error) {
+	p, err := archPrologue()
+	if err != nil {
+		return nil, err
+	}
+	p = append(p, denyEach(lateDenied)...)
+	if opts.DenyMPTCP {
+		// socketpair makes only AF_UNIX pairs: socket alone matters.
+		p = append(p,
+			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(unix.SYS_SOCKET), SkipTrue: 3},
+			bpf.LoadAbsolute{Off: argLow(2), Size: 4},
+			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_MPTCP, SkipTrue: 1},
+			bpf.RetConstant{Val: retEPERM},
+		)
+	}
+	p = append(p, bpf.RetConstant{Val: retAllow})
+	return p, nil
+}
+
+// installSeccompBase loads the base part on the calling thread only (the
+// init's main thread, at boot; the threads it starts inherit it): the
+// late part synchronizes every thread. no_new_privs must be set already.
+func installSeccompBase() error {
+	p, err := seccompBaseInstructions()
+	if err != nil {
+		return err
+	}
+	return installFilter(p, 0)
+}
+
+// installSeccompLate loads the late part on every thread of the process
+// (SECCOMP_FILTER_FLAG_TSYNC), which then all run both parts.
+func installSeccompLate(opts seccompOptions) error {
+	p, err := seccompLateInstructions(opts)
+	if err != nil {
+		return err
+	}
+	return installFilter(p, unix.SECCOMP_FILTER_FLAG_TSYNC)
+}
+
+func installFilter(p []bpf.Instruction, flags uintptr) error {
+	raw, err := bpf.Assemble(p)
 	if err != nil {
 		return err
 	}
@@ -173,10 +224,6 @@ func installSeccomp(opts seccompOptions, allThreads bool) error {
 		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	var flags uintptr
-	if allThreads {
-		flags = unix.SECCOMP_FILTER_FLAG_TSYNC
-	}
 	r, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(&prog)))
 	if e != 0 {
 		return fmt.Errorf("seccomp(SECCOMP_SET_MODE_FILTER): %w", e)

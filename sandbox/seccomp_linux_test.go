@@ -81,11 +81,8 @@ func TestSeccompProgram(t *testing.T) {
 			want uint32
 		}{"x32 getpid", seccompOptions{}, seccompData(native, x32Bit|39), kill})
 	}
-	for _, c := range cases {
-		prog, err := seccompInstructions(c.opts)
-		if err != nil {
-			t.Fatal(err)
-		}
+	run := func(prog []bpf.Instruction, data []byte) uint32 {
+		t.Helper()
 		if _, err := bpf.Assemble(prog); err != nil {
 			t.Fatal(err)
 		}
@@ -93,12 +90,40 @@ func TestSeccompProgram(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := vm.Run(c.data)
+		got, err := vm.Run(data)
 		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
+			t.Fatal(err)
 		}
-		if uint32(got) != c.want {
+		return uint32(got)
+	}
+	base, err := seccompBaseInstructions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		late, err := seccompLateInstructions(c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The kernel runs both parts, the latest installed first, and
+		// keeps the answer of highest precedence: the lowest action as a
+		// signed number (KILL_PROCESS is negative), the first on a tie.
+		got := run(late, c.data)
+		if b := run(base, c.data); int32(b&0xffff0000) < int32(got&0xffff0000) {
+			got = b
+		}
+		if got != c.want {
 			t.Errorf("%s: filter returned %#x, want %#x", c.name, got, c.want)
+		}
+	}
+	// The init builds its mounts after the base part is installed.
+	for _, nr := range lateDenied {
+		if got := run(base, seccompData(native, uint32(nr))); got != allow {
+			t.Errorf("the base part answers %#x to syscall %d, which the init makes after boot", got, nr)
+		}
+		late, _ := seccompLateInstructions(seccompOptions{})
+		if got := run(late, seccompData(native, uint32(nr))); got != eperm {
+			t.Errorf("the late part answers %#x to syscall %d", got, nr)
 		}
 	}
 }
