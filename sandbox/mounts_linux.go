@@ -62,8 +62,9 @@ func stageRoot() (*stagedRoot, error) {
 	if err := os.Mkdir(newRoot, 0o755); err != nil {
 		return nil, failf("", "%w", err)
 	}
-	// Nothing can be bound from the stage: the empty file bound over
-	// masked files lives on a read-only tmpfs of its own in it.
+	// Nothing can be bound from the stage: the empty file and directory
+	// bound over masked paths live on a tmpfs of its own in it, read-only
+	// for every mount of it (a bind is cheaper than a tmpfs per mask).
 	masks := filepath.Dir(emptyFile)
 	if err := os.Mkdir(masks, 0o755); err != nil {
 		return nil, failf("", "%w", err)
@@ -74,14 +75,21 @@ func stageRoot() (*stagedRoot, error) {
 	if err := os.WriteFile(emptyFile, nil, 0o444); err != nil {
 		return nil, failf("", "%w", err)
 	}
+	if err := unix.Mkdir(emptyDir, 0o555); err != nil {
+		return nil, failf("", "create %s: %w", emptyDir, err)
+	}
+	// Without MS_BIND: the tmpfs itself, not this mount, is read-only.
 	if err := unix.Mount("", masks, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return nil, failf("", "make the masks' tmpfs read-only: %w", err)
 	}
 	return r, nil
 }
 
-// emptyFile is bound over masked files.
-const emptyFile = stage + "/masks/empty"
+// emptyFile and emptyDir are bound over masked files and directories.
+const (
+	emptyFile = stage + "/masks/empty"
+	emptyDir  = stage + "/masks/dir"
+)
 
 // hostSource is a host path opened (O_PATH) before it is bound into the
 // new root.
@@ -273,7 +281,7 @@ func buildRoot(st *initState, mp *mountPlan, r *stagedRoot) error {
 			}
 			return failf("", "mask %q: %w", p, err)
 		}
-		if err := unix.Mount("fence-mask", target, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0555,size=4k"); err != nil {
+		if err := unix.Mount(emptyDir, target, "", unix.MS_BIND, ""); err != nil {
 			return failf("", "mask %q: %w", p, err)
 		}
 		st.debugf("mount: %s masked (empty directory)", p)
@@ -287,9 +295,6 @@ func buildRoot(st *initState, mp *mountPlan, r *stagedRoot) error {
 			return failf("", "mask %q: %w", p, err)
 		}
 		if err := unix.Mount(emptyFile, target, "", unix.MS_BIND, ""); err != nil {
-			return failf("", "mask %q: %w", p, err)
-		}
-		if err := remountReadOnly(target); err != nil {
 			return failf("", "mask %q: %w", p, err)
 		}
 		st.debugf("mount: %s masked (empty file)", p)

@@ -61,7 +61,7 @@ type mountPlan struct {
 	// ReadOnly are read-only self-binds of protected paths and denyWrite
 	// paths under writable roots.
 	ReadOnly []string
-	// MaskDirs get an empty read-only tmpfs, MaskFiles an empty read-only
+	// MaskDirs get an empty read-only directory, MaskFiles an empty read-only
 	// file (denyRead, host control sockets, fence's own state).
 	MaskDirs  []string
 	MaskFiles []string
