@@ -193,6 +193,11 @@ func (st *initState) debugf(format string, args ...any) {
 }
 
 func setup(cfg *initConfig, early bootState) (*initState, error) {
+	if len(cfg.Args) == 0 {
+		// The client never sends one; a configuration that decodes is
+		// still not trusted to be whole.
+		return nil, failf("", "sandbox init: the configuration names no command")
+	}
 	if !early.done {
 		early.boot()
 	}

@@ -87,3 +87,10 @@ func FuzzMessageWire(f *testing.F) {
 		}
 	})
 }
+
+// A configuration without a command is refused before anything is built.
+func TestSetupRefusesNoCommand(t *testing.T) {
+	if _, err := setup(&initConfig{}, bootState{}); err == nil {
+		t.Fatal("setup accepted a configuration without a command")
+	}
+}
