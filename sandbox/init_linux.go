@@ -280,10 +280,15 @@ func (st *initState) lockdown() error {
 			return failf(`seccomp needs a kernel with CONFIG_SECCOMP_FILTER (see 'fence doctor'); or accept the weaker mode with [sandbox] allowDegraded = ["seccomp"]`,
 				"install the seccomp filter: %w", err)
 		}
-		st.notices = append(st.notices, fmt.Sprintf("running without seccomp (%v), as allowDegraded says", err))
+		what := "without seccomp"
+		if st.seccompBase == nil {
+			// The base part went on at boot: most of the filter holds.
+			what = "without the seccomp filter's mount and MPTCP part"
+		}
+		st.notices = append(st.notices, fmt.Sprintf("running %s (%v), as allowDegraded says", what, err))
 		st.noSeccomp = true
 	} else {
-		st.debugf("seccomp: arch check, %d denied syscalls, clone/unshare namespace flags, clone3 ENOSYS, socket families unix/inet/inet6/netlink-route, ioctl TIOCSTI/TIOCLINUX", len(deniedSyscalls))
+		st.debugf("seccomp: arch check, %d denied syscalls, clone/unshare namespace flags, clone3 ENOSYS, socket families unix/inet/inet6/netlink-route, ioctl TIOCSTI/TIOCLINUX/TIOCSETD/TIOCCONS", len(deniedSyscalls))
 	}
 	if err := verifyNoCaps(); err != nil {
 		return failf("", "%w", err)

@@ -194,8 +194,9 @@ func seccompLateInstructions(opts seccompOptions) ([]bpf.Instruction, error) {
 }
 
 // installSeccompBase loads the base part on the calling thread only (the
-// init's main thread, at boot; the threads it starts inherit it): the
-// late part synchronizes every thread. no_new_privs must be set already.
+// init's main thread, at boot; Go starts its other threads from a template
+// thread, which has none): the late part's TSYNC gives every thread both.
+// no_new_privs must be set already.
 func installSeccompBase() error {
 	p, err := seccompBaseInstructions()
 	if err != nil {
