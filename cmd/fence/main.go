@@ -16,8 +16,14 @@ func main() {
 	if cli.IsInit(os.Args) {
 		os.Exit(cli.Init(os.Args))
 	}
-	// Not stopped before the exit: that would be a round trip to the
-	// runtime's signal thread per signal, for nothing.
-	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx := context.Background()
+	if !cli.RunsCommand(os.Args[1:]) {
+		// Not stopped before the exit: that would be a round trip to the
+		// runtime's signal thread per signal, for nothing. `fence --`
+		// registers the signals it forwards itself, while its policy
+		// loads; until then they end it, as they would any program that
+		// has not started anything.
+		ctx, _ = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	}
 	os.Exit(cli.Main(ctx, os.Args[1:]))
 }

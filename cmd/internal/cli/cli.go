@@ -56,6 +56,13 @@ func lookup(name string) *command {
 	return nil
 }
 
+// RunsCommand reports whether args (without the program name) are a running
+// form, `fence [flags] -- CMD` or `fence [flags] -c STRING`, which Main
+// hands to runCommand.
+func RunsCommand(args []string) bool {
+	return len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help"
+}
+
 // Main runs fence with args (without the program name) and returns the exit
 // status.
 func Main(ctx context.Context, args []string) int {
@@ -73,7 +80,7 @@ func Main(ctx context.Context, args []string) int {
 		}
 		usage(stdio.Out)
 		return 0
-	case strings.HasPrefix(a, "-"):
+	case RunsCommand(args):
 		// The running forms: fence [flags] -- CMD, fence [flags] -c STRING.
 		code, err := runCommand(ctx, stdio, args)
 		if err != nil {
