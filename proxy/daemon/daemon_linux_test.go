@@ -658,14 +658,22 @@ func TestOpenBeforePolicy(t *testing.T) {
 	proj := shortTemp(t)
 	writePolicy(t, proj, fmt.Sprintf("allow a.test:%d\nlocal %d\n", port, port))
 
-	answered := make(chan *control.SessionInfo, 1)
+	// The lease is kept: a connection left to the garbage collector
+	// closes, and the session ends with it.
+	type opened struct {
+		c    *control.Conn
+		info *control.SessionInfo
+	}
+	answered := make(chan opened, 1)
 	go func() {
-		_, info := open(t, rt, proj)
-		answered <- info
+		c, info := open(t, rt, proj)
+		answered <- opened{c, info}
 	}()
 	var info *control.SessionInfo
 	select {
-	case info = <-answered:
+	case o := <-answered:
+		info = o.info
+		defer o.c.Close()
 	case <-time.After(5 * time.Second):
 		t.Fatal("open waited for the policy")
 	}
