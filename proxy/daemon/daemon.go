@@ -116,7 +116,7 @@ const (
 
 type daemon struct {
 	opts    Options
-	self    map[string]nsID
+	self    map[string]nsID // selfNamespaces, read at start
 	started time.Time
 	watcher *fsnotify.Watcher
 	wake    chan struct{}
@@ -512,7 +512,7 @@ func (d *daemon) handInit(p peer, context, exe string) (control.Response, []int)
 	}
 	// What the client says of itself (context) covers its process
 	// attributes; where it is, the daemon checks itself.
-	if err := samePlace(p); err != nil {
+	if err := samePlace(p, d.self); err != nil {
 		return control.Response{Reason: err.Error()}, nil
 	}
 	sock, pidfd, initContext, reason := d.opts.Inits.Take(context, exe, p.pid)

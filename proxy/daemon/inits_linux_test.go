@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -134,13 +135,22 @@ func TestSamePlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := samePlace(peer{pid: self, start: start}); err != nil {
+	here, err := selfNamespaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := samePlace(peer{pid: self, start: start}, here); err != nil {
 		t.Errorf("this process is not where it is: %v", err)
 	}
-	if err := samePlace(peer{pid: self, start: start + 1}); err == nil {
+	if err := samePlace(peer{pid: self, start: start + 1}, here); err == nil {
 		t.Error("a peer with another start time passed")
 	}
-	if err := samePlace(peer{}); err == nil {
+	elsewhere := maps.Clone(here)
+	elsewhere["root"] = nsID{}
+	if err := samePlace(peer{pid: self, start: start}, elsewhere); err == nil {
+		t.Error("a peer with another root passed")
+	}
+	if err := samePlace(peer{}, here); err == nil {
 		t.Error("a peer without a pid passed")
 	}
 }

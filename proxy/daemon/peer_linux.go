@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -16,24 +16,44 @@ import (
 
 // nsKinds are the namespaces a control peer must share with the daemon: a
 // process in a sandbox differs in all three.
-var nsKinds = []string{"user", "net", "mnt"}
+var nsKinds = []string{"ns/user", "ns/net", "ns/mnt"}
+
+// placeKinds are what a sandbox init inherits at clone besides its
+// process attributes: every namespace and the root directory. A client
+// handed a warm init must share all of them with the daemon that cloned it
+// (a chrooted client would otherwise get a sandbox of the daemon's /, red
+// team review of the warm init, F1).
+var placeKinds = []string{"ns/user", "ns/mnt", "ns/net", "ns/pid", "ns/pid_for_children", "ns/ipc", "ns/uts",
+	"ns/cgroup", "ns/time", "ns/time_for_children", "root"}
 
 type nsID struct{ dev, ino uint64 }
 
-func selfNamespaces() (map[string]nsID, error) {
-	return namespacesOf("self")
+// placesOf stats /proc/PID/KIND for each of kinds: the identities of
+// those it could stat, and why not for the others.
+func placesOf(pid string, kinds []string) (map[string]nsID, map[string]error) {
+	ids, errs := map[string]nsID{}, map[string]error{}
+	for _, k := range kinds {
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/"+pid+"/"+k, &st); err != nil {
+			errs[k] = err
+			continue
+		}
+		ids[k] = nsID{uint64(st.Dev), st.Ino}
+	}
+	return ids, errs
 }
 
-func namespacesOf(pid string) (map[string]nsID, error) {
-	m := map[string]nsID{}
-	for _, k := range nsKinds {
-		var st unix.Stat_t
-		if err := unix.Stat("/proc/"+pid+"/ns/"+k, &st); err != nil {
-			return nil, fmt.Errorf("namespace %s of %s: %w", k, pid, err)
+// selfNamespaces are the daemon's own placeKinds, read once when it
+// starts (it changes neither its namespaces nor its root); a namespace
+// kind this kernel does not have is left out.
+func selfNamespaces() (map[string]nsID, error) {
+	ids, errs := placesOf("self", placeKinds)
+	for k, err := range errs {
+		if !errors.Is(err, unix.ENOENT) || slices.Contains(nsKinds, k) {
+			return nil, fmt.Errorf("%s of the daemon: %w", k, err)
 		}
-		m[k] = nsID{uint64(st.Dev), st.Ino}
 	}
-	return m, nil
+	return ids, nil
 }
 
 // peer is what the kernel says about the other end of a control connection.
@@ -89,13 +109,13 @@ func checkPeer(c net.Conn, self map[string]nsID) (peer, error) {
 	if p, err := sandbox.PidOfPidfd(pidfd); err == nil {
 		pid = p
 	}
-	ns, err := namespacesOf(strconv.Itoa(pid))
-	if err != nil {
-		return peer{}, err
-	}
+	ns, errs := placesOf(strconv.Itoa(pid), nsKinds)
 	for _, k := range nsKinds {
+		if err := errs[k]; err != nil {
+			return peer{}, fmt.Errorf("%s of peer pid %d: %w", k, pid, err)
+		}
 		if ns[k] != self[k] {
-			return peer{}, fmt.Errorf("peer pid %d is in another %s namespace (inside a sandbox?)", pid, k)
+			return peer{}, fmt.Errorf("peer pid %d is in another %s namespace (inside a sandbox?)", pid, strings.TrimPrefix(k, "ns/"))
 		}
 	}
 	start, err := procStart(pid)
@@ -108,39 +128,11 @@ func checkPeer(c net.Conn, self map[string]nsID) (peer, error) {
 	return peer{pid: pid, start: start}, nil
 }
 
-// placeKinds are what a sandbox init inherits at clone besides its
-// process attributes: every namespace and the root directory. A client
-// handed a warm init must share all of them with the daemon that cloned it
-// (a chrooted client would otherwise get a sandbox of the daemon's /, red
-// team review of the warm init, F1).
-var placeKinds = []string{"ns/user", "ns/mnt", "ns/net", "ns/pid", "ns/pid_for_children", "ns/ipc", "ns/uts",
-	"ns/cgroup", "ns/time", "ns/time_for_children", "root"}
-
-// place is one of the daemon's placeKinds.
-type place struct {
-	id  nsID
-	err error
-}
-
-// selfPlace is the daemon's own placeKinds, read once: it neither changes
-// namespaces nor its root.
-var selfPlace = sync.OnceValue(func() []place {
-	out := make([]place, len(placeKinds))
-	for i, k := range placeKinds {
-		var st unix.Stat_t
-		if err := unix.Stat("/proc/self/"+k, &st); err != nil {
-			out[i].err = err
-			continue
-		}
-		out[i].id = nsID{uint64(st.Dev), st.Ino}
-	}
-	return out
-})
-
 // samePlace checks, from kernel state, that the peer p is where the daemon
-// is: the same namespaces of every kind and the same root directory. It
-// pins p with a pidfd and its start time, so a recycled pid cannot pass.
-func samePlace(p peer) error {
+// (self: [selfNamespaces]) is: the same namespaces of every kind and the
+// same root directory. It pins p with a pidfd and its start time, so a
+// recycled pid cannot pass.
+func samePlace(p peer, self map[string]nsID) error {
 	if p.pid <= 0 {
 		return errors.New("peer pid unknown")
 	}
@@ -152,18 +144,16 @@ func samePlace(p peer) error {
 	if start, err := procStart(p.pid); err != nil || start != p.start {
 		return fmt.Errorf("peer pid %d is gone", p.pid)
 	}
-	pid := strconv.Itoa(p.pid)
-	self := selfPlace()
-	for i, k := range placeKinds {
-		var peer unix.Stat_t
-		peerErr := unix.Stat("/proc/"+pid+"/"+k, &peer)
-		if errors.Is(self[i].err, unix.ENOENT) && errors.Is(peerErr, unix.ENOENT) {
+	ids, errs := placesOf(strconv.Itoa(p.pid), placeKinds)
+	for _, k := range placeKinds {
+		mine, ok := self[k]
+		if !ok && errors.Is(errs[k], unix.ENOENT) {
 			continue // a namespace kind this kernel does not have
 		}
-		if self[i].err != nil || peerErr != nil {
-			return fmt.Errorf("compare %s with peer pid %d: %v / %v", k, p.pid, self[i].err, peerErr)
+		if !ok || errs[k] != nil {
+			return fmt.Errorf("compare %s with peer pid %d: %v", k, p.pid, errs[k])
 		}
-		if self[i].id != (nsID{uint64(peer.Dev), peer.Ino}) {
+		if ids[k] != mine {
 			return fmt.Errorf("peer pid %d has another %s than the daemon", p.pid, strings.TrimPrefix(k, "ns/"))
 		}
 	}
