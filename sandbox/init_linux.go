@@ -177,9 +177,7 @@ var initStamps []stamp
 
 // initState is what setup leaves for the running phase.
 type initState struct {
-	cfg       *initConfig
-	seccomp   seccompOptions
-	noSeccomp bool
+	cfg *initConfig
 	// seccompBase is why the base filter could not be installed at boot.
 	seccompBase error
 	tty         *os.File // PTY slave for a TTY session
@@ -270,10 +268,9 @@ func (st *initState) lockdown() error {
 			st.debugf("%s", d)
 		}
 	}
-	st.seccomp = seccompOptions{DenyMPTCP: cfg.DenyMPTCP}
 	err = st.seccompBase
 	if err == nil {
-		err = installSeccompLate(st.seccomp)
+		err = installSeccompLate(seccompOptions{DenyMPTCP: cfg.DenyMPTCP})
 	}
 	if err != nil {
 		if !st.degraded("seccomp") {
@@ -286,7 +283,6 @@ func (st *initState) lockdown() error {
 			what = "without the seccomp filter's mount and MPTCP part"
 		}
 		st.notices = append(st.notices, fmt.Sprintf("running %s (%v), as allowDegraded says", what, err))
-		st.noSeccomp = true
 	} else {
 		st.debugf("seccomp: arch check, %d denied syscalls, clone/unshare namespace flags, clone3 ENOSYS, socket families unix/inet/inet6/netlink-route, ioctl TIOCSTI/TIOCLINUX/TIOCSETD/TIOCCONS", len(deniedSyscalls))
 	}
