@@ -290,10 +290,12 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 	cfg.PassStderr = spec.TTY && spec.PassStderr
 	cfg.Rows, cfg.Cols = spec.Rows, spec.Cols
 	cfg.Relay = spec.Relay
-	if r, err := filepath.EvalSymlinks(spec.Relay); err == nil && spec.Relay != "" {
-		// A warm init opens it below the host's /tmp when it is there
-		// (stagedRoot), which a symlink on the way could hide.
-		cfg.Relay = r
+	if spec.Relay != "" {
+		if r, err := filepath.EvalSymlinks(spec.Relay); err == nil {
+			// A warm init opens it below the host's /tmp when it is
+			// there (stagedRoot), which a symlink on the way could hide.
+			cfg.Relay = r
+		}
 	}
 	cfg.LocalOutbound = spec.Policy.LocalOutbound
 	cfg.Publish = spec.Policy.Publish

@@ -650,11 +650,10 @@ func (d *daemon) start(s *session, rules *proxy.Rules) error {
 		ID: s.id, Project: s.root, Pending: rules == nil, Resolver: d.opts.Resolver, Log: d.opts.Log, MaxConns: d.opts.MaxConns,
 		Emit: func(e proxy.Event) { d.emit(s, e) },
 	}
-	if rules == nil {
-		cfg.NeedRules = func() { go d.resolveOnce(s) }
-	}
 	if rules != nil {
 		cfg.Rules = *rules
+	} else {
+		cfg.NeedRules = func() { go d.resolveOnce(s) }
 	}
 	s.px = proxy.NewSession(cfg)
 	var lns []net.Listener
