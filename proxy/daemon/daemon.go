@@ -405,6 +405,29 @@ func takeLock(lock *os.File, sock string) error {
 	}
 }
 
+// WaitStopped waits up to timeout until no daemon holds the lock of the
+// runtime directory dir: one that was told to stop has then done all it
+// does on the way out (its socket goes first, its last log line after).
+// It reports whether none holds it.
+func WaitStopped(dir string, timeout time.Duration) bool {
+	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	defer lock.Close()
+	deadline := time.Now().Add(timeout)
+	for {
+		if unix.Flock(int(lock.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
+			unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (d *daemon) housekeeping(ctx context.Context, stop func()) {
 	every := d.opts.Housekeeping
 	if every <= 0 {

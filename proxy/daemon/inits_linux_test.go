@@ -155,6 +155,42 @@ func TestSamePlace(t *testing.T) {
 	}
 }
 
+// WaitStopped returns once the daemon's lock is released, not before,
+// and gives up after its timeout.
+func TestWaitStopped(t *testing.T) {
+	dir := t.TempDir()
+	if !WaitStopped(dir, 0) {
+		t.Fatal("no lock file: nothing runs, yet WaitStopped waited")
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if WaitStopped(dir, 50*time.Millisecond) {
+		t.Fatal("WaitStopped returned while the lock was held")
+	}
+	done := make(chan bool, 1)
+	go func() { done <- WaitStopped(dir, 5*time.Second) }()
+	select {
+	case <-done:
+		t.Fatal("WaitStopped returned while the lock was held")
+	case <-time.After(100 * time.Millisecond):
+	}
+	unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatal("WaitStopped gave up after the lock was released")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("WaitStopped did not notice the lock released")
+	}
+}
+
 // A daemon started while the last one is still exiting (its control socket
 // gone, its lock not yet released) waits for the lock; one started while a
 // daemon runs (its socket there) is refused at once.

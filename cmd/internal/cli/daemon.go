@@ -73,12 +73,10 @@ func runDaemon(ctx context.Context, stdio Stdio, args []string) error {
 		if _, err := control.Do(rt, control.Request{Op: control.OpStop}); err != nil {
 			return err
 		}
-		// Wait until it has let go of its socket.
-		for i := 0; i < 200; i++ {
-			if _, err := os.Lstat(filepath.Join(rt, control.SocketName)); err != nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+		// Wait until it is done: its socket goes first, and it still
+		// ends its sessions, its warm init and its log after that.
+		if !daemon.WaitStopped(rt, 2*time.Second) {
+			return fmt.Errorf("the daemon (pid %d) was told to stop but still runs after 2s", resp.Status.PID)
 		}
 		fmt.Fprintf(stdio.Out, "fence: daemon stopped (pid %d)\n", resp.Status.PID)
 		return nil
