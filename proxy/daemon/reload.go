@@ -71,12 +71,15 @@ func (d *daemon) setWatch(s *session, paths []string) error {
 	if s.closed {
 		return nil
 	}
-	s.paths = s.paths[:0]
+	// A new slice, never the old one's array: save copies the slice
+	// under d.mu and encodes it after letting go.
+	var abs []string
 	for _, p := range paths {
 		if filepath.IsAbs(p) {
-			s.paths = append(s.paths, filepath.Clean(p))
+			abs = append(abs, filepath.Clean(p))
 		}
 	}
+	s.paths = abs
 	var added []string
 	for _, dir := range dirs {
 		if slices.Contains(s.dirs, dir) {
