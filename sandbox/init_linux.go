@@ -134,6 +134,22 @@ func (b *bootState) boot() {
 		b.proxies = listenProxies()
 	}
 	b.sigs = notifySignals()
+	warmExec()
+}
+
+// warmExec runs the command-starting code once, on a path that cannot be
+// executed ("/" is a directory): a process's first fork and exec pays for
+// the code and data it touches for the first time, and for Go's pidfd
+// probe (≈ 0.15 ms of the 0.3 ms a first start took, measured), which a
+// warm init pays here, off the client's path.
+func warmExec() {
+	cmd := &exec.Cmd{Path: "/", Args: []string{"fence-warm-exec"}, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if cmd.Start() == nil {
+		// Not reached: exec of a directory fails. Never leave it running.
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
 }
 
 // stage builds the policy-independent part of the new root (stagedRoot).
