@@ -1,7 +1,9 @@
 package control
 
 import (
+	"bytes"
 	"encoding/json"
+	"net"
 	"reflect"
 	"testing"
 )
@@ -29,12 +31,13 @@ func TestRequestJSON(t *testing.T) {
 }
 
 // sameJSON checks that r's MarshalJSON writes what encoding/json writes
-// from the field tags.
+// from the field tags, byte for byte: [Conn.Send] sends it as it is,
+// where json.Encoder would compact it and escape HTML characters.
 func sameJSON(t *testing.T, r Request) {
 	t.Helper()
 	// requestFields is Request without its MarshalJSON method.
 	type requestFields Request
-	got, err := json.Marshal(r)
+	got, err := r.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +47,34 @@ func sameJSON(t *testing.T, r Request) {
 	}
 	if string(got) != string(want) {
 		t.Errorf("MarshalJSON:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestSend: Send writes what json.Encoder writes for the request, in one
+// write.
+func TestSend(t *testing.T) {
+	req := Request{Op: OpOpen, Spec: &Spec{Dir: "/home/u/<p>", Templates: []string{"npm"}, Env: map[string]string{"HOME": "/home/u"}},
+		Context: "ctx\u2028", Init: true, Exe: "1:2"}
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(req); err != nil {
+		t.Fatal(err)
+	}
+	client, daemon := net.Pipe()
+	defer client.Close()
+	defer daemon.Close()
+	sent := make(chan error, 1)
+	go func() { sent <- (&Conn{c: client}).Send(req) }()
+	// A pipe's read takes at most one write.
+	got := make([]byte, want.Len()+1)
+	n, err := daemon.Read(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if string(got[:n]) != want.String() {
+		t.Errorf("Send wrote\n%q\nwant\n%q", got[:n], want.String())
 	}
 }
 
