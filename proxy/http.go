@@ -1,51 +1,107 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
-type decisionKey struct{}
+const (
+	// headerTimeout bounds the wait for a request's head once its first
+	// byte came; idleTimeout the wait for the next request on a kept-alive
+	// connection.
+	headerTimeout = 30 * time.Second
+	idleTimeout   = 120 * time.Second
+	// drainLimit is how much of a refused request's body is read to keep
+	// its connection for the next request; past it the connection closes.
+	drainLimit = 256 << 10
+)
 
-// httpHandler is the HTTP proxy: CONNECT tunnels (handled here to keep
-// bytes a client sends right after the request, and to answer 403/502
-// precisely) and absolute-URI requests, each decided and forwarded on its
-// own by forward.
-func (s *Session) httpHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodConnect {
-			s.connect(w, r)
+// serveHTTPConn serves one client connection of the HTTP proxy: CONNECT
+// tunnels (the connection becomes the tunnel) and absolute-URI requests,
+// each decided and forwarded on its own, one after the other while the
+// client keeps the connection alive.
+func (s *Session) serveHTTPConn(c net.Conn) {
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	br := bufio.NewReaderSize(c, 4<<10)
+	for {
+		c.SetReadDeadline(time.Now().Add(idleTimeout))
+		if _, err := br.Peek(1); err != nil {
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(headerTimeout))
+		req, err := readRequestHead(br)
+		if err != nil {
+			switch {
+			case errors.Is(err, errHeaderTooLarge):
+				httpText(c, 431, "fence: request header too large")
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				httpText(c, 408, "fence: timed out reading the request")
+			case !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
+				httpText(c, 400, "fence: bad request: "+Escape(err.Error()))
+			}
+			return
+		}
+		c.SetReadDeadline(time.Time{})
+		if req.method == "CONNECT" {
+			s.connect(ctx, c, br, req)
 			return
 		}
 		// Only the absolute form is proxied: an origin-form or
 		// network-path request ("GET //allowed.example/") has no target
 		// of its own, and Host is never one.
-		if !hasHTTPScheme(r.RequestURI) {
-			httpText(w, http.StatusBadRequest, "fence: this is fence's proxy: send absolute-URI requests (GET http://host/...) or CONNECT host:port")
+		if !hasHTTPScheme(req.target) {
+			httpText(c, 400, "fence: this is fence's proxy: send absolute-URI requests (GET http://host/...) or CONNECT host:port")
 			return
 		}
-		s.forward(w, r)
-	})
+		if !s.forward(ctx, c, br, req) {
+			return
+		}
+	}
 }
 
 func hasHTTPScheme(uri string) bool {
 	return len(uri) > 7 && strings.EqualFold(uri[:7], "http://")
 }
 
-func httpText(w http.ResponseWriter, code int, line string) {
-	h := w.Header()
+// httpText answers with a line of text and closes: what follows the
+// request on the connection is not read.
+func httpText(c net.Conn, code int, line string) {
+	h := header{}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Connection", "close")
-	w.WriteHeader(code)
-	io.WriteString(w, line+"\n")
+	writeAnswer(c, code, h, line)
+}
+
+// answer writes a short plain-text answer of the proxy itself; the
+// connection may carry the next request.
+func answer(c net.Conn, code int, h header, line string) error {
+	if h == nil {
+		h = header{}
+	}
+	h.Set("Content-Type", "text/plain")
+	return writeAnswer(c, code, h, line)
+}
+
+func writeAnswer(c net.Conn, code int, h header, line string) error {
+	body := line + "\n"
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if err := writeHead(c, "HTTP/1.1 "+strconv.Itoa(code)+" "+statusText(code), h); err != nil {
+		return err
+	}
+	_, err := io.WriteString(c, body)
+	return err
 }
 
 // blockedBody is the one-line answer to a blocked request: what, why, and
@@ -64,49 +120,37 @@ func blockedBody(proto string, d Decision) string {
 
 // connect handles CONNECT host:port. The decision is made on the
 // request-target alone: the Host header is ignored.
-func (s *Session) connect(w http.ResponseWriter, r *http.Request) {
-	t, err := ParseHostPort(r.RequestURI)
+func (s *Session) connect(ctx context.Context, client net.Conn, br *bufio.Reader, req *requestHead) {
+	t, err := ParseHostPort(req.target)
 	if err != nil {
-		s.blocked("CONNECT", r.RequestURI, "", "", "bad request: "+err.Error(), "")
-		httpText(w, http.StatusBadRequest, "fence: bad CONNECT target: "+Escape(err.Error()))
+		s.blocked("CONNECT", req.target, "", "", "bad request: "+err.Error(), "")
+		httpText(client, 400, "fence: bad CONNECT target: "+Escape(err.Error()))
 		return
 	}
-	d, err := s.decide(r.Context(), "CONNECT", t)
+	d, err := s.decide(ctx, "CONNECT", t)
 	if err != nil {
-		httpText(w, http.StatusBadGateway, "fence: "+Escape(err.Error()))
+		httpText(client, 502, "fence: "+Escape(err.Error()))
 		return
 	}
 	if d.Blocked {
-		httpText(w, http.StatusForbidden, blockedBody("CONNECT", d))
+		httpText(client, 403, blockedBody("CONNECT", d))
 		return
 	}
-	up, err := d.Dial(r.Context(), s.cfg.DialTimeout)
+	up, err := d.Dial(ctx, s.cfg.DialTimeout)
 	if err != nil {
-		httpText(w, http.StatusBadGateway, "fence: connect "+Escape(t.String())+": "+Escape(err.Error()))
-		return
-	}
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		up.Close()
-		httpText(w, http.StatusInternalServerError, "fence: BUG: proxy connection cannot be hijacked")
-		return
-	}
-	client, rw, err := hj.Hijack()
-	if err != nil {
-		up.Close()
+		httpText(client, 502, "fence: connect "+Escape(t.String())+": "+Escape(err.Error()))
 		return
 	}
 	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		client.Close()
 		up.Close()
 		return
 	}
 	// Bytes the client sent right after the request (a TLS ClientHello in
-	// the same write) are already in the server's buffer.
+	// the same write) are already in the reader's buffer.
 	raw := rawConn(client)
 	var early *strings.Reader
-	if n := rw.Reader.Buffered(); n > 0 {
-		buf, _ := rw.Reader.Peek(n)
+	if n := br.Buffered(); n > 0 {
+		buf, _ := br.Peek(n)
 		early = strings.NewReader(string(buf))
 	}
 	source := func() io.Reader {
@@ -123,12 +167,10 @@ func (s *Session) connect(w http.ResponseWriter, r *http.Request) {
 		raw.SetReadDeadline(time.Time{})
 		if why := s.checkSNI(t, sni, err); why != "" {
 			s.blocked("CONNECT", t.String(), t.Name(), "built-in: TLS server name check", why, "")
-			client.Close()
 			up.Close()
 			return
 		}
 		if _, err := up.Write(hello); err != nil {
-			client.Close()
 			up.Close()
 			return
 		}
@@ -140,10 +182,9 @@ func (s *Session) connect(w http.ResponseWriter, r *http.Request) {
 // until both directions are done, half-closing each side as its source
 // ends, and then closes both.
 func relay(client net.Conn, clientSrc io.Reader, up net.Conn) {
-	var wg sync.WaitGroup
-	wg.Add(2)
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(done)
 		_, err := io.Copy(up, clientSrc)
 		if err != nil {
 			up.Close()
@@ -152,17 +193,14 @@ func relay(client net.Conn, clientSrc io.Reader, up net.Conn) {
 		}
 		closeWrite(up)
 	}()
-	go func() {
-		defer wg.Done()
-		_, err := io.Copy(rawConn(client), up)
-		if err != nil {
-			up.Close()
-			client.Close()
-			return
-		}
+	_, err := io.Copy(rawConn(client), up)
+	if err != nil {
+		up.Close()
+		client.Close()
+	} else {
 		closeWrite(client)
-	}()
-	wg.Wait()
+	}
+	<-done
 	up.Close()
 	client.Close()
 }
@@ -182,36 +220,52 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-// hopHeaders are removed from forwarded requests (RFC 9110 §7.6.1), with
-// Upgrade: fence does not carry protocol upgrades on the plain-HTTP path
-// (use CONNECT), so an upgraded connection can never outlive the request
-// it was decided for.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Http2-Settings",
-}
-
 // forward decides an absolute-URI request on its URI and forwards it to
 // exactly that host, with Host rewritten to match. Answers to refused or
-// failed requests keep the client's connection open: each request on it is
-// decided on its own.
-func (s *Session) forward(w http.ResponseWriter, r *http.Request) {
-	u := r.URL
-	if u.Scheme != "http" || u.Host == "" {
-		answer(w, http.StatusBadRequest, "fence: only http:// URIs are proxied here; use CONNECT for https")
-		return
+// failed requests keep the client's connection open: each request on it
+// is decided on its own. It reports whether the connection can carry the
+// next request.
+func (s *Session) forward(ctx context.Context, c net.Conn, br *bufio.Reader, req *requestHead) bool {
+	f, n, err := requestFraming(req.h)
+	if err != nil {
+		code := 400
+		if strings.Contains(err.Error(), "transfer coding") {
+			code = 501
+		}
+		httpText(c, code, "fence: "+Escape(err.Error()))
+		return false
+	}
+	body := bodyReader(br, f, n)
+	keep := req.keepAlive()
+	// refuse answers without forwarding. The client's body is read past
+	// (up to drainLimit) so that the connection can carry its next
+	// request; otherwise the connection closes after the answer.
+	refuse := func(code int, h header, line string) bool {
+		if h == nil {
+			h = header{}
+		}
+		if keep {
+			if _, err := io.CopyN(io.Discard, body, drainLimit+1); err == io.EOF {
+				return answer(c, code, h, line) == nil
+			}
+		}
+		h.Set("Connection", "close")
+		answer(c, code, h, line)
+		return false
+	}
+	u, err := url.ParseRequestURI(req.target)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || u.Host == "" {
+		return refuse(400, nil, "fence: only http:// URIs are proxied here; use CONNECT for https")
 	}
 	if u.User != nil {
 		s.blocked("HTTP", "", "", "", "URI with userinfo refused", "")
-		answer(w, http.StatusBadRequest, "fence: URIs with user information (user@host) are refused")
-		return
+		return refuse(400, nil, "fence: URIs with user information (user@host) are refused")
 	}
 	port := 80
 	if ps := u.Port(); ps != "" {
 		p, err := parsePort(ps)
 		if err != nil {
-			answer(w, http.StatusBadRequest, "fence: "+Escape(err.Error()))
-			return
+			return refuse(400, nil, "fence: "+Escape(err.Error()))
 		}
 		port = p
 	}
@@ -222,102 +276,47 @@ func (s *Session) forward(w http.ResponseWriter, r *http.Request) {
 	t, err := ParseTarget(host, port)
 	if err != nil {
 		s.blocked("HTTP", u.Host, "", "", "bad request: "+err.Error(), "")
-		answer(w, http.StatusBadRequest, "fence: bad target: "+Escape(err.Error()))
-		return
+		return refuse(400, nil, "fence: bad target: "+Escape(err.Error()))
 	}
-	d, err := s.decide(r.Context(), "HTTP", t)
+	d, err := s.decide(ctx, "HTTP", t)
 	if err != nil {
-		answer(w, http.StatusBadGateway, "fence: "+Escape(err.Error()))
-		return
+		return refuse(502, nil, "fence: "+Escape(err.Error()))
 	}
 	if d.Blocked {
-		w.Header().Set("X-Fence-Blocked", "1")
-		answer(w, http.StatusForbidden, blockedBody("HTTP", d))
-		return
+		h := header{}
+		h.Set("X-Fence-Blocked", "1")
+		return refuse(403, h, blockedBody("HTTP", d))
 	}
-	out := r.Clone(context.WithValue(r.Context(), decisionKey{}, d))
-	out.RequestURI = ""
-	// "Connection: close" is the client's, hop by hop: the upstream
-	// connection stays pooled for the next request (each one is decided
-	// anyway).
-	out.Close = false
-	// The URI decided; Host follows it. A Host header naming anything else
+	// The URI decided; Host follows it. A Host field naming anything else
 	// is discarded.
-	out.Host = ""
-	out.URL.Host = t.String()
+	out := header{}
+	for k, vs := range req.h {
+		out[k] = vs
+	}
+	removeHopHeaders(out)
+	out.Del("Content-Length")
+	// The body goes to the server without waiting for it to ask.
+	expect := hasToken(out, "Expect", "100-continue")
+	out.Del("Expect")
+	hostField := t.String()
 	if port == 80 {
-		out.URL.Host = hostForURL(t)
+		hostField = hostForURL(t)
 	}
-	removeHopHeaders(out.Header)
-	resp, err := s.tr.RoundTrip(out)
-	if err != nil {
-		answer(w, http.StatusBadGateway, "fence: "+Escape(t.String())+": "+Escape(err.Error()))
-		return
+	out.Set("Host", hostField)
+	switch f {
+	case lengthBody:
+		out.Set("Content-Length", strconv.FormatInt(n, 10))
+	case chunkBody:
+		out.Set("Transfer-Encoding", "chunked")
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		// Never asked for (Upgrade is stripped); an upgraded connection
-		// would outlive the request it was decided for.
-		answer(w, http.StatusBadGateway, "fence: "+Escape(t.String())+": unrequested protocol switch refused")
-		return
-	}
-	h := w.Header()
-	for k, vs := range resp.Header {
-		h[k] = vs
-	}
-	removeHopHeaders(h)
-	if len(resp.Trailer) > 0 {
-		// Announced before the header is written, so that the server
-		// sends the body chunked and the trailers after it.
-		keys := make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			keys = append(keys, k)
-		}
-		h.Set("Trailer", strings.Join(keys, ", "))
-	}
-	w.WriteHeader(resp.StatusCode)
-	var dst io.Writer = w
-	if resp.ContentLength < 0 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream") {
-		// A stream of unknown length (server-sent events, long polls):
-		// pass each piece on as it comes.
-		dst = flushWriter{w}
-	}
-	io.Copy(dst, resp.Body)
-	resp.Body.Close() // reads the trailers
-	for k, vs := range resp.Trailer {
-		h[k] = vs
-	}
-}
-
-// answer writes a short plain-text answer of the proxy itself.
-func answer(w http.ResponseWriter, code int, line string) {
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(code)
-	io.WriteString(w, line+"\n")
-}
-
-// removeHopHeaders removes the hop-by-hop headers (RFC 9110 §7.6.1): those
-// the Connection header names and hopHeaders.
-func removeHopHeaders(h http.Header) {
-	for _, c := range h.Values("Connection") {
-		for _, f := range strings.Split(c, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				h.Del(f)
-			}
+	if expect && f != noBody && req.minor >= 1 {
+		if _, err := io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+			return false
 		}
 	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
-}
-
-// flushWriter flushes after every write.
-type flushWriter struct{ w http.ResponseWriter }
-
-func (f flushWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
-	http.NewResponseController(f.w).Flush()
-	return n, err
+	x := &exchange{s: s, ctx: ctx, client: c, req: req, body: body, framing: f,
+		head: req.method + " " + u.RequestURI() + " HTTP/1.1", fields: out, target: t, decision: d}
+	return x.run() && keep
 }
 
 func hostForURL(t Target) string {
@@ -325,18 +324,4 @@ func hostForURL(t Target) string {
 		return "[" + t.IP.String() + "]"
 	}
 	return t.Name()
-}
-
-// dialDecided is the transport's dialer: it dials only what the request's
-// decision allowed, whatever address the transport asks for.
-func (s *Session) dialDecided(ctx context.Context, network, addr string) (net.Conn, error) {
-	d, ok := ctx.Value(decisionKey{}).(Decision)
-	if !ok {
-		return nil, fmt.Errorf("dial %s: %w: no decision", addr, ErrBlocked)
-	}
-	host, ps, err := net.SplitHostPort(addr)
-	if err != nil || ps != strconv.Itoa(d.Target.Port) || !strings.EqualFold(strings.Trim(host, "[]"), d.Target.Name()) {
-		return nil, fmt.Errorf("dial %s: %w: decided for %s", addr, ErrBlocked, d.Target)
-	}
-	return d.Dial(ctx, s.cfg.DialTimeout)
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,9 +52,8 @@ type Session struct {
 	// known is closed once the rules are known (Config.Pending).
 	known     chan struct{}
 	knownOnce sync.Once
-	needOnce  sync.Once // Config.NeedRules
-	tr        *http.Transport
-	http      *http.Server
+	needOnce  sync.Once    // Config.NeedRules
+	pool      upstreamPool // idle connections of the HTTP proxy
 
 	mu        sync.Mutex // guards conns, listeners, closed
 	conns     map[net.Conn]struct{}
@@ -89,21 +87,6 @@ func NewSession(cfg Config) *Session {
 	s.rules.Store(&r)
 	if !cfg.Pending {
 		s.knownOnce.Do(func() { close(s.known) })
-	}
-	s.tr = &http.Transport{
-		Proxy:               nil, // never chain to the daemon's own proxy settings
-		DialContext:         s.dialDecided,
-		DisableCompression:  true,
-		MaxIdleConnsPerHost: 8,
-		IdleConnTimeout:     60 * time.Second,
-		ForceAttemptHTTP2:   false,
-	}
-	s.http = &http.Server{
-		Handler:           s.httpHandler(),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          log.New(&limitedWriter{w: cfg.Log.Writer()}, cfg.Log.Prefix()+"session "+cfg.ID+": ", cfg.Log.Flags()),
 	}
 	return s
 }
@@ -170,20 +153,18 @@ func (s *Session) emit(e Event) {
 // ServeHTTP serves the HTTP proxy (absolute-URI requests and CONNECT) on
 // ln until ln is closed or the session is closed.
 func (s *Session) ServeHTTP(ln net.Listener) error {
-	ln, err := s.track(ln)
-	if err != nil {
-		return err
-	}
-	err = s.http.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
+	return s.serve(ln, s.serveHTTPConn)
 }
 
 // ServeSOCKS serves the SOCKS5 proxy (CONNECT only) on ln until ln is
 // closed or the session is closed.
 func (s *Session) ServeSOCKS(ln net.Listener) error {
+	return s.serve(ln, s.serveSOCKS)
+}
+
+// serve hands each connection accepted on ln to handle, in a goroutine of
+// its own.
+func (s *Session) serve(ln net.Listener, handle func(net.Conn)) error {
 	ln, err := s.track(ln)
 	if err != nil {
 		return err
@@ -201,7 +182,7 @@ func (s *Session) ServeSOCKS(ln net.Listener) error {
 			}
 			return err
 		}
-		go s.serveSOCKS(c)
+		go handle(c)
 	}
 }
 
@@ -222,12 +203,30 @@ func (s *Session) Close() error {
 	for _, l := range lns {
 		l.Close()
 	}
-	s.http.Close()
 	for _, c := range conns {
 		c.Close()
 	}
-	s.tr.CloseIdleConnections()
+	s.pool.close()
 	return nil
+}
+
+// hold registers an upstream connection in use, so that Close ends it; it
+// reports false once the session is closed.
+func (s *Session) hold(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// release undoes hold.
+func (s *Session) release(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
 }
 
 func (s *Session) track(ln net.Listener) (net.Listener, error) {
@@ -298,26 +297,3 @@ func (c *trackedConn) Close() error {
 // Unwrap gives the relay the underlying connection, so that the kernel can
 // splice a tunnel's bytes without copying them through user space.
 func (c *trackedConn) Unwrap() net.Conn { return c.Conn }
-
-// limitedWriter passes at most 10 writes (log lines) per 10 seconds: the
-// HTTP server's error log is reachable from the sandbox, and the daemon's
-// log lives on a tmpfs.
-type limitedWriter struct {
-	w      io.Writer
-	mu     sync.Mutex // guards window and n
-	window time.Time
-	n      int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); now.Sub(l.window) > 10*time.Second {
-		l.window, l.n = now, 0
-	}
-	l.n++
-	if l.n > 10 {
-		return len(p), nil
-	}
-	return l.w.Write(p)
-}
