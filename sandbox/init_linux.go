@@ -260,8 +260,11 @@ func setup(cfg *initConfig, early bootState) (*initState, error) {
 // stop-the-world round each). The capability drops would take one round
 // per syscall (41 bounding-set drops), so they are done on the main thread,
 // from which the command is forked (what only matters at exec already at
-// boot: dropExecPrivileges), and the other threads follow in lockProcess
-// once the command runs.
+// boot: dropExecPrivileges); the other threads lose their capabilities and
+// gain no_new_privs last (dropProcessPrivileges), before the command
+// exists. (They did so while it ran, off the path of a short command's
+// exit, until that stop-the-world was seen to hang the init for good about
+// once in a thousand runs, when the command ended during it.)
 func (st *initState) lockdown() error {
 	cfg := st.cfg
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
@@ -302,15 +305,13 @@ func (st *initState) lockdown() error {
 	} else {
 		st.debugf("seccomp: arch check, %d denied syscalls, clone/unshare namespace flags, clone3 ENOSYS, socket families unix/inet/inet6/netlink-route, ioctl TIOCSTI/TIOCLINUX/TIOCSETD/TIOCCONS", len(deniedSyscalls))
 	}
+	if err := dropProcessPrivileges(); err != nil {
+		return failf("", "drop the other threads' privileges: %w", err)
+	}
 	if err := verifyNoCaps(); err != nil {
 		return failf("", "%w", err)
 	}
 	return nil
-}
-
-// lockProcess drops the capabilities of the init's other threads too.
-func (st *initState) lockProcess() error {
-	return dropProcessPrivileges()
 }
 
 func (st *initState) degraded(name string) bool {
@@ -381,47 +382,12 @@ func (st *initState) run() int {
 		sendMsg(initFD, &message{Kind: "exit", Status: status, Alone: reapAll()})
 		return status
 	}
-	// The other threads drop their capabilities while the command runs,
-	// off the path of a short command's exit.
-	go func() {
-		if err := st.lockProcess(); err != nil {
-			fmt.Fprintf(os.Stderr, "fence: sandbox init: lock down: %v\n", err)
-			unix.Kill(-1, unix.SIGKILL)
-			os.Exit(125)
-		}
-	}()
 	go st.clientLoop()
+	go st.reap(pid, stamps)
 
 	for sig := range sigs {
 		s := sig.(syscall.Signal)
 		switch s {
-		case syscall.SIGCHLD:
-			for {
-				var ws unix.WaitStatus
-				wpid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-				if err == unix.EINTR {
-					continue
-				}
-				if err != nil || wpid <= 0 {
-					break
-				}
-				if wpid == pid {
-					code := ws.ExitStatus()
-					if ws.Signaled() {
-						code = 128 + int(ws.Signal())
-					}
-					alone := reapAll()
-					// What the command's processes wrote to relayed
-					// connections just before they died still goes out.
-					offline := quiesceRelays(time.Second)
-					initOutbound.wait(time.Second)
-					if cfg.Debug {
-						stamps = append(stamps, stamp{"command-exited", monoNow()})
-					}
-					sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Offline: offline, Stamps: stamps})
-					return code
-				}
-			}
 		case syscall.SIGURG, syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN:
 			// Go's runtime preemption and terminal noise: not for the command.
 		case syscall.SIGINT, syscall.SIGQUIT:
@@ -436,7 +402,44 @@ func (st *initState) run() int {
 	return 125
 }
 
-// notifySignals subscribes to SIGCHLD, the signals the client forwards,
+// reap collects every process that ends in the sandbox, the command's
+// orphans included, until the command itself ends; then it ends the rest,
+// reports the command's status to the client and exits the init. It waits
+// in wait4 instead of following SIGCHLD through os/signal: a child's exit
+// can then not go unnoticed. (Following SIGCHLD, an init once in about a
+// thousand runs left the command a zombie with no signal pending, and its
+// client waiting.)
+func (st *initState) reap(pid int, stamps []stamp) {
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR || (err == nil && wpid != pid) {
+			continue
+		}
+		code := 125
+		switch {
+		case err != nil:
+			// ECHILD: the command is gone and was never collected.
+			fmt.Fprintf(os.Stderr, "fence: sandbox init: wait for the command: %v\n", err)
+		case ws.Signaled():
+			code = 128 + int(ws.Signal())
+		default:
+			code = ws.ExitStatus()
+		}
+		alone := reapAll()
+		// What the command's processes wrote to relayed connections just
+		// before they died still goes out.
+		offline := quiesceRelays(time.Second)
+		initOutbound.wait(time.Second)
+		if st.cfg.Debug {
+			stamps = append(stamps, stamp{"command-exited", monoNow()})
+		}
+		sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Offline: offline, Stamps: stamps})
+		os.Exit(code)
+	}
+}
+
+// notifySignals subscribes to the signals the client forwards,
 // and a few more worth passing on when the init itself is signalled; not
 // every signal: enabling each one is a round trip to the runtime's signal
 // thread, which is locked to its OS thread like the init's main goroutine
@@ -445,7 +448,7 @@ func (st *initState) run() int {
 // namespace's init without a handler.
 func notifySignals() chan os.Signal {
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
 		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGALRM)
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN)
 	return sigs

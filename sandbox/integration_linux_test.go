@@ -229,3 +229,35 @@ GIT_SEQUENCE_EDITOR='printf "break\nexec id\n" >' git rebase -q -i HEAD~1 >/dev/
 		t.Errorf("the rebase in progress was not reported:\n%s", r.Stderr)
 	}
 }
+
+// TestInitThreadsLockedDown: every thread of the sandbox init (pid 1 in
+// the sandbox) holds no capability and has no_new_privs before the command
+// runs, not only the thread it forks the command from (ATTACKS.md X-02:
+// nothing in the init is worth taking over). Warm and cloned inits alike.
+func TestInitThreadsLockedDown(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	script := `n=0; for s in /proc/1/task/*/status; do n=$((n+1)); grep -E '^(Cap(Inh|Prm|Eff|Amb)|NoNewPrivs):' "$s" | tr '\n' ' '; echo; done; echo "threads=$n"`
+	for _, env := range [][]string{nil, {"FENCE_WARM_INIT=0"}} {
+		r := e.RunEnv(env, "--", "sh", "-c", script)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "threads=") || strings.Contains(r.Stdout, "threads=0") {
+			t.Fatalf("%v: could not read the init's threads: %+v", env, r)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+			if strings.HasPrefix(line, "threads=") {
+				continue
+			}
+			f := strings.Fields(line)
+			if len(f) != 10 {
+				t.Fatalf("%v: unexpected status line %q", env, line)
+			}
+			for i := 0; i < 8; i += 2 {
+				if strings.Trim(f[i+1], "0") != "" {
+					t.Errorf("%v: an init thread keeps %s %s", env, f[i], f[i+1])
+				}
+			}
+			if f[9] != "1" {
+				t.Errorf("%v: an init thread lacks no_new_privs: %q", env, line)
+			}
+		}
+	}
+}

@@ -97,16 +97,15 @@ func dropThreadPrivileges() error {
 	return nil
 }
 
-// dropProcessPrivileges does the same for every thread of the init, once
-// the command runs: the init keeps nothing it could be tricked into using.
-// (The bounding set and securebits only matter across exec, which the init
-// no longer does.)
+// dropProcessPrivileges sets no_new_privs and empties the capability sets
+// on every thread of the init: it keeps nothing it could be tricked into
+// using. The ambient set empties with the permitted one (the kernel keeps
+// no capability ambient that is not permitted), and the bounding set and
+// securebits only matter across exec, which the init's other threads never
+// do. Each call is a stop-the-world round over all threads.
 func dropProcessPrivileges() error {
 	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
-	}
-	if _, _, e := syscall.AllThreadsSyscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 {
-		return fmt.Errorf("prctl(PR_CAP_AMBIENT_CLEAR_ALL): %w", e)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
