@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -306,7 +308,9 @@ func TestForwardEarlyAnswer(t *testing.T) {
 		t.Fatalf("got %d %q, want 413", resp.StatusCode, body)
 	}
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := br.ReadByte(); err != io.EOF {
+	// Closed with the rest of the body unread, the connection may end in
+	// a reset rather than an end of file.
+	if _, err := br.ReadByte(); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after the answer: %v, want the connection closed (its body was not read)", err)
 	}
 }
