@@ -260,11 +260,8 @@ func setup(cfg *initConfig, early bootState) (*initState, error) {
 // stop-the-world round each). The capability drops would take one round
 // per syscall (41 bounding-set drops), so they are done on the main thread,
 // from which the command is forked (what only matters at exec already at
-// boot: dropExecPrivileges); the other threads lose their capabilities and
-// gain no_new_privs last (dropProcessPrivileges), before the command
-// exists. (They did so while it ran, off the path of a short command's
-// exit, until that stop-the-world was seen to hang the init for good about
-// once in a thousand runs, when the command ended during it.)
+// boot: dropExecPrivileges, which also sets no_new_privs on every thread);
+// the other threads lose their capabilities as the command starts (run).
 func (st *initState) lockdown() error {
 	cfg := st.cfg
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
@@ -304,9 +301,6 @@ func (st *initState) lockdown() error {
 		st.notices = append(st.notices, fmt.Sprintf("running %s (%v), as allowDegraded says", what, err))
 	} else {
 		st.debugf("seccomp: arch check, %d denied syscalls, clone/unshare namespace flags, clone3 ENOSYS, socket families unix/inet/inet6/netlink-route, ioctl TIOCSTI/TIOCLINUX/TIOCSETD/TIOCCONS", len(deniedSyscalls))
-	}
-	if err := dropProcessPrivileges(); err != nil {
-		return failf("", "drop the other threads' privileges: %w", err)
 	}
 	if err := verifyNoCaps(); err != nil {
 		return failf("", "%w", err)
@@ -381,6 +375,18 @@ func (st *initState) run() int {
 	if pid == 0 {
 		sendMsg(initFD, &message{Kind: "exit", Status: status, Alone: reapAll()})
 		return status
+	}
+	// The other threads lose their capabilities while the command starts
+	// on the other core, and before anything in the init waits on the
+	// command or the client: Go 1.26 was seen to hang for good (about
+	// once in a thousand runs) when a stop-the-world round met a
+	// goroutine coming back from a blocking syscall, such as a wait4 the
+	// command's exit ends. Nothing is in one now: SIGCHLD is not
+	// followed, and the goroutines that wait start after.
+	if err := dropProcessPrivileges(); err != nil {
+		fmt.Fprintf(os.Stderr, "fence: sandbox init: drop the other threads' privileges: %v\n", err)
+		sendMsg(initFD, &message{Kind: "exit", Status: 125, Alone: reapAll()})
+		os.Exit(125)
 	}
 	go st.clientLoop()
 	go st.reap(pid, stamps)

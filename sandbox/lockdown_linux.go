@@ -56,15 +56,18 @@ func lastCap() int {
 }
 
 // dropExecPrivileges takes from the calling OS thread everything an exec
-// could grant: no_new_privs, securebits that stop a later exec (even as
-// uid 0) from granting capabilities (DESIGN.md §6.1), an empty bounding
-// set and no ambient capabilities. The thread keeps its effective
-// capabilities (the init still mounts and configures its network) until
-// dropThreadPrivileges. The init never execs, so a warm one does this at
-// boot. The command is forked from this thread and inherits exactly its
-// credentials; the caller must hold runtime.LockOSThread.
+// could grant: no_new_privs (on every thread of the init: one
+// stop-the-world round, which a warm init pays at boot), securebits that
+// stop a later exec (even as uid 0) from granting capabilities (DESIGN.md
+// §6.1), an empty bounding set and no ambient capabilities. The thread
+// keeps its effective capabilities (the init still mounts and configures
+// its network) until dropThreadPrivileges. The init never execs, so a warm
+// one does this at boot. The command is forked from this thread and
+// inherits exactly its credentials; the caller must hold
+// runtime.LockOSThread. Threads started later inherit no_new_privs from
+// the thread that starts them.
 func dropExecPrivileges() error {
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
 	}
 	bits := uintptr(secbitNoroot | secbitNorootLocked | secbitNoSetuidFixup | secbitNoSetuidFixupLocked |
@@ -97,16 +100,14 @@ func dropThreadPrivileges() error {
 	return nil
 }
 
-// dropProcessPrivileges sets no_new_privs and empties the capability sets
-// on every thread of the init: it keeps nothing it could be tricked into
-// using. The ambient set empties with the permitted one (the kernel keeps
-// no capability ambient that is not permitted), and the bounding set and
+// dropProcessPrivileges empties the capability sets on every thread of
+// the init (one stop-the-world round): it keeps nothing it could be
+// tricked into using. The ambient set empties with the permitted one (the
+// kernel keeps no capability ambient that is not permitted); no_new_privs
+// is on every thread since boot (dropExecPrivileges); the bounding set and
 // securebits only matter across exec, which the init's other threads never
-// do. Each call is a stop-the-world round over all threads.
+// do.
 func dropProcessPrivileges() error {
-	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
-		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
-	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := allThreads(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); err != nil {
