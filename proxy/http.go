@@ -314,7 +314,7 @@ func (s *Session) forward(ctx context.Context, c net.Conn, br *bufio.Reader, req
 			return false
 		}
 	}
-	x := &exchange{s: s, ctx: ctx, client: c, req: req, body: body, framing: f,
+	x := &exchange{s: s, ctx: ctx, client: c, req: req, body: &bodyTracker{r: body}, framing: f,
 		head: req.method + " " + u.RequestURI() + " HTTP/1.1", fields: out, target: t, decision: d}
 	return x.run() && keep
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -126,10 +127,10 @@ type exchange struct {
 	ctx      context.Context
 	client   net.Conn
 	req      *requestHead
-	body     io.Reader // the client's request body
-	framing  framing   // of body
-	head     string    // the request line for the server
-	fields   header    // the header fields for the server
+	body     *bodyTracker // the client's request body
+	framing  framing      // of body
+	head     string       // the request line for the server
+	fields   header       // the header fields for the server
 	target   Target
 	decision Decision
 }
@@ -306,6 +307,20 @@ func (x *exchange) relayResponse(uc *upstreamConn, sent chan error, resp *respon
 	return err == nil && clientKeep && bodyOK && toClient != closeBody, reusable
 }
 
+// bodyTracker reads a request body and tells when all of it was read.
+type bodyTracker struct {
+	r    io.Reader
+	done atomic.Bool
+}
+
+func (b *bodyTracker) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.done.Store(true)
+	}
+	return n, err
+}
+
 // finishBody waits for the request body's copy to end. When the response
 // came before the client sent it all, the copy is stopped: then the
 // client's connection cannot carry another request. sent nil means the
@@ -320,6 +335,15 @@ func (x *exchange) finishBody(sent chan error, uc *upstreamConn) bool {
 	case err := <-sent:
 		return err == nil
 	default:
+	}
+	if x.body.done.Load() {
+		// All of it came from the client; its last bytes are on their
+		// way to the server, which answered already.
+		select {
+		case err := <-sent:
+			return err == nil
+		case <-time.After(time.Second):
+		}
 	}
 	x.client.SetReadDeadline(time.Unix(1, 0))
 	if uc != nil {
