@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -189,4 +190,31 @@ func alive(p peer) bool {
 	}
 	st, err := procStart(p.pid)
 	return err == nil && st == p.start
+}
+
+// waitExit waits until the process p has exited, or limit has passed.
+func waitExit(p peer, limit time.Duration) {
+	if p.pid <= 0 {
+		return
+	}
+	fd, err := unix.PidfdOpen(p.pid, 0)
+	if err != nil {
+		return // gone already
+	}
+	defer unix.Close(fd)
+	if st, err := procStart(p.pid); err != nil || st != p.start {
+		return // another process has the pid now
+	}
+	// A pidfd polls readable once its process has exited.
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for deadline := time.Now().Add(limit); ; {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if n > 0 || (err != nil && err != unix.EINTR) {
+			return
+		}
+	}
 }
