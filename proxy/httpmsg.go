@@ -67,13 +67,8 @@ func readRequestHead(br *bufio.Reader) (*requestHead, error) {
 }
 
 // keepAlive reports whether the client asks for its connection to stay
-// open after the answer (RFC 9112 §9.3).
-func (r *requestHead) keepAlive() bool {
-	if hasToken(r.h, "Connection", "close") {
-		return false
-	}
-	return r.minor >= 1 || hasToken(r.h, "Connection", "keep-alive")
-}
+// open after the answer.
+func (r *requestHead) keepAlive() bool { return persistent(r.h, r.minor) }
 
 // responseHead is a status line and its header fields.
 type responseHead struct {
@@ -108,11 +103,15 @@ func readResponseHead(br *bufio.Reader) (*responseHead, error) {
 }
 
 // keepAlive reports whether the upstream lets its connection be reused.
-func (r *responseHead) keepAlive() bool {
-	if hasToken(r.h, "Connection", "close") {
+func (r *responseHead) keepAlive() bool { return persistent(r.h, r.minor) }
+
+// persistent reports whether a message of HTTP/1.minor with fields h
+// leaves its connection open (RFC 9112 §9.3).
+func persistent(h header, minor int) bool {
+	if hasToken(h, "Connection", "close") {
 		return false
 	}
-	return r.minor >= 1 || hasToken(r.h, "Connection", "keep-alive")
+	return minor >= 1 || hasToken(h, "Connection", "keep-alive")
 }
 
 // readLine reads one line without its line ending (CRLF, or a bare LF as
