@@ -77,6 +77,9 @@ type Pending struct {
 	how string
 	// adopted is set for an init the daemon booted (Adopt).
 	adopted bool
+	// umask is the process's, read by Prepare or Adopt (beside the
+	// policy's loading, not on the way to the command); -1 when unknown.
+	umask int
 }
 
 // Prepare starts a sandbox init before the policy is known, so that the
@@ -91,7 +94,7 @@ func Prepare(spec *Spec) (*Pending, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pending{init: childInit{cmd}, sock: sock, t0: t0, tty: spec.TTY, how: "cloned"}, nil
+	return &Pending{init: childInit{cmd}, sock: sock, t0: t0, tty: spec.TTY, how: "cloned", umask: processUmask()}, nil
 }
 
 // commandStdio is what the init gets as its descriptors 0-2: the
@@ -317,7 +320,7 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 		p.timeline = &timeline{}
 		p.timeline.add(stamp{"init-" + strings.Fields(pd.how)[0], pd.t0}, stamp{"plan", t1}, stamp{"plan-done", tPlanned})
 	}
-	cfg.Umask = processUmask()
+	cfg.Umask = pd.umask
 	var stdio []int
 	for _, f := range pd.stdio {
 		stdio = append(stdio, int(f.Fd()))

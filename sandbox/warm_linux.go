@@ -441,7 +441,7 @@ func Adopt(spec *Spec, sock, pidfd int) (*Pending, error) {
 		}
 		stdio = append(stdio, d)
 	}
-	return &Pending{init: newAdoptedInit(pidfd), sock: sock, t0: monoNow(), tty: spec.TTY, stdio: stdio, how: "taken warm from the daemon", adopted: true}, nil
+	return &Pending{init: newAdoptedInit(pidfd), sock: sock, t0: monoNow(), tty: spec.TTY, stdio: stdio, how: "taken warm from the daemon", adopted: true, umask: processUmask()}, nil
 }
 
 func dupFile(f *os.File) (*os.File, error) {
