@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -425,5 +426,57 @@ func TestCloseEndsWaitingRequest(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if rest, err := io.ReadAll(br); err != nil || (len(rest) > 0 && statusOf(string(rest)) != 502) {
 		t.Fatalf("client connection after Close: %q %v, want its end", rest, err)
+	}
+}
+
+// hangingPort returns a loopback port whose listener never accepts and
+// whose backlog is full: a connect to it hangs until it times out.
+func hangingPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	port := sa.(*syscall.SockaddrInet4).Port
+	// Fill the backlog: later handshakes are not answered.
+	for i := 0; i < 4; i++ {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return port
+}
+
+// TestCloseEndsDial: closing the session ends a forwarded request whose
+// upstream dial is still waiting, not only its client's connection.
+func TestCloseEndsDial(t *testing.T) {
+	port := hangingPort(t)
+	ts := forwardSession(t, port)
+	before := runtime.NumGoroutine()
+	c, br := dialProxy(t, ts)
+	io.WriteString(c, "GET http://up.test:"+strconv.Itoa(port)+"/ HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(200 * time.Millisecond) // the dial is under way
+	if n := runtime.NumGoroutine(); n <= before {
+		t.Fatalf("no request in flight (%d goroutines, %d before)", n, before)
+	}
+	ts.Close()
+	io.ReadAll(br)
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before-2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before-2 {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines 2 s after Close (%d before the request): the dial goes on\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }

@@ -31,8 +31,7 @@ const (
 // client keeps the connection alive.
 func (s *Session) serveHTTPConn(c net.Conn) {
 	defer c.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := s.ctx
 	br := bufio.NewReaderSize(c, 4<<10)
 	for {
 		c.SetReadDeadline(time.Now().Add(idleTimeout))

@@ -54,6 +54,10 @@ type Session struct {
 	knownOnce sync.Once
 	needOnce  sync.Once    // Config.NeedRules
 	pool      upstreamPool // idle connections of the HTTP proxy
+	// ctx ends with the session: a request waiting for its decision or
+	// its upstream's dial gives up then.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu        sync.Mutex // guards conns, listeners, closed
 	conns     map[net.Conn]struct{}
@@ -83,6 +87,7 @@ func NewSession(cfg Config) *Session {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
 	s := &Session{cfg: cfg, conns: map[net.Conn]struct{}{}, known: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	r := cfg.Rules
 	s.rules.Store(&r)
 	if !cfg.Pending {
@@ -189,6 +194,7 @@ func (s *Session) serve(ln net.Listener, handle func(net.Conn)) error {
 // Close stops the session's listeners and closes every connection it
 // carries, tunnels included.
 func (s *Session) Close() error {
+	s.cancel()
 	s.mu.Lock()
 	s.closed = true
 	// Requests still waiting for a pending session's rules are decided
