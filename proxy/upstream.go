@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -243,7 +244,7 @@ func (x *exchange) relayResponse(uc *upstreamConn, sent chan error, resp *respon
 		// Never asked for (Upgrade is stripped); an upgraded connection
 		// would outlive the request it was decided for.
 		uc.Close()
-		return x.fail(sent, errString("unrequested protocol switch refused")), false
+		return x.fail(sent, errProtocolSwitch), false
 	}
 	f, n, err := responseFraming(x.req.method, resp)
 	if err != nil {
@@ -366,6 +367,4 @@ func (x *exchange) fail(sent chan error, err error) bool {
 	return answer(x.client, 502, h, line) == nil && keep
 }
 
-type errString string
-
-func (e errString) Error() string { return string(e) }
+var errProtocolSwitch = errors.New("unrequested protocol switch refused")
