@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -293,13 +292,11 @@ func TestForwardExpectContinue(t *testing.T) {
 // rest of its body back; the client's connection then closes, since the
 // rest of its body was not read.
 func TestForwardEarlyAnswer(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	port := upstreamPort(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		w.WriteHeader(413)
 		io.WriteString(w, "too big")
-	}))
-	defer srv.Close()
-	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	})
 	ts := forwardSession(t, port)
 	c, br := dialProxy(t, ts)
 	io.WriteString(c, "POST http://up.test:"+strconv.Itoa(port)+"/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
@@ -366,15 +363,13 @@ func TestForwardIdleConnectionClosed(t *testing.T) {
 // piece by piece, before the server has finished it (server-sent events).
 func TestForwardStreams(t *testing.T) {
 	next := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	port := upstreamPort(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: one\n\n")
 		w.(http.Flusher).Flush()
 		<-next
 		io.WriteString(w, "data: two\n\n")
-	}))
-	defer srv.Close()
-	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	})
 	ts := forwardSession(t, port)
 	c, br := dialProxy(t, ts)
 	io.WriteString(c, "GET http://up.test:"+strconv.Itoa(port)+"/ HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -83,6 +83,13 @@ func statusOf(resp string) int {
 	return n
 }
 
+// upstreamPort serves h on a loopback port for the test's duration.
+func upstreamPort(t testing.TB, h http.HandlerFunc) int {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().(*net.TCPAddr).Port
+}
+
 // echoServer answers every request with its Host header and path.
 func echoServer(t testing.TB) (*httptest.Server, int) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -352,16 +359,14 @@ func TestCloseEndsTunnels(t *testing.T) {
 func TestNoRedirectFollowing(t *testing.T) {
 	var evilHits int
 	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	port := upstreamPort(t, func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.Host, "evil.test") {
 			mu.Lock()
 			evilHits++
 			mu.Unlock()
 		}
 		http.Redirect(w, r, "http://evil.test:"+strings.Split(r.Host, ":")[1]+"/", http.StatusFound)
-	}))
-	defer srv.Close()
-	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	})
 	p := strconv.Itoa(port)
 	ts := newTestSession(t, mustRules(t, []string{"allowed.test:" + p}, nil, port), map[string][]string{"allowed.test": {"127.0.0.1"}, "evil.test": {"127.0.0.1"}})
 	got := ts.raw(t, "GET http://allowed.test:"+p+"/r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -383,7 +388,7 @@ func TestNoRedirectFollowing(t *testing.T) {
 // switch is refused (an upgraded connection would outlive the request it
 // was decided for).
 func TestForwardedResponse(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	port := upstreamPort(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/switch" {
 			c, bw, err := http.NewResponseController(w).Hijack()
 			if err != nil {
@@ -403,9 +408,7 @@ func TestForwardedResponse(t *testing.T) {
 		h.Set("Trailer", "X-Sum")
 		io.WriteString(w, "body")
 		h.Set("X-Sum", "42")
-	}))
-	defer srv.Close()
-	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	})
 	p := strconv.Itoa(port)
 	ts := newTestSession(t, mustRules(t, []string{"allowed.test:" + p}, nil, port), map[string][]string{"allowed.test": {"127.0.0.1"}})
 	c, err := net.Dial("unix", ts.httpSock)
