@@ -42,11 +42,33 @@ const warmMaxAge = 30 * time.Minute
 type WarmPool struct {
 	reason string // why no client can have one, "" if they can
 
-	mu      sync.Mutex
-	ready   *bootedInit
-	booting bool
-	closed  bool
+	mu     sync.Mutex
+	ready  *bootedInit
+	next   *nextBoot // the boot waiting for its moment or under way
+	closed bool
 }
+
+// nextBoot is a boot of the next init, waiting for its moment (see
+// [WarmPool.Refill]) or under way.
+type nextBoot struct {
+	start   chan struct{} // closed to begin a waiting boot at once
+	started bool          // start is closed (under WarmPool.mu)
+	done    chan struct{} // closed once it has ended, an init ready or not
+}
+
+// begin starts nb now if it still waits; the caller holds WarmPool.mu.
+func (nb *nextBoot) begin() {
+	if !nb.started {
+		nb.started = true
+		close(nb.start)
+	}
+}
+
+// takeWait bounds how long a client waits for a boot under way, or about
+// to begin, rather than cloning its own init: the daemon's part of a boot
+// (fork, exec, the mount table's check) takes 1-2 ms, and the client's own
+// clone would cost it more than that while it loads its policy anyway.
+const takeWait = 20 * time.Millisecond
 
 type bootedInit struct {
 	cmd     *exec.Cmd
@@ -205,8 +227,9 @@ func NewWarmPool() *WarmPool {
 // [InitContext] is clientContext: the client's end of the init's socket,
 // a pidfd of the init, and the init's context (the daemon's when it booted
 // it). An empty clientContext leaves the comparison to the client, which
-// then computes its own while the daemon answers. Without one ready it
-// says why (reason). It does not boot the next one: see [WarmPool.Refill].
+// then computes its own while the daemon answers. With none ready it waits
+// for one on its way (up to takeWait), or says why there is none (reason).
+// It does not boot the next one: see [WarmPool.Refill].
 func (wp *WarmPool) Take(clientContext, clientExe string, clientPID int) (sock, pidfd int, initContext, reason string) {
 	if wp.reason != "" {
 		return -1, -1, "", wp.reason
@@ -216,6 +239,17 @@ func (wp *WarmPool) Take(clientContext, clientExe string, clientPID int) (sock, 
 		clientCgroup = fixedCgroupOf(clientPID)
 	}
 	wp.mu.Lock()
+	if nb := wp.next; wp.ready == nil && nb != nil {
+		nb.begin()
+		wp.mu.Unlock()
+		t := time.NewTimer(takeWait)
+		select {
+		case <-nb.done:
+		case <-t.C:
+		}
+		t.Stop()
+		wp.mu.Lock()
+	}
 	b := wp.ready
 	if b != nil && (clientContext != "" && b.context != clientContext || clientExe != "" && b.exe != clientExe) {
 		wp.mu.Unlock()
@@ -256,66 +290,85 @@ func (wp *WarmPool) Take(clientContext, clientExe string, clientPID int) (sock, 
 	return b.sock, fd, b.context, ""
 }
 
-// Refill starts booting the next init unless one is ready or booting.
-// Booting costs the daemon a millisecond or two (a full fork, since Go
-// cannot vfork with CLONE_NEWUSER, and the new namespaces, the network one
-// above all), and a client waiting for an answer meanwhile waited 1-2.5 ms
-// longer: the daemon calls this when a client is done with it.
-func (wp *WarmPool) Refill() {
+// Refill boots the next init in the background, unless one is ready or
+// on its way; after a pause of after, unless a client asks for one first
+// ([WarmPool.Take] then begins it at once). Booting costs the daemon a
+// millisecond or two (a full fork, since Go cannot vfork with
+// CLONE_NEWUSER, and the new namespaces, the network one above all), and
+// the init its start: done while a client waits for an answer, it made the
+// answer 1-2.5 ms later; done as a client has just exited, it competed on
+// two cores with the wake-up of whatever waited for that exit (a shell,
+// a script) and the last sandbox's teardown.
+func (wp *WarmPool) Refill(after time.Duration) {
 	if wp.reason != "" {
 		return
 	}
 	wp.mu.Lock()
-	if wp.closed || wp.ready != nil || wp.booting {
+	if wp.closed || wp.ready != nil || wp.next != nil {
 		wp.mu.Unlock()
 		return
 	}
-	wp.booting = true
+	nb := &nextBoot{start: make(chan struct{}), done: make(chan struct{})}
+	wp.next = nb
 	wp.mu.Unlock()
 	go func() {
-		// Personality flags are per thread and inherited by the clone: a
-		// daemon started on demand by a client under `setarch -R` must not
-		// hand every later client an init without ASLR. This thread sheds
-		// them; a client running with some clones its own init.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		unix.Syscall(unix.SYS_PERSONALITY, 0, 0, 0) // PER_LINUX
-		// The context the init inherits: read now, on this thread, just
-		// before the clone (the daemon's own could change while it runs).
-		ctx, why := InitContext()
-		names := hostNames()
-		cgroup, _ := cgroupV2Path("self")
-		exe := ExeIdentity()
-		var cmd *exec.Cmd
-		var sock int
-		var err error
-		var b *bootedInit
-		if why == "" {
-			cmd, sock, err = startInit(nil, nil, nil, true)
-		}
-		if why == "" && err == nil {
-			b = &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, names: names, cgroup: cgroup, exe: exe}
-			// Compared now, so that the handover need not (see current);
-			// a table that already differs is compared again there. Only
-			// an init whose table matched stages its root: its own mounts
-			// would make the tables differ from then on, so a later
-			// change of the host's mounts discards it (current).
-			if b.verify() {
-				sendMsg(b.sock, &message{Kind: "stage"})
+		defer close(nb.done)
+		if after > 0 {
+			t := time.NewTimer(after)
+			select {
+			case <-t.C:
+			case <-nb.start:
 			}
+			t.Stop()
 		}
+		b := bootNext()
 		wp.mu.Lock()
-		defer wp.mu.Unlock()
-		wp.booting = false
-		if b == nil {
-			return
+		wp.next = nil
+		if b != nil && !wp.closed {
+			wp.ready, b = b, nil
 		}
-		if wp.closed {
-			b.discard()
-			return
+		wp.mu.Unlock()
+		if b != nil {
+			b.discard() // the pool closed meanwhile
 		}
-		wp.ready = b
 	}()
+}
+
+// bootNext is boot; a variable for tests.
+var bootNext = boot
+
+// boot clones and checks the next init; nil if it cannot.
+func boot() *bootedInit {
+	// Personality flags are per thread and inherited by the clone: a
+	// daemon started on demand by a client under `setarch -R` must not
+	// hand every later client an init without ASLR. This thread sheds
+	// them; a client running with some clones its own init.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	unix.Syscall(unix.SYS_PERSONALITY, 0, 0, 0) // PER_LINUX
+	// The context the init inherits: read now, on this thread, just
+	// before the clone (the daemon's own could change while it runs).
+	ctx, why := InitContext()
+	if why != "" {
+		return nil
+	}
+	names := hostNames()
+	cgroup, _ := cgroupV2Path("self")
+	exe := ExeIdentity()
+	cmd, sock, err := startInit(nil, nil, nil, true)
+	if err != nil {
+		return nil
+	}
+	b := &bootedInit{cmd: cmd, sock: sock, at: time.Now(), context: ctx, names: names, cgroup: cgroup, exe: exe}
+	// Compared now, so that the handover need not (see current); a
+	// table that already differs is compared again there. Only an init
+	// whose table matched stages its root: its own mounts would make the
+	// tables differ from then on, so a later change of the host's mounts
+	// discards it (current).
+	if b.verify() {
+		sendMsg(b.sock, &message{Kind: "stage"})
+	}
+	return b
 }
 
 // watchMounts discards the booted init when the mount table changes (the
@@ -361,7 +414,7 @@ func (wp *WarmPool) watchMounts() {
 		if refill != nil {
 			refill.Stop()
 		}
-		refill = time.AfterFunc(200*time.Millisecond, wp.Refill)
+		refill = time.AfterFunc(200*time.Millisecond, func() { wp.Refill(0) })
 	}
 }
 
@@ -375,7 +428,7 @@ func (wp *WarmPool) State() string {
 	switch {
 	case wp.ready != nil:
 		return "ready"
-	case wp.booting:
+	case wp.next != nil:
 		return "booting"
 	}
 	return "none"

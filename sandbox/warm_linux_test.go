@@ -208,3 +208,63 @@ func standIn(t *testing.T) *bootedInit {
 	t.Cleanup(func() { cmd.Process.Kill(); unix.Close(fds[1]) })
 	return &bootedInit{cmd: cmd, sock: fds[0], at: time.Now(), context: "ctx", names: hostNames()}
 }
+
+// Refill with a pause boots nothing until the pause is over, unless a
+// client asks first: Take then begins the boot at once and waits for it,
+// instead of answering that there is none. With no boot on its way, Take
+// answers at once.
+func TestWarmPoolRefillPause(t *testing.T) {
+	saved, savedTable := bootNext, mountTable
+	defer func() { bootNext, mountTable = saved, savedTable }()
+	mountTable = func(string) ([]byte, error) { return []byte("same"), nil }
+	boots := make(chan time.Time, 4)
+	bootNext = func() *bootedInit {
+		boots <- time.Now()
+		return standIn(t)
+	}
+
+	wp := &WarmPool{}
+	if sock, _, _, reason := wp.Take("ctx", "", 0); sock >= 0 || reason != "none booted yet" {
+		t.Fatalf("nothing on its way: sock %d, reason %q", sock, reason)
+	}
+
+	wp.Refill(time.Hour)
+	select {
+	case <-boots:
+		t.Fatal("booted before the pause was over")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if s := wp.State(); s != "booting" {
+		t.Errorf("state during the pause: %q", s)
+	}
+	asked := time.Now()
+	sock, pidfd, _, reason := wp.Take("ctx", "", 0)
+	if sock < 0 {
+		t.Fatalf("a client asking during the pause got none (%s)", reason)
+	}
+	unix.Close(sock)
+	unix.Close(pidfd)
+	if at := <-boots; at.Before(asked) {
+		t.Fatal("booted before the client asked")
+	}
+	if s := wp.State(); s != "none" {
+		t.Errorf("state after the handover: %q", s)
+	}
+
+	wp.Refill(time.Millisecond)
+	select {
+	case <-boots:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no boot after a short pause")
+	}
+	for wp.State() != "ready" {
+		time.Sleep(time.Millisecond)
+	}
+	wp.Refill(0) // one is ready: nothing more to boot
+	select {
+	case <-boots:
+		t.Fatal("booted a second one while one was ready")
+	case <-time.After(20 * time.Millisecond):
+	}
+	wp.Close()
+}

@@ -18,6 +18,7 @@ import (
 type fakeInits struct {
 	mu      sync.Mutex
 	refills int
+	afters  []time.Duration // each refill's pause
 	closed  bool
 }
 
@@ -32,9 +33,10 @@ func (f *fakeInits) Take(context, exe string, clientPID int) (int, int, string, 
 	return p[0], p[1], "match", ""
 }
 
-func (f *fakeInits) Refill() {
+func (f *fakeInits) Refill(after time.Duration) {
 	f.mu.Lock()
 	f.refills++
+	f.afters = append(f.afters, after)
 	f.mu.Unlock()
 }
 
@@ -44,6 +46,13 @@ func (f *fakeInits) Close() {
 	f.mu.Lock()
 	f.closed = true
 	f.mu.Unlock()
+}
+
+// lastPause is the pause of the last refill asked for.
+func (f *fakeInits) lastPause() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.afters[len(f.afters)-1]
 }
 
 func (f *fakeInits) count() int {
@@ -85,21 +94,42 @@ func TestWarmInitHandover(t *testing.T) {
 
 	dir := t.TempDir()
 	writePolicy(t, dir, "allow x.example\n")
-	c, _ := open(t, rt, dir)
-	before := pool.count()
-	c.CloseWrite()
-	for {
-		if _, err := c.Next(); err != nil {
-			break
+	endSession := func() {
+		t.Helper()
+		c, _ := open(t, rt, dir)
+		before := pool.count()
+		c.CloseWrite()
+		for {
+			if _, err := c.Next(); err != nil {
+				break
+			}
+		}
+		c.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for pool.count() == before {
+			if time.Now().After(deadline) {
+				t.Fatal("no refill after a session ended")
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for pool.count() == before {
-		if time.Now().After(deadline) {
-			t.Fatal("no refill after a session ended")
-		}
-		time.Sleep(5 * time.Millisecond)
+	// After a lone client, the next init boots after a pause; after one
+	// that came soon after the last exit (a burst), at once.
+	defer func(saved time.Duration) { burstGap = saved }(burstGap)
+	burstGap = time.Hour
+	endSession()
+	if p := pool.lastPause(); p != refillPause {
+		t.Errorf("refill after a lone client: pause %v, want %v", p, refillPause)
+	}
+	if sock, pidfd, _, err := control.TakeInit(rt, "match"); err != nil || sock < 0 {
+		t.Fatalf("TakeInit in a burst: %v", err)
+	} else {
+		unix.Close(sock)
+		unix.Close(pidfd)
+	}
+	endSession()
+	if p := pool.lastPause(); p != 0 {
+		t.Errorf("refill in a burst: pause %v, want none", p)
 	}
 
 	h.cancel()
