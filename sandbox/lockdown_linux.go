@@ -116,28 +116,39 @@ func dropProcessPrivileges() error {
 	return nil
 }
 
-// verifyNoCaps re-reads this thread's capability sets from the kernel, so a
-// silent failure above cannot go unnoticed.
+// verifyNoCaps asks the kernel again for this thread's capability sets
+// and no_new_privs, so a silent failure above cannot go unnoticed: capget
+// for the effective, permitted and inheritable sets, a prctl per
+// capability for the bounding and ambient ones, up to the first the kernel
+// does not know (reading /proc/thread-self/status instead took 0.1 ms
+// before every command).
 func verifyNoCaps() error {
-	b, err := os.ReadFile("/proc/thread-self/status")
-	if err != nil {
-		return err
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
+	for i, d := range data {
+		if d.Effective|d.Permitted|d.Inheritable != 0 {
+			return fmt.Errorf("capabilities left after dropping them: effective %#x, permitted %#x, inheritable %#x (capabilities %d-%d)",
+				d.Effective, d.Permitted, d.Inheritable, 32*i, 32*i+31)
 		}
-		switch k {
-		case "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb":
-			if strings.Trim(strings.TrimSpace(v), "0") != "" {
-				return fmt.Errorf("capabilities left after dropping them: %s %s", k, strings.TrimSpace(v))
-			}
-		case "NoNewPrivs":
-			if strings.TrimSpace(v) != "1" {
-				return errors.New("no_new_privs is not set")
-			}
+	}
+	for c := 0; c < 64; c++ {
+		v, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+		if err == unix.EINVAL && c > 0 {
+			break // past the last capability
 		}
+		if err != nil || v != 0 {
+			return fmt.Errorf("capability %d left in the bounding set (%v)", c, err)
+		}
+		v, err = unix.PrctlRetInt(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_IS_SET, uintptr(c), 0, 0)
+		if err != nil || v != 0 {
+			return fmt.Errorf("capability %d left in the ambient set (%v)", c, err)
+		}
+	}
+	if v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err != nil || v != 1 {
+		return fmt.Errorf("no_new_privs is not set (%v)", err)
 	}
 	return nil
 }
