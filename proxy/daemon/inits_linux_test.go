@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -157,28 +158,47 @@ func TestWarmInitNone(t *testing.T) {
 }
 
 // samePlace accepts a peer that is where the daemon is (here: this very
-// process) and refuses one it cannot pin (a pid whose start time is not
-// the one seen at connect time: a recycled pid).
+// process, checked over a socket pair) and refuses one whose places, as
+// checkPeer read them, differ, or that checkPeer did not read.
 func TestSamePlace(t *testing.T) {
-	self := os.Getpid()
-	start, err := procStart(self)
-	if err != nil {
-		t.Fatal(err)
-	}
 	here, err := selfNamespaces()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := samePlace(peer{pid: self, start: start}, here); err != nil {
-		t.Errorf("this process is not where it is: %v", err)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := samePlace(peer{pid: self, start: start + 1}, here); err == nil {
-		t.Error("a peer with another start time passed")
+	defer unix.Close(fds[1])
+	f := os.NewFile(uintptr(fds[0]), "peer")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := checkPeer(c, here)
+	if err != nil {
+		t.Fatalf("checkPeer of this process: %v", err)
+	}
+	if p.pid != os.Getpid() {
+		t.Errorf("peer pid %d, want %d", p.pid, os.Getpid())
+	}
+	if err := samePlace(p, here); err != nil {
+		t.Errorf("this process is not where it is: %v", err)
 	}
 	elsewhere := maps.Clone(here)
 	elsewhere["root"] = nsID{}
-	if err := samePlace(peer{pid: self, start: start}, elsewhere); err == nil {
+	if err := samePlace(p, elsewhere); err == nil {
 		t.Error("a peer with another root passed")
+	}
+	elsewhere = maps.Clone(here)
+	elsewhere["ns/uts"] = nsID{}
+	if err := samePlace(p, elsewhere); err == nil {
+		t.Error("a peer in another UTS namespace passed")
+	}
+	if err := samePlace(peer{pid: p.pid, start: p.start}, here); err == nil {
+		t.Error("a peer whose places were not read passed")
 	}
 	if err := samePlace(peer{}, here); err == nil {
 		t.Error("a peer without a pid passed")
