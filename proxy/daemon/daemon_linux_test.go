@@ -786,3 +786,58 @@ func waitRecord(t testing.TB, rt, id string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// The daemon makes the next session's place (its directory, its two
+// proxy sockets listening) ahead: when it starts and after a session
+// ends. A session opens in that place, is served there, and the daemon
+// removes the spare one when it exits.
+func TestSpareSessionPlace(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	h := startDaemon(t, rt, time.Minute)
+	sessions := filepath.Join(rt, "s")
+	// spare waits for one entry alone, other than not.
+	spare := func(not string) string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ents, _ := os.ReadDir(sessions)
+			if len(ents) == 1 && filepath.Join(sessions, ents[0].Name()) != not {
+				return filepath.Join(sessions, ents[0].Name())
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d entries in %s, want the spare place alone", len(ents), sessions)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	first := spare("")
+	for _, name := range []string{"http.sock", "socks.sock"} {
+		// The directory comes first, its sockets a moment later.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			c, err := net.Dial("unix", filepath.Join(first, name))
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the spare place's %s does not listen: %v", name, err)
+			}
+		}
+	}
+
+	dir := t.TempDir()
+	writePolicy(t, dir, "allow x.example\n")
+	c, info := open(t, rt, dir)
+	if info.Dir != first {
+		t.Errorf("the session opened in %s, not in the spare place %s", info.Dir, first)
+	}
+	c.Close()
+	spare(first) // the ended session's place goes, a new one comes
+
+	h.cancel()
+	<-h.done
+	h.done <- nil
+	if ents, _ := os.ReadDir(sessions); len(ents) != 0 {
+		t.Errorf("left in %s after the daemon exited: %v", sessions, ents)
+	}
+}
