@@ -38,7 +38,7 @@ func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, er
 			// process's, read while the daemon answers (not when no
 			// request went out: without a daemon, say).
 			var mine, why string
-			if early.askedInit {
+			if early.asked() {
 				mine, why = sandbox.InitContext()
 			}
 			w = checkContext(early.takeInit(), mine, why)
