@@ -146,13 +146,6 @@ type earlySession struct {
 	askedInit bool
 }
 
-// asked reports, once the request went out or could not, whether it
-// asked for a warm init.
-func (e *earlySession) asked() bool {
-	<-e.sent
-	return e.askedInit
-}
-
 // warmInit is a sandbox init the daemon booted ahead: its socket and
 // pidfd, or (sock < 0) why there is none; context is the init's process
 // context, which the client compares with its own.

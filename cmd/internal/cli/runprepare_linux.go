@@ -63,6 +63,13 @@ func prepareSandbox(spec *sandbox.Spec, early *earlySession) (pendingSandbox, er
 	return pd, nil
 }
 
+// asked reports, once the request went out or could not, whether it
+// asked for a warm init.
+func (e *earlySession) asked() bool {
+	<-e.sent
+	return e.askedInit
+}
+
 // takeInit returns the warm init that came with the session, once; the
 // caller owns its descriptors.
 func (e *earlySession) takeInit() warmInit {
