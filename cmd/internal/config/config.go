@@ -687,28 +687,46 @@ func (res *Resolved) resolvePaths(ps []string, budget *int, sr symlinkResolver) 
 
 // symlinkResolver resolves paths through symlinks, remembering every path
 // it resolved: the policy's paths share long prefixes (the home directory,
-// the project root), so each component is looked at once per Load.
-type symlinkResolver map[string]string
+// the project root), so each component is looked at once per Load. A
+// parent is resolved first, and below a missing one nothing is looked
+// up: most of the paths denied by default (~/Library/..., ~/.var/app/...)
+// do not exist, and their children were each an lstat per Load.
+type symlinkResolver map[string]resolvedPath
+
+// resolvedPath is a path resolved through symlinks, and whether it (or a
+// parent) was missing or could not be looked at.
+type resolvedPath struct {
+	path    string
+	missing bool
+}
 
 // resolve returns p resolved through symlinks; for a path that does not
 // exist (yet), its nearest existing parent is resolved and the rest kept.
 func (r symlinkResolver) resolve(p string) string {
+	return r.lookup(p).path
+}
+
+func (r symlinkResolver) lookup(p string) resolvedPath {
 	if v, ok := r[p]; ok {
 		return v
 	}
 	parent := filepath.Dir(p)
-	var out string
-	switch fi, err := os.Lstat(p); {
-	case parent == p:
-		out = p
-	case err == nil && fi.Mode()&os.ModeSymlink != 0:
-		if t, err := filepath.EvalSymlinks(p); err == nil {
-			out = t
-		} else { // dangling: keep the link's own path
-			out = filepath.Join(r.resolve(parent), filepath.Base(p))
+	if parent == p {
+		return resolvedPath{path: p}
+	}
+	up := r.lookup(parent)
+	out := resolvedPath{path: filepath.Join(up.path, filepath.Base(p)), missing: true}
+	if !up.missing {
+		switch fi, err := os.Lstat(p); {
+		case err != nil:
+			// Missing, or not to be looked at: neither are its children.
+		case fi.Mode()&os.ModeSymlink != 0:
+			if t, err := filepath.EvalSymlinks(p); err == nil {
+				out = resolvedPath{path: t}
+			} // else dangling: keep the link's own path
+		default:
+			out.missing = false
 		}
-	default:
-		out = filepath.Join(r.resolve(parent), filepath.Base(p))
 	}
 	r[p] = out
 	return out
