@@ -2,10 +2,12 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,47 +34,76 @@ func (c childInit) wait() error                     { return c.cmd.Wait() }
 // process has exited, and a pid namespace's init exits only after every
 // other process in the namespace is gone: the same guarantee wait4 gives
 // for a child. Signals go through the pidfd, so a recycled pid is never
-// signalled.
+// signalled. The pidfd waits in Go's netpoller (see pollable): the
+// goroutine that waits for the init's end holds no thread.
 type adoptedInit struct {
 	mu sync.Mutex
-	fd int // -1 once waited for
+	f  *os.File // the pidfd; nil once waited for
 }
 
-func newAdoptedInit(pidfd int) *adoptedInit { return &adoptedInit{fd: pidfd} }
+func newAdoptedInit(pidfd int) (*adoptedInit, error) {
+	f, err := pollable(pidfd, "pidfd")
+	if err != nil {
+		return nil, err
+	}
+	return &adoptedInit{f: f}, nil
+}
 
 func (a *adoptedInit) signal(sig syscall.Signal) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.fd < 0 {
+	if a.f == nil {
 		return os.ErrProcessDone
 	}
-	return unix.PidfdSendSignal(a.fd, sig, nil, 0)
+	rc, err := a.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if cerr := rc.Control(func(fd uintptr) { err = unix.PidfdSendSignal(int(fd), sig, nil, 0) }); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 var errAdoptedExit = errors.New("the sandbox init exited without the command's status")
 
 func (a *adoptedInit) wait() error {
 	a.mu.Lock()
-	fd := a.fd
+	f := a.f
 	a.mu.Unlock()
-	if fd < 0 {
+	if f == nil {
 		return errAdoptedExit
 	}
-	for {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		_, err := unix.Poll(fds, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || fds[0].Revents != 0 {
-			break
-		}
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Read(func(fd uintptr) bool {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, err := unix.Poll(fds, 0)
+			return n > 0 || (err != nil && err != unix.EINTR)
+		})
 	}
 	a.mu.Lock()
-	unix.Close(a.fd)
-	a.fd = -1
+	a.f.Close()
+	a.f = nil
 	a.mu.Unlock()
 	// The exit status belongs to the daemon, which reaps it; the
 	// command's status comes over the socket.
 	return errAdoptedExit
+}
+
+// pollable makes fd (which it owns from then on) a non-blocking file in
+// Go's netpoller, or fails: a goroutine that waits on it then holds no OS
+// thread. A client's goroutines that waited in blocking poll and recvmsg
+// calls for the whole session were threads of their own, each a hand-off
+// to wake and one more thread to end when the client exits.
+func pollable(fd int, name string) (*os.File, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: not pollable: %w", name, err)
+	}
+	return f, nil
 }

@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"fmt"
+	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -59,6 +61,56 @@ func sendMsg(fd int, m *message, fds ...int) error {
 		}
 	}
 }
+
+// initConn is the client's end of a sandbox init's socket, in Go's
+// netpoller (see pollable): the read loop, which waits on it for the whole
+// session, holds no thread of its own.
+type initConn struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+// newInitConn takes over fd.
+func newInitConn(fd int) (*initConn, error) {
+	f, err := pollable(fd, "fence-init")
+	if err != nil {
+		return nil, err
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &initConn{f: f, rc: rc}, nil
+}
+
+// send is sendMsg on c.
+func (c *initConn) send(m *message, fds ...int) error {
+	var err error
+	if werr := c.rc.Write(func(fd uintptr) bool {
+		err = sendMsg(int(fd), m, fds...)
+		return err != unix.EAGAIN
+	}); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// recv is recvMsg on c.
+func (c *initConn) recv() (*message, []int, error) {
+	var m *message
+	var fds []int
+	var err error
+	if rerr := c.rc.Read(func(fd uintptr) bool {
+		m, fds, err = recvMsg(int(fd))
+		return err != unix.EAGAIN
+	}); rerr != nil {
+		return nil, nil, rerr
+	}
+	return m, fds, err
+}
+
+func (c *initConn) close() { c.f.Close() }
 
 // recvMsg reads one message; io errors and EOF are returned as err
 // (EOF as errPeerGone).

@@ -24,7 +24,7 @@ type Process struct {
 	TTY *os.File
 
 	init    initProcess
-	sock    int // the client's end of the socketpair
+	conn    *initConn // the client's end of the socketpair
 	spec    *Spec
 	watcher *watcher
 
@@ -313,8 +313,14 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 		debugPlan(spec.Debug, pl.plan)
 		fmt.Fprintf(spec.Debug, "fence: debug: client timing: init %s, plan +%.2fms\n", pd.how, float64(tPlanned-t1)/1e6)
 	}
-	fds := []int{pd.sock}
-	p := &Process{init: pd.init, sock: fds[0], spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}),
+	conn, err := newInitConn(pd.sock) // closes pd.sock if it fails
+	if err != nil {
+		pd.init.signal(syscall.SIGKILL)
+		pd.init.wait()
+		pd.closeStdio()
+		return nil, err
+	}
+	p := &Process{init: pd.init, conn: conn, spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}),
 		writable: pl.cfg.Mounts.Writable, starts: pl.starts, knownGit: pl.knownGit, hidden: pl.hidden, started: pdStart}
 	if spec.Debug != nil {
 		p.timeline = &timeline{}
@@ -325,7 +331,7 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 	for _, f := range pd.stdio {
 		stdio = append(stdio, int(f.Fd()))
 	}
-	err := sendMsg(p.sock, &message{Kind: "config", Config: cfg}, stdio...)
+	err = p.conn.send(&message{Kind: "config", Config: cfg}, stdio...)
 	pd.closeStdio()
 	p.timeline.mark("config-sent")
 	if err != nil {
@@ -395,7 +401,7 @@ func (p *Process) readLoop(ready chan<- error) {
 		}
 	}
 	for {
-		m, fds, err := recvMsg(p.sock)
+		m, fds, err := p.conn.recv()
 		if err != nil {
 			answer(errInitLost)
 			return
@@ -413,7 +419,7 @@ func (p *Process) readLoop(ready chan<- error) {
 				p.notice(n)
 			}
 			if m.Sync {
-				sendMsg(p.sock, &message{Kind: "go"})
+				p.conn.send(&message{Kind: "go"})
 			}
 			answer(nil)
 		case "error":
@@ -490,7 +496,7 @@ func (p *Process) publish() error {
 				if err != nil {
 					continue
 				}
-				sendMsg(p.sock, &message{Kind: "publish", Port: port}, int(f.Fd()))
+				p.conn.send(&message{Kind: "publish", Port: port}, int(f.Fd()))
 				f.Close()
 			}
 		}(ln, port)
@@ -514,7 +520,7 @@ func (p *Process) abandon(loopStarted bool) {
 		<-p.loopDone
 	}
 	p.stopWatcher()
-	unix.Close(p.sock)
+	p.conn.close()
 }
 
 func (p *Process) kill() {
@@ -567,7 +573,7 @@ func (p *Process) Wait() (int, error) {
 		}
 		status, got := p.status, p.gotStatus
 		p.mu.Unlock()
-		unix.Close(p.sock)
+		p.conn.close()
 		failed := p.stopWatcher()
 		p.timeline.mark("watcher-stopped")
 		failed = append(failed, p.auditNewRepos()...)

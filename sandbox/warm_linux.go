@@ -494,7 +494,15 @@ func Adopt(spec *Spec, sock, pidfd int) (*Pending, error) {
 		}
 		stdio = append(stdio, d)
 	}
-	return &Pending{init: newAdoptedInit(pidfd), sock: sock, t0: monoNow(), tty: spec.TTY, stdio: stdio, how: "taken warm from the daemon", adopted: true, umask: processUmask()}, nil
+	init, err := newAdoptedInit(pidfd)
+	if err != nil {
+		for _, o := range stdio {
+			o.Close()
+		}
+		unix.Close(sock)
+		return nil, fmt.Errorf("the sandbox init's pidfd: %w", err)
+	}
+	return &Pending{init: init, sock: sock, t0: monoNow(), tty: spec.TTY, stdio: stdio, how: "taken warm from the daemon", adopted: true, umask: processUmask()}, nil
 }
 
 func dupFile(f *os.File) (*os.File, error) {
