@@ -838,39 +838,49 @@ func (d *daemon) lease(c net.Conn, s *session, resp control.Response, fds []int,
 		})
 	}
 	st.close()
-	if current && !stopping {
-		d.end(s)
+	if stopping {
+		return // the daemon's exit ends every session
 	}
-	if !stopping {
-		// A client is done: the moment to boot the next warm init, not
-		// while one waits for an answer; and once the client has exited
-		// (or after refillWait): the boot (a fork, a Go start, the
-		// mounts: a few milliseconds of CPU) made a short command's exit
-		// 0.3 ms slower on two cores when it began at the lease's end.
-		// Begun at the exit, it still competed with the wake-up of what
-		// waited for that exit (a shell, a script) and the last
-		// sandbox's teardown: a moment later (refillPause) a lone
-		// command took 0.3-0.4 ms less. Commands in a burst (the next
-		// one asking within burstGap of the last exit: a script, a
-		// loop) get it at once, as their next one would wait for its
-		// boot; so does a client that asks during the pause.
-		go func() {
-			waitExit(s.client, refillWait)
+	// A client is done: the moment to boot the next warm init, not while
+	// one waits for an answer; and once the client has exited (or after
+	// refillWait): the boot (a fork, a Go start, the mounts: a few
+	// milliseconds of CPU) made a short command's exit 0.3 ms slower on
+	// two cores when it began at the lease's end. Begun at the exit, it
+	// still competed with the wake-up of what waited for that exit (a
+	// shell, a script) and the last sandbox's teardown: a moment later
+	// (refillPause) a lone command took 0.3-0.4 ms less. The session's own
+	// end (its proxies, directory, record and log line) and the next
+	// session's place wait as well (0.15 ms less). Commands in a burst
+	// (the next one asking within burstGap of the last exit: a script, a
+	// loop) have it all at once, as their next one would wait for its
+	// boot; so does a client that asks during the pause.
+	d.mu.Lock()
+	pause := refillPause
+	if d.burst {
+		pause = 0
+	}
+	d.mu.Unlock()
+	if current {
+		time.AfterFunc(pause, func() {
 			d.mu.Lock()
-			d.lastExit = time.Now()
-			pause := refillPause
-			if d.burst {
-				pause = 0
-			}
+			stopping := d.stopping
 			d.mu.Unlock()
-			if d.opts.Inits != nil {
-				d.opts.Inits.Refill(pause)
+			if !stopping {
+				d.end(s)
 			}
-			// The next session's place waits as well.
-			time.Sleep(pause)
-			d.makeSpare()
-		}()
+		})
 	}
+	go func() {
+		waitExit(s.client, refillWait)
+		d.mu.Lock()
+		d.lastExit = time.Now()
+		d.mu.Unlock()
+		if d.opts.Inits != nil {
+			d.opts.Inits.Refill(pause)
+		}
+		time.Sleep(pause)
+		d.makeSpare()
+	}()
 }
 
 // refillWait bounds how long the next warm init waits for the exit of the
