@@ -144,8 +144,29 @@ func (w *watcher) stop() []string {
 }
 
 func (w *watcher) sweep() {
+	// A directory with several watched names is listed once, as the plan
+	// does (fsCache): most of the names are missing (.envrc, .vscode,
+	// lefthook.yml, ...), an lstat each on the client's way out. A
+	// protected symlink is always looked at: missing, it is put back.
+	perDir := map[string]int{}
+	for _, x := range w.all {
+		if x.Keep == nil && x.Link == "" {
+			perDir[x.Dir]++
+		}
+	}
+	listed := map[string]map[string]bool{}
 	for _, x := range w.all {
 		if x.Keep == nil {
+			if x.Link == "" && perDir[x.Dir] >= listAfter && !strings.Contains(x.Name, "/") {
+				names, ok := listed[x.Dir]
+				if !ok {
+					names = listNames(x.Dir) // nil: unreadable, or too long to list
+					listed[x.Dir] = names
+				}
+				if names != nil && !names[x.Name] {
+					continue
+				}
+			}
 			w.quarantine(x)
 			continue
 		}

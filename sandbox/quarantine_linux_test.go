@@ -1,0 +1,82 @@
+package sandbox
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The final sweep quarantines every watched name that exists, whether its
+// directory is listed once (several watched names in it) or looked up name
+// by name (too many entries to list), puts back a protected symlink that
+// was removed, and leaves everything else alone.
+func TestFinalSweep(t *testing.T) {
+	state := t.TempDir()
+	proj := t.TempDir()
+	big := t.TempDir()
+	for i := 0; i < maxListed+10; i++ {
+		if err := os.WriteFile(filepath.Join(big, fmt.Sprintf("f%d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/etc/hostname", filepath.Join(proj, "link")); err != nil {
+		t.Fatal(err)
+	}
+	var ws []watch
+	for _, dir := range []string{proj, big} {
+		for _, name := range []string{".envrc", ".vscode", "lefthook.yml", ".mcp.json", "Makefile.local"} {
+			ws = append(ws, watch{Dir: dir, Name: name, Protected: filepath.Join(dir, name), Reason: "test"})
+		}
+	}
+	ws = append(ws, watch{Dir: proj, Name: "link", Protected: filepath.Join(proj, "link"), Reason: "test", Link: "/etc/hostname"})
+
+	// What the sandbox left behind.
+	for _, p := range []string{filepath.Join(proj, ".envrc"), filepath.Join(big, "lefthook.yml"), filepath.Join(proj, "keep.txt")} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(proj, ".vscode"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proj, ".vscode", "tasks.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(proj, "link")); err != nil {
+		t.Fatal(err)
+	}
+
+	w := &watcher{spec: &Spec{Env: []string{"XDG_STATE_HOME=" + state}, Notices: io.Discard}, all: ws, modes: map[string]uint32{}, final: true}
+	w.sweep()
+	if len(w.failed) > 0 {
+		t.Fatalf("could not quarantine: %v", w.failed)
+	}
+	for _, p := range []string{filepath.Join(proj, ".envrc"), filepath.Join(proj, ".vscode"), filepath.Join(big, "lefthook.yml")} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s is still there", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(proj, "keep.txt")); err != nil {
+		t.Errorf("an unwatched file went: %v", err)
+	}
+	if l, err := os.Readlink(filepath.Join(proj, "link")); err != nil || l != "/etc/hostname" {
+		t.Errorf("the protected symlink was not put back: %q, %v", l, err)
+	}
+	if n := countFiles(t, filepath.Join(state, "fence", "quarantine")); n != 3 {
+		t.Errorf("%d entries quarantined, want 3 (.envrc, .vscode/tasks.json, lefthook.yml)", n)
+	}
+}
+
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
