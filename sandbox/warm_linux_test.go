@@ -1,10 +1,14 @@
 package sandbox
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -267,4 +271,97 @@ func TestWarmPoolRefillPause(t *testing.T) {
 	case <-time.After(20 * time.Millisecond):
 	}
 	wp.Close()
+}
+
+// The init of a command that ended goes a moment after its client let go
+// of it (teardownPause), not later: the daemon's children in a pid
+// namespace of their own are, soon after each run, only the one booted
+// for the next client.
+func TestInitsEnd(t *testing.T) {
+	e := sandboxtest.New(t, "[filesystem]\nallowWrite = [\".\"]\n")
+	e.Init = "warm"
+	if r := e.Run("--", "true"); r.Code != 0 {
+		t.Fatalf("fence -- true: %d\n%s", r.Code, r.Out())
+	}
+	var rt string
+	for _, v := range e.Vars {
+		if s, ok := strings.CutPrefix(v, "XDG_RUNTIME_DIR="); ok {
+			rt = s
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(rt, "fence", "daemon.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := strings.TrimSpace(string(b))
+	inits := func() []string {
+		ours, _ := os.Readlink("/proc/self/ns/pid")
+		var out []string
+		ents, _ := os.ReadDir("/proc")
+		for _, ent := range ents {
+			stat, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			if len(f) < 2 || f[1] != daemon || f[0] == "Z" {
+				continue
+			}
+			if ns, _ := os.Readlink("/proc/" + ent.Name() + "/ns/pid"); ns != ours {
+				out = append(out, ent.Name())
+			}
+		}
+		return out
+	}
+	for i := 0; i < 3; i++ {
+		if r := e.Run("--", "true"); r.Code != 0 {
+			t.Fatalf("fence -- true: %d\n%s", r.Code, r.Out())
+		}
+	}
+	// The output's pipes end with fence, not with the init's teardown
+	// (teardownPause later): in one of five runs at least, whatever the
+	// machine's load.
+	var late []time.Duration
+	for len(late) < 5 {
+		cmd := exec.Command(e.Fence, "--", "echo", "hi")
+		cmd.Dir, cmd.Env = e.Project, append(e.Vars, "FENCE_WARM_INIT=require")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = cmd.Stdout
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		read := make(chan []byte)
+		go func() { b, _ := io.ReadAll(out); read <- b }()
+		state, err := cmd.Process.Wait()
+		if err != nil || !state.Success() {
+			t.Fatalf("fence -- echo hi: %v %v", state, err)
+		}
+		exited := time.Now()
+		b := <-read
+		if !strings.HasSuffix(string(b), "hi\n") {
+			t.Fatalf("output %q", b)
+		}
+		d := time.Since(exited)
+		if d < teardownPause/3 {
+			break
+		}
+		late = append(late, d)
+	}
+	if len(late) == 5 {
+		t.Errorf("the output pipe ended %v after fence exited (teardownPause %v): the init held it", late, teardownPause)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		left := inits()
+		if len(left) <= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon's inits 3 s after the last run: %v (want only the one booted ahead)", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
