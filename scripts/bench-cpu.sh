@@ -3,7 +3,9 @@
 # bubblewrap's, by interleaving the commands (each round runs every command
 # once): user and system time of the command with its waited-for children
 # (rusage: the client, the sandbox init and `true`), and the daemon's CPU
-# over the same run, with its reaped children's: the warm sandbox inits it
+# over the whole loop, per command, with its reaped children's (it ends a
+# session and boots the next init a few ms after the client exits, outside
+# the command's own run): the warm sandbox inits it
 # boots, whose CPU a client that takes one no longer pays itself (from
 # /proc/PID/stat, in clock ticks: coarse, compare totals of many runs
 # only). On a shared 2-core machine CPU, not waiting, bounds the wall time
@@ -44,7 +46,7 @@ done
 printf '[filesystem]\nallowWrite = ["."]\n' >"$work/proj/.fence.toml"
 cd "$work/proj"
 python3 - "$runs" "$work" "${bins[@]}" <<'PY'
-import os, resource, subprocess, sys
+import os, resource, subprocess, sys, time
 runs, work, bins = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 cmds = [[b, "-s", ".fence.toml", "--", "true"] for b in bins]
 cmds.append(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"])
@@ -78,16 +80,23 @@ def daemon_ticks(rt):
     return total
 tick = os.sysconf("SC_CLK_TCK")
 sums = [[0.0, 0.0, 0.0] for _ in cmds]
+# The daemon's CPU is counted over the whole loop, not within each
+# command's run: it ends a session, boots the next warm init and reaps the
+# last one (whose teardown waits for its client) a few milliseconds after
+# the client exits, by design.
+d_start = [daemon_ticks(rt) for rt in rts]
 for _ in range(runs):
     for i, c in enumerate(cmds):
-        d0, r0 = daemon_ticks(rts[i]), resource.getrusage(resource.RUSAGE_CHILDREN)
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         r = subprocess.run(c, stdin=subprocess.DEVNULL, env=env(i))
-        r1, d1 = resource.getrusage(resource.RUSAGE_CHILDREN), daemon_ticks(rts[i])
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if r.returncode != 0:
             print("exit status %d: %s" % (r.returncode, " ".join(c)), file=sys.stderr)
         sums[i][0] += r1.ru_utime - r0.ru_utime
         sums[i][1] += r1.ru_stime - r0.ru_stime
-        sums[i][2] += (d1 - d0) / tick
+time.sleep(0.5)
+for i, rt in enumerate(rts):
+    sums[i][2] = (daemon_ticks(rt) - d_start[i]) / tick
 print("| command | user | system | total | daemon (with its warm inits) |")
 print("|---|---|---|---|---|")
 for c, (u, s, d) in zip(cmds, sums):
