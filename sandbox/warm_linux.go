@@ -321,7 +321,13 @@ func (wp *WarmPool) Refill(after time.Duration) {
 			}
 			t.Stop()
 		}
-		b := bootNext()
+		wp.mu.Lock()
+		closed := wp.closed
+		wp.mu.Unlock()
+		var b *bootedInit
+		if !closed {
+			b = bootNext()
+		}
 		wp.mu.Lock()
 		wp.next = nil
 		if b != nil && !wp.closed {
