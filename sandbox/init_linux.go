@@ -451,19 +451,22 @@ func (st *initState) reap(pid int, stamps []stamp) {
 		if st.cfg.Debug {
 			stamps = append(stamps, stamp{"command-exited", monoNow()})
 		}
-		sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Offline: offline, Stamps: stamps})
 		if alone {
 			// Nothing is left in the sandbox: the init's own exit (its
 			// threads, memory and namespaces) waits for the client to let
-			// go of it (clientLoop). Its stderr, the last of the
-			// command's stdio it held, goes now: a pipe reading fence's
-			// output (out=$(fence -- cmd)) ends with the client.
+			// go of it (clientLoop), set up before the client can. Its
+			// stderr, the last of the command's stdio it held, goes now:
+			// a pipe reading fence's output (out=$(fence -- cmd)) ends
+			// with the client.
 			if devnull, err := unix.Open("/dev/null", unix.O_RDWR, 0); err == nil {
 				unix.Dup3(devnull, 2, 0)
 				unix.Close(devnull)
 			}
 			sentCode = code
 			statusSent.Store(true)
+		}
+		sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Offline: offline, Stamps: stamps})
+		if alone {
 			select {}
 		}
 		os.Exit(code)
