@@ -2,12 +2,10 @@ package sandbox
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,22 +86,4 @@ func (a *adoptedInit) wait() error {
 	// The exit status belongs to the daemon, which reaps it; the
 	// command's status comes over the socket.
 	return errAdoptedExit
-}
-
-// pollable makes fd (which it owns from then on) a non-blocking file in
-// Go's netpoller, or fails: a goroutine that waits on it then holds no OS
-// thread. A client's goroutines that waited in blocking poll and recvmsg
-// calls for the whole session were threads of their own, each a hand-off
-// to wake and one more thread to end when the client exits.
-func pollable(fd int, name string) (*os.File, error) {
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	f := os.NewFile(uintptr(fd), name)
-	if err := f.SetReadDeadline(time.Time{}); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: not pollable: %w", name, err)
-	}
-	return f, nil
 }

@@ -44,15 +44,13 @@ type watcher struct {
 }
 
 func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "inotify")
-	if err := f.SetReadDeadline(time.Time{}); err != nil {
-		// Not in the netpoller: its loop could not be stopped.
-		f.Close()
-		return nil, fmt.Errorf("inotify instance: %w", err)
+	f, err := pollable(fd, "inotify") // else its loop could not be stopped
+	if err != nil {
+		return nil, err
 	}
 	w := &watcher{spec: spec, f: f, byWD: map[int32][]watch{}, all: ws, stopped: make(chan struct{}), modes: map[string]uint32{}}
 	// One watch per directory: a project's missing protected names
