@@ -129,9 +129,9 @@ type daemon struct {
 	watched   map[string]map[*session]struct{} // directory -> sessions watching it
 	idleSince time.Time
 	stopping  bool
-	// When the last client that took a warm init exited, and whether the
-	// one after it came within burstGap (then the next init boots without
-	// refillPause: see lease).
+	// When the last session's client exited, and whether the client that
+	// last asked for a warm init came within burstGap of it (then the work
+	// after a session is not paused: see lease).
 	lastExit time.Time
 	burst    bool
 	// spare is the next session's place, made ahead (makeSpare).
