@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,12 +12,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// relayListenConfig is how the init listens: never Multipath TCP, which
-// the seccomp filter may deny to the command anyway.
-func relayListenConfig() net.ListenConfig {
-	lc := net.ListenConfig{}
-	lc.SetMultipathTCP(false)
-	return lc
+// listenLoopback listens on host:port (a loopback address) in the init's
+// network namespace. The socket is made by hand, as plain TCP (never
+// Multipath TCP, which the seccomp filter may deny to the command anyway),
+// with the kernel's largest backlog: net.Listen would first read
+// /proc/sys/net/core/somaxconn for the backlog, with a 64 KiB buffer the
+// kernel allocates and clears again, a tenth of a millisecond in every
+// init.
+func listenLoopback(host string, port int) (net.Listener, error) {
+	ip := net.ParseIP(host)
+	var sa unix.Sockaddr
+	family := unix.AF_INET6
+	if ip4 := ip.To4(); ip4 != nil {
+		family = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: port, Addr: [4]byte(ip4)}
+	} else {
+		sa = &unix.SockaddrInet6{Port: port, Addr: [16]byte(ip.To16())}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	f := os.NewFile(uintptr(fd), "tcp:"+net.JoinHostPort(host, strconv.Itoa(port)))
+	defer f.Close()
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return nil, os.NewSyscallError("setsockopt", err)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, os.NewSyscallError("bind", err)
+	}
+	// The kernel caps the backlog at somaxconn.
+	if err := unix.Listen(fd, 1<<16-1); err != nil {
+		return nil, os.NewSyscallError("listen", err)
+	}
+	return net.FileListener(f)
 }
 
 // proxyHosts are the loopback addresses the proxy relays listen on.
@@ -29,12 +56,11 @@ var proxyHosts = []string{"127.0.0.1", "::1"}
 // keyed by address. Those it cannot open are opened again, and fail, in
 // startRelays.
 func listenProxies() map[string]net.Listener {
-	lc := relayListenConfig()
 	lns := map[string]net.Listener{}
 	for _, port := range []int{HTTPProxyPort, SOCKSProxyPort} {
 		for _, host := range proxyHosts {
 			addr := net.JoinHostPort(host, strconv.Itoa(port))
-			if ln, err := lc.Listen(context.Background(), "tcp", addr); err == nil {
+			if ln, err := listenLoopback(host, port); err == nil {
 				lns[addr] = ln
 			}
 		}
@@ -51,7 +77,6 @@ func listenProxies() map[string]net.Listener {
 // are closed, so that without a relay nothing listens.
 func startRelays(st *initState, relayDir int, ahead map[string]net.Listener) error {
 	cfg := st.cfg
-	lc := relayListenConfig()
 	defer func() {
 		for _, ln := range ahead {
 			ln.Close()
@@ -64,7 +89,7 @@ func startRelays(st *initState, relayDir int, ahead map[string]net.Listener) err
 		if ok {
 			delete(ahead, addr)
 		} else {
-			ln, err = lc.Listen(context.Background(), "tcp", addr)
+			ln, err = listenLoopback(host, port)
 		}
 		if err == nil {
 			relayListeners = append(relayListeners, ln)
