@@ -81,7 +81,7 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 // loop quarantines what the events name until stop sets a read deadline.
 func (w *watcher) loop() {
 	defer close(w.stopped)
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, 4096) // room for 15 events with the longest names: the loop reads again
 	for {
 		n, err := w.f.Read(buf)
 		if err != nil {
