@@ -4,11 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
@@ -296,11 +294,56 @@ func (p *parser) errAt(off int, format string, args ...any) *Error {
 	return &Error{File: p.file, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)}
 }
 
-// reDefined is compiled on first use (an error path): every fence process
-// starts by initializing this package, the shell hook's included.
-var reDefined = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^Key '(.*)' (has already been defined|was already created.*)\.?$`)
-})
+// definedKey returns the key a TOML "already defined" error names
+// ("Key 'a.b' has already been defined.", "Key 'a' was already created
+// as a table ...").
+func definedKey(msg string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, "Key '")
+	if !ok {
+		return "", false
+	}
+	if i := strings.LastIndex(rest, "' was already created"); i >= 0 {
+		return rest[:i], true
+	}
+	return strings.CutSuffix(strings.TrimSuffix(rest, "."), "' has already been defined")
+}
+
+// keyArrayEnd finds `key = [` in src, the key bare or quoted and preceded
+// by the start, a space, '{', ',' or '.', and returns the offset just after
+// the '[', or -1.
+func keyArrayEnd(src, key string) int {
+	if key == "" {
+		return -1
+	}
+	for from := 0; ; {
+		i := strings.Index(src[from:], key)
+		if i < 0 {
+			return -1
+		}
+		i += from
+		from = i + 1
+		start := i
+		if start > 0 && src[start-1] == '"' {
+			start--
+		}
+		if start > 0 && !strings.ContainsRune(" \t\n\f\r{,.", rune(src[start-1])) {
+			continue
+		}
+		j := i + len(key)
+		if j < len(src) && src[j] == '"' {
+			j++
+		}
+		j += len(src[j:]) - len(strings.TrimLeft(src[j:], " \t\n\f\r"))
+		if j >= len(src) || src[j] != '=' {
+			continue
+		}
+		j++
+		j += len(src[j:]) - len(strings.TrimLeft(src[j:], " \t\n\f\r"))
+		if j < len(src) && src[j] == '[' {
+			return j + 1
+		}
+	}
+}
 
 // syntaxError turns a TOML parse error into an [Error].
 func (p *parser) syntaxError(err error) error {
@@ -309,8 +352,8 @@ func (p *parser) syntaxError(err error) error {
 		return &Error{File: p.file, Msg: "toml: " + err.Error()}
 	}
 	msg := strings.TrimSuffix(pe.Message, ".")
-	if m := reDefined().FindStringSubmatch(pe.Message); m != nil {
-		msg = fmt.Sprintf("duplicate key %q: it was already defined above", m[1])
+	if key, ok := definedKey(pe.Message); ok {
+		msg = fmt.Sprintf("duplicate key %q: it was already defined above", key)
 	} else if msg != "" {
 		msg = "toml syntax: " + strings.ToLower(msg[:1]) + msg[1:]
 	}
@@ -530,9 +573,8 @@ func (p *parser) value(t, k string, kd kind, prim toml.Primitive) error {
 	if off >= 0 && off < len(p.src) && p.src[off] != '[' {
 		// Inside an inline table the decoder reports the table's position;
 		// find this key's array after it.
-		re := regexp.MustCompile(`(^|[\s{,.])"?` + regexp.QuoteMeta(k) + `"?\s*=\s*\[`)
-		if loc := re.FindStringIndex(p.src[off:]); loc != nil {
-			off += loc[1] - 1
+		if end := keyArrayEnd(p.src[off:], k); end >= 0 {
+			off += end - 1
 		}
 	}
 	elems := arrayElems(p.src, off)
