@@ -173,6 +173,10 @@ func TestForwardResponseFraming(t *testing.T) {
 			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"
 		case "/gzipte":
 			return "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+		case "/te10":
+			// HTTP/1.0 has no transfer codings: the body ends with the
+			// connection, chunk lines and all.
+			return "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n5\r\nhello\r\n0\r\n\r\n\x00"
 		case "/garbage":
 			return "SSH-2.0-OpenSSH\r\n\r\n"
 		}
@@ -196,6 +200,10 @@ func TestForwardResponseFraming(t *testing.T) {
 	resp, body = get("GET", "/chunked", "HTTP/1.0")
 	if body != "hello" || !resp.Close || len(resp.TransferEncoding) != 0 {
 		t.Errorf("chunked to HTTP/1.0: %q close=%v te=%v", body, resp.Close, resp.TransferEncoding)
+	}
+	resp, body = get("GET", "/te10", "HTTP/1.1")
+	if body != "5\r\nhello\r\n0\r\n\r\n" || resp.ContentLength != -1 {
+		t.Errorf("HTTP/1.0 response with a transfer coding: %q length %d, want the bytes until the close", body, resp.ContentLength)
 	}
 	resp, body = get("HEAD", "/head", "HTTP/1.1")
 	if resp.StatusCode != 200 || body != "" || resp.ContentLength != 1234 {
@@ -244,6 +252,9 @@ func TestForwardRequestErrors(t *testing.T) {
 		{"conflicting lengths", "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
 		{"signed length", "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\na", 400},
 		{"unknown transfer coding", "POST " + target + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+		// net/http ignores the field in HTTP/1.0 and reads no body; the
+		// chunks would be a second request to it (fuzzing found this).
+		{"transfer coding in HTTP/1.0", "POST " + target + " HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n00\r\n0\r\n\r\n", 400},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400},
 		{"header too large", "GET " + target + " HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", maxHeaderBytes) + "\r\n\r\n", 431},
 		{"bad chunk size", "POST " + target + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0},

@@ -225,7 +225,7 @@ func closeWrite(c net.Conn) {
 // is decided on its own. It reports whether the connection can carry the
 // next request.
 func (s *Session) forward(ctx context.Context, c net.Conn, br *bufio.Reader, req *requestHead) bool {
-	f, n, err := requestFraming(req.h)
+	f, n, err := requestFraming(req)
 	if err != nil {
 		code := 400
 		if strings.Contains(err.Error(), "transfer coding") {

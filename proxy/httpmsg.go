@@ -242,9 +242,16 @@ const (
 
 // requestFraming tells how a request's body is delimited (RFC 9112 §6.3).
 // With both Transfer-Encoding and Content-Length the chunks decide, and
-// the length is dropped.
-func requestFraming(h header) (framing, int64, error) {
+// the length is dropped. An HTTP/1.0 request has no transfer codings: one
+// that names some has faulty framing (RFC 9112 §6.1), and readers
+// disagree on where it ends (net/http ignores the field), so it is
+// refused.
+func requestFraming(req *requestHead) (framing, int64, error) {
+	h := req.h
 	if te := h["Transfer-Encoding"]; len(te) > 0 {
+		if req.minor == 0 {
+			return 0, 0, errors.New("Transfer-Encoding in an HTTP/1.0 request")
+		}
 		if len(te) != 1 || !strings.EqualFold(strings.TrimSpace(te[0]), "chunked") {
 			return 0, 0, fmt.Errorf("unsupported transfer coding %q", strings.Join(te, ", "))
 		}
@@ -266,6 +273,13 @@ func requestFraming(h header) (framing, int64, error) {
 func responseFraming(method string, r *responseHead) (framing, int64, error) {
 	if method == "HEAD" || r.code/100 == 1 || r.code == 204 || r.code == 304 {
 		return noBody, 0, nil
+	}
+	if te := r.h["Transfer-Encoding"]; len(te) > 0 && r.minor == 0 {
+		// Faulty framing (RFC 9112 §6.1): the body is read until the
+		// server closes, as net/http's client does, and the connection
+		// is not used again.
+		r.h.Del("Content-Length")
+		return closeBody, 0, nil
 	}
 	if te := r.h["Transfer-Encoding"]; len(te) > 0 {
 		codings := strings.Split(strings.Join(te, ","), ",")

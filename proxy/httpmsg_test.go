@@ -15,7 +15,7 @@ func readRequestWhole(raw string) (*requestHead, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	f, n, err := requestFraming(req.h)
+	f, n, err := requestFraming(req)
 	if err != nil {
 		return nil, "", err
 	}
@@ -36,6 +36,7 @@ func FuzzRequestFraming(f *testing.F) {
 		"POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na",
 		"POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: v\r\n\r\n",
 		"GET http://a/ HTTP/1.0\nHost: a\n\n",
+		"POST http://a/ HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n00\r\n0\r\n\r\n",
 	} {
 		f.Add(s)
 	}
