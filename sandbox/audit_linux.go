@@ -26,7 +26,7 @@ import (
 // repository, with default settings.
 //
 // New repositories are found two ways: a bounded walk of the writable
-// roots (depth 4, 50 ms, dependency trees skipped) for the ones the user
+// roots (depth 6, 50 ms, dependency trees skipped) for the ones the user
 // may cd into, and, wherever they are, the gitlinks in the index of every
 // repository the session protected, which are the ones the host's git
 // recurses into.
@@ -173,7 +173,8 @@ func treeChangedSince(p string, since time.Time) bool {
 
 // walkAudit calls found for every .git below the roots (not the roots'
 // own), and name for every other entry, with its directory, within the
-// walk's bounds (depth 6, 50 ms, dependency trees skipped).
+// walk's bounds (depth 6, 50 ms, dependency trees and [sandboxOwn]
+// skipped).
 func walkAudit(roots []string, found func(dotgit string), name func(dir, base string)) {
 	deadline := time.Now().Add(50 * time.Millisecond)
 	skip := map[string]bool{"node_modules": true, "vendor": true, ".cache": true, "target": true, ".venv": true, "venv": true}
@@ -198,7 +199,7 @@ func walkAudit(roots []string, found func(dotgit string), name func(dir, base st
 			if p != root && name != nil {
 				name(filepath.Dir(p), d.Name())
 			}
-			if d.IsDir() && p != root && (skip[d.Name()] || depth >= 6) {
+			if d.IsDir() && p != root && (skip[d.Name()] || depth >= 6 || sandboxOwn[p]) {
 				return filepath.SkipDir
 			}
 			return nil

@@ -631,10 +631,22 @@ var repoSearchSkip = map[string]bool{
 	".m2": true, ".gradle": true, ".venv": true, "venv": true, "__pycache__": true,
 }
 
+// sandboxOwn are the host directories a writable root can hold that the
+// session still cannot change: the sandbox mounts its own /tmp, /dev and
+// /proc over them, and sysfs lets nothing be created. Below allowWrite =
+// ["/"] the searches for repositories, at the start and in the exit
+// audit, skip them: a change in the host's /tmp during the session
+// (another program's) is none of the session's, and the thousands of
+// entries of the host's /dev and /proc would spend the searches' time
+// that the directories the session can change need. A writable path
+// inside one of them is a root of its own (bound over the sandbox's),
+// searched as such.
+var sandboxOwn = map[string]bool{"/tmp": true, "/dev": true, "/proc": true, "/sys": true}
+
 // reposBelow returns the directories holding a .git (directory or file)
 // strictly below the writable roots, and why the search stopped early
 // ("" when it did not). It does not descend into [repoSearchSkip] (nor
-// ~/go/pkg, the Go module cache) or symlinks.
+// ~/go/pkg, the Go module cache), [sandboxOwn] or symlinks.
 func reposBelow(roots []string) ([]string, string) {
 	var out []string
 	entries := 0
@@ -664,7 +676,7 @@ func reposBelow(roots []string) ([]string, string) {
 				return nil
 			}
 			name := d.Name()
-			if p != root && (repoSearchSkip[name] || (name == "pkg" && filepath.Base(filepath.Dir(p)) == "go")) {
+			if p != root && (repoSearchSkip[name] || sandboxOwn[p] || (name == "pkg" && filepath.Base(filepath.Dir(p)) == "go")) {
 				return filepath.SkipDir
 			}
 			rel, _ := filepath.Rel(root, p)
