@@ -50,6 +50,11 @@ fi
 step "go test"
 go test -count=1 -timeout 30m "$@" ./...
 
+# Sandboxes that may write the whole host quarantine, at their end, what
+# other tests created meanwhile: they run with nothing beside them.
+step "go test, sandboxes that may write the whole host (alone)"
+FENCE_TEST_ALONE=1 go test -count=1 -timeout 10m "$@" -run '^TestScriptAlone$' ./cmd/fence
+
 # The in-process packages again under the race detector; the integration
 # suites drive a separately built (CGO_ENABLED=0) fence binary, which -race
 # cannot instrument.

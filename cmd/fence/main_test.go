@@ -67,8 +67,27 @@ func runTests(m *testing.M) int {
 //	                            has a sandbox init booted ahead (replaces
 //	                            stdout with the daemon's status)
 func TestScript(t *testing.T) {
-	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
+	testscript.Run(t, scriptParams("testdata/script"))
+}
+
+// TestScriptAlone runs testdata/script-alone/*.txtar: sandboxes that may
+// write the whole host (allowWrite = ["/"] or ["/tmp"]). At a session's end
+// fence moves to the quarantine every protected name that appeared under
+// its writable roots during the session, whoever made it; run beside other
+// tests, these took those tests' .fence.toml and .git metadata. They run
+// only with FENCE_TEST_ALONE=1, which scripts/test.sh sets in a step of
+// their own after every other test.
+func TestScriptAlone(t *testing.T) {
+	if os.Getenv("FENCE_TEST_ALONE") != "1" {
+		t.Skip("sandboxes that may write the whole host run alone: FENCE_TEST_ALONE=1 go test ./cmd/fence -run TestScriptAlone (scripts/test.sh does)")
+	}
+	testscript.Run(t, scriptParams("testdata/script-alone"))
+}
+
+// scriptParams are the scripts' settings, for the scripts in dir.
+func scriptParams(dir string) testscript.Params {
+	return testscript.Params{
+		Dir:                 dir,
 		UpdateScripts:       os.Getenv("FENCE_UPDATE_SCRIPTS") == "1",
 		RequireExplicitExec: false,
 		Setup: func(env *testscript.Env) error {
@@ -134,7 +153,7 @@ func TestScript(t *testing.T) {
 			}
 			return true, nil
 		},
-	})
+	}
 }
 
 func cmdFence(ts *testscript.TestScript, neg bool, args []string) {
