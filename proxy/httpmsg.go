@@ -274,14 +274,14 @@ func responseFraming(method string, r *responseHead) (framing, int64, error) {
 	if method == "HEAD" || r.code/100 == 1 || r.code == 204 || r.code == 304 {
 		return noBody, 0, nil
 	}
-	if te := r.h["Transfer-Encoding"]; len(te) > 0 && r.minor == 0 {
-		// Faulty framing (RFC 9112 §6.1): the body is read until the
-		// server closes, as net/http's client does, and the connection
-		// is not used again.
-		r.h.Del("Content-Length")
-		return closeBody, 0, nil
-	}
 	if te := r.h["Transfer-Encoding"]; len(te) > 0 {
+		if r.minor == 0 {
+			// Faulty framing (RFC 9112 §6.1): the body is read until
+			// the server closes, as net/http's client does, and the
+			// connection is not used again.
+			r.h.Del("Content-Length")
+			return closeBody, 0, nil
+		}
 		codings := strings.Split(strings.Join(te, ","), ",")
 		if strings.EqualFold(strings.TrimSpace(codings[len(codings)-1]), "chunked") && len(codings) == 1 {
 			return chunkBody, 0, nil

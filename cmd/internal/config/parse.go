@@ -308,6 +308,15 @@ func definedKey(msg string) (string, bool) {
 	return strings.CutSuffix(strings.TrimSuffix(rest, "."), "' has already been defined")
 }
 
+// skipSpace returns the offset of the first byte at or after i in src
+// that is not white space as a regular expression's \s sees it.
+func skipSpace(src string, i int) int {
+	for i < len(src) && strings.IndexByte(" \t\n\f\r", src[i]) >= 0 {
+		i++
+	}
+	return i
+}
+
 // keyArrayEnd finds `key = [` in src, the key bare or quoted and preceded
 // by the start, a space, '{', ',' or '.', and returns the offset just after
 // the '[', or -1.
@@ -333,13 +342,10 @@ func keyArrayEnd(src, key string) int {
 		if j < len(src) && src[j] == '"' {
 			j++
 		}
-		j += len(src[j:]) - len(strings.TrimLeft(src[j:], " \t\n\f\r"))
-		if j >= len(src) || src[j] != '=' {
+		if j = skipSpace(src, j); j >= len(src) || src[j] != '=' {
 			continue
 		}
-		j++
-		j += len(src[j:]) - len(strings.TrimLeft(src[j:], " \t\n\f\r"))
-		if j < len(src) && src[j] == '[' {
+		if j = skipSpace(src, j+1); j < len(src) && src[j] == '[' {
 			return j + 1
 		}
 	}
