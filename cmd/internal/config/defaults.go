@@ -1,5 +1,10 @@
 package config
 
+import (
+	"path/filepath"
+	"strings"
+)
+
 // defaultDenyRead is the built-in denyRead set: credentials and browser
 // profiles that no sandboxed program needs to read. Paths that do not exist
 // on this machine are kept: the sandbox skips what it cannot find.
@@ -46,14 +51,17 @@ var defaultDenyRead = []string{
 
 // defaultRules is the built-in layer: no network, no writes (the sandbox
 // adds its private /tmp and $TMPDIR itself), the default denyRead set.
+// Every entry is "~/" and a literal path: expanding it is a join with the
+// home directory (its glob characters escaped), without expandPath's
+// validation of each segment, which every fence process would otherwise
+// run over ~35 paths (≈ 0.1 ms of CPU in a fresh process).
+// TestDefaultDenyRead holds the two equal.
 func defaultRules() *fileRules {
 	r := &fileRules{Layer: LayerDefault, Dir: home()}
-	for _, p := range defaultDenyRead {
-		abs, err := expandPath(p, r.Dir)
-		if err != nil {
-			panic("config: BUG: bad built-in path " + p + ": " + err.Error())
-		}
-		r.DenyRead = append(r.DenyRead, item{Value: abs})
+	h := escapeGlob(r.Dir)
+	r.DenyRead = make([]item, len(defaultDenyRead))
+	for i, p := range defaultDenyRead {
+		r.DenyRead[i] = item{Value: filepath.Join(h, strings.TrimPrefix(p, "~/"))}
 	}
 	return r
 }

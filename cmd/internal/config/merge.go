@@ -36,13 +36,22 @@ type policySet struct {
 // lists each rule once with the first (lowest) layer that wrote it.
 func merge(layers []*fileRules) (*policySet, []Rule) {
 	s := &policySet{}
-	var rules []Rule
-	seen := map[string]bool{}
+	// Sized up front: grown by doubling, the list and the map were
+	// ≈ 0.15 ms of CPU in a fresh process (the default layer alone has
+	// ~35 rules).
+	n := 0
+	for _, fr := range layers {
+		n += len(fr.AllowedDomains) + len(fr.DeniedDomains) + len(fr.LocalOutbound) + len(fr.Publish) +
+			len(fr.AllowWrite) + len(fr.DenyWrite) + len(fr.DenyRead) + len(fr.EnvPass) +
+			len(fr.AllowDegraded) + len(fr.AutoEnter) + 4 // the booleans and promptMarker
+	}
+	rules := make([]Rule, 0, n)
+	seen := make(map[[2]string]bool, n)
 	add := func(fr *fileRules, key, val string, line, col int) bool {
-		if seen[key+"\x00"+val] {
+		if seen[[2]string{key, val}] {
 			return false
 		}
-		seen[key+"\x00"+val] = true
+		seen[[2]string{key, val}] = true
 		o := Origin{Layer: fr.Layer, File: fr.File, Line: line, Col: col}
 		if t, ok := strings.CutPrefix(fr.File, "template:"); ok {
 			o = Origin{Layer: fr.Layer, Template: t}
