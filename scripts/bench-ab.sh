@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench-ab.sh compares fence builds with each other and with bubblewrap by
-# interleaving them: each round runs every command once, so a change in the
-# machine's load hits all of them alike (hyperfine runs one command after
-# the other, and on a shared machine the load moves between them).
+# interleaving them: each round runs every command once, in a new random
+# order, so a change in the machine's load hits all of them alike
+# (hyperfine runs one command after the other, and on a shared machine the
+# load moves between them). Each build runs from a fresh copy of its file.
 # Usage: scripts/bench-ab.sh ROUNDS FENCE [FENCE...]
 # Prints median, mean, p25 and min wall time of `FENCE -- true` for each
 # build and of `bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc
@@ -40,33 +41,45 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$work/proj"
+# Each build runs from a fresh copy: the same bytes measured up to 0.6 ms
+# apart depending on how and when the file came into the page cache
+# (written by the linker, copied, read back after a cache drop), which
+# would otherwise pass for a difference between the builds.
+copies=()
 for i in "${!bins[@]}"; do
 	mkdir -p "$work/rt$i"
 	chmod 700 "$work/rt$i"
+	cp "${bins[$i]}" "$work/fence$i"
+	copies+=("$work/fence$i")
 done
 export FENCE_BENCH_WORK=$work
 printf '[filesystem]\nallowWrite = ["."]\n' >"$work/proj/.fence.toml"
 cd "$work/proj"
-python3 - "$rounds" "${bins[@]}" <<'PY'
-import statistics, subprocess, sys, time
-rounds, bins = int(sys.argv[1]), sys.argv[2:]
-import os
+python3 - "$rounds" "${#bins[@]}" "${bins[@]}" "${copies[@]}" <<'PY'
+import os, random, statistics, subprocess, sys, time
+rounds, n = int(sys.argv[1]), int(sys.argv[2])
+names, bins = sys.argv[3:3 + n], sys.argv[3 + n:]
 cold = os.environ.get("FENCE_BENCH_COLD") == "1"
 pause = float(os.environ.get("FENCE_BENCH_PAUSE") or 0)
 env = dict(os.environ)
 cmds = []
 for i, b in enumerate(bins):
     rt = "%s/rt%d" % (os.environ["FENCE_BENCH_WORK"], i)
-    cmds.append(([b, "-s", ".fence.toml", "--", "true"], dict(env, XDG_RUNTIME_DIR=rt), ""))
+    cmds.append(([b, "-s", ".fence.toml", "--", "true"], dict(env, XDG_RUNTIME_DIR=rt), names[i] + " -- true"))
     if cold:
-        cmds.append(([b, "-s", ".fence.toml", "--", "true"], dict(env, XDG_RUNTIME_DIR=rt, FENCE_WARM_INIT="0"), " (FENCE_WARM_INIT=0)"))
-cmds.append((["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"], env, ""))
+        cmds.append(([b, "-s", ".fence.toml", "--", "true"], dict(env, XDG_RUNTIME_DIR=rt, FENCE_WARM_INIT="0"), names[i] + " -- true (FENCE_WARM_INIT=0)"))
+cmds.append((["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"], env, "bwrap"))
 for c, e, _ in cmds:  # warm up (and start the daemon)
     for _ in range(5):
         subprocess.run(c, stdin=subprocess.DEVNULL, env=e, check=True)
 times = [[] for _ in cmds]
+order = list(range(len(cmds)))
 for _ in range(rounds):
-    for i, (c, e, _) in enumerate(cmds):
+    # A new order each round: no build always runs first, or right after
+    # bwrap.
+    random.shuffle(order)
+    for i in order:
+        c, e, _ = cmds[i]
         if pause:
             time.sleep(pause)
         t = time.perf_counter()
@@ -77,8 +90,7 @@ for _ in range(rounds):
 ref = statistics.median(times[-1])
 print("| command | median | mean | p25 | min | max | median / bwrap |")
 print("|---|---|---|---|---|---|---|")
-for (c, _, note), v in zip(cmds, times):
-    name = "bwrap" if c[0] == "bwrap" else c[0] + " -- true" + note
+for (c, _, name), v in zip(cmds, times):
     print("| %s | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f |" % (
         name, statistics.median(v), statistics.mean(v), statistics.quantiles(v, n=4)[0], min(v), max(v),
         statistics.median(v) / ref))
