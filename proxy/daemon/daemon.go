@@ -136,6 +136,10 @@ type daemon struct {
 	burst    bool
 	// spare is the next session's place, made ahead (makeSpare).
 	spare *sessionPlace
+	// making counts the makeSpare calls under way (added to under mu,
+	// while not stopping): the exit waits for them, or a place made as
+	// the daemon stops could outlive it.
+	making sync.WaitGroup
 }
 
 type session struct {
@@ -366,6 +370,10 @@ func Run(ctx context.Context, opts Options) error {
 	// daemon serves running sessions again.
 	d.mu.Lock()
 	d.stopping = true
+	d.mu.Unlock()
+	// A place made now sees stopping and goes (makeSpare).
+	d.making.Wait()
+	d.mu.Lock()
 	spare := d.spare
 	d.spare = nil
 	var all []*session
@@ -746,6 +754,9 @@ func (d *daemon) newPlace() (*sessionPlace, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("session directory: %v", err)
 	}
+	if placeHook != nil {
+		placeHook()
+	}
 	lns, err := listenSession(dir)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -753,6 +764,10 @@ func (d *daemon) newPlace() (*sessionPlace, error) {
 	}
 	return &sessionPlace{id: id, dir: dir, lns: lns}, nil
 }
+
+// placeHook, when set (tests), runs between a place's directory and its
+// sockets.
+var placeHook func()
 
 // takePlace returns the spare place, or makes one.
 func (d *daemon) takePlace() (*sessionPlace, error) {
@@ -771,10 +786,14 @@ func (d *daemon) takePlace() (*sessionPlace, error) {
 func (d *daemon) makeSpare() {
 	d.mu.Lock()
 	skip := d.spare != nil || d.stopping
+	if !skip {
+		d.making.Add(1)
+	}
 	d.mu.Unlock()
 	if skip {
 		return
 	}
+	defer d.making.Done()
 	pl, err := d.newPlace()
 	if err != nil {
 		return // the next open makes its own, and says why if it cannot
