@@ -198,11 +198,21 @@ c,_=s.accept(); c.sendall(b"SANDBOX:"+c.recv(100)); c.close()`, port))
 	}
 	defer cmd.Process.Kill()
 	var got string
+	checkedOnly := false
 	for i := 0; i < 100 && got == ""; i++ {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			time.Sleep(50 * time.Millisecond)
 			continue
+		}
+		if !checkedOnly {
+			// The host side listens now; on 127.0.0.1 only, not on every
+			// address (127.0.0.2 reaches a wildcard listener too).
+			checkedOnly = true
+			if c2, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.2:%d", port), time.Second); err == nil {
+				c2.Close()
+				t.Errorf("the published port answers on 127.0.0.2: it must listen on 127.0.0.1 only")
+			}
 		}
 		io.WriteString(c, "ping\n")
 		c.SetReadDeadline(time.Now().Add(3 * time.Second))
