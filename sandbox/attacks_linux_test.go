@@ -130,12 +130,28 @@ func pyCall(nr int, args ...string) string {
 
 // retOK reports whether a pyCall returned a non-negative value.
 func retOK(e *sandboxtest.Env, r sandboxtest.Result) bool {
-	for _, l := range strings.Split(r.Stdout, "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "RET" && !strings.HasPrefix(f[1], "-") {
+	for _, c := range pyResults(r) {
+		if c.ok {
 			return true
 		}
 	}
 	return false
+}
+
+// pyCallResult is one "RET <value> <errno>" line of pyCall.
+type pyCallResult struct {
+	ok    bool // the value is not negative
+	errno string
+}
+
+func pyResults(r sandboxtest.Result) []pyCallResult {
+	var out []pyCallResult
+	for _, l := range strings.Split(r.Stdout, "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "RET" {
+			out = append(out, pyCallResult{ok: !strings.HasPrefix(f[1], "-"), errno: f[2]})
+		}
+	}
+	return out
 }
 
 var attacks = []attack{
@@ -596,20 +612,16 @@ print("RET",r,ctypes.get_errno())'`, worked: retOK},
 	// bits above the low 32 set too, which the kernel drops from an ioctl's
 	// number and a filter comparing all 64 would miss.
 	{name: "T-04/tioclinux-ioctl", config: writeDot,
-		script: pyCall(unix.SYS_IOCTL, "0", "0x541C", "ctypes.create_string_buffer(64)"), worked: reachedDriver},
+		script: pyCall(unix.SYS_IOCTL, "0", strconv.Itoa(unix.TIOCLINUX), "ctypes.create_string_buffer(64)"), worked: reachedDriver},
 	{name: "T-04/tioclinux-ioctl-high-bits", config: writeDot,
-		script: pyCall(unix.SYS_IOCTL, "0", "ctypes.c_ulong(0x10000541C)", "ctypes.create_string_buffer(64)"), worked: reachedDriver},
+		script: pyCall(unix.SYS_IOCTL, "0", fmt.Sprintf("ctypes.c_ulong(%d)", 1<<32|unix.TIOCLINUX), "ctypes.create_string_buffer(64)"), worked: reachedDriver},
 }
 
 // reachedDriver: pyCall's syscall succeeded, or failed with another error
 // than EPERM (the filter's answer).
 func reachedDriver(e *sandboxtest.Env, r sandboxtest.Result) bool {
-	for _, l := range strings.Split(r.Stdout, "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "RET" {
-			return !strings.HasPrefix(f[1], "-") || f[2] != strconv.Itoa(int(unix.EPERM))
-		}
-	}
-	return false
+	res := pyResults(r)
+	return len(res) > 0 && (res[0].ok || res[0].errno != strconv.Itoa(int(unix.EPERM)))
 }
 
 // i386Keyctl calls keyctl(KEYCTL_GET_KEYRING_ID, @s) through the i386

@@ -791,35 +791,6 @@ func waitRecord(t testing.TB, rt, id string) {
 // proxy sockets listening) ahead: when it starts and after a session
 // ends. A session opens in that place, is served there, and the daemon
 // removes the spare one when it exits.
-// TestSpareAtExit: a spare place still being made when the daemon stops
-// is gone once the daemon has exited (before, it could be left behind: the
-// exit did not wait for it, and CI saw TestSpareSessionPlace fail so).
-func TestSpareAtExit(t *testing.T) {
-	rt := filepath.Join(shortTemp(t), "rt")
-	made := make(chan struct{}, 1)
-	placeHook = func() {
-		select {
-		case made <- struct{}{}:
-		default:
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-	defer func() { placeHook = nil }()
-	h := startDaemon(t, rt, time.Minute)
-	select {
-	case <-made: // the first spare's directory exists; its sockets wait
-	case <-time.After(5 * time.Second):
-		t.Fatal("the daemon made no spare place")
-	}
-	h.cancel()
-	<-h.done
-	h.done <- nil
-	sessions := filepath.Join(rt, "s")
-	if ents, _ := os.ReadDir(sessions); len(ents) != 0 {
-		t.Errorf("left in %s after the daemon exited: %v", sessions, ents)
-	}
-}
-
 func TestSpareSessionPlace(t *testing.T) {
 	rt := filepath.Join(shortTemp(t), "rt")
 	h := startDaemon(t, rt, time.Minute)
@@ -866,6 +837,35 @@ func TestSpareSessionPlace(t *testing.T) {
 	h.cancel()
 	<-h.done
 	h.done <- nil
+	if ents, _ := os.ReadDir(sessions); len(ents) != 0 {
+		t.Errorf("left in %s after the daemon exited: %v", sessions, ents)
+	}
+}
+
+// TestSpareAtExit: a spare place still being made when the daemon stops
+// is gone once the daemon has exited (before, it could be left behind: the
+// exit did not wait for it, and CI saw TestSpareSessionPlace fail so).
+func TestSpareAtExit(t *testing.T) {
+	rt := filepath.Join(shortTemp(t), "rt")
+	made := make(chan struct{}, 1)
+	placeHook = func() {
+		select {
+		case made <- struct{}{}:
+		default:
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	defer func() { placeHook = nil }()
+	h := startDaemon(t, rt, time.Minute)
+	select {
+	case <-made: // the first spare's directory exists; its sockets wait
+	case <-time.After(5 * time.Second):
+		t.Fatal("the daemon made no spare place")
+	}
+	h.cancel()
+	<-h.done
+	h.done <- nil
+	sessions := filepath.Join(rt, "s")
 	if ents, _ := os.ReadDir(sessions); len(ents) != 0 {
 		t.Errorf("left in %s after the daemon exited: %v", sessions, ents)
 	}
