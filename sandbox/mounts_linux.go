@@ -99,26 +99,129 @@ type hostSource struct {
 	dir  bool
 }
 
-// open opens host path p, refusing symlinks anywhere on the way: the paths
-// were resolved when the policy was built, so a symlink now means
-// something raced us (ATTACKS.md F-21). Paths under the host's /tmp are
-// opened below it: the staging tmpfs covers them.
+// open opens host path p, refusing symlinks anywhere on the way (see
+// openExact). Paths under the host's /tmp are opened below it: the staging
+// tmpfs covers them.
 func (r *stagedRoot) open(p string) (hostSource, error) {
-	dir, rel, resolve := unix.AT_FDCWD, p, uint64(unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_MAGICLINKS)
+	dir, rel, resolve := unix.AT_FDCWD, p, uint64(0)
 	if within(p, stage) {
-		dir, rel = r.hostTmp, r.belowTmp(p)
-		resolve |= unix.RESOLVE_BENEATH
+		dir, rel, resolve = r.hostTmp, r.belowTmp(p), unix.RESOLVE_BENEATH
 	}
-	fd, err := unix.Openat2(dir, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW, Resolve: resolve})
+	fd, isDir, err := openExact(dir, rel, resolve)
 	if err != nil {
 		return hostSource{}, fmt.Errorf("open %q: %w", p, err)
 	}
-	var s unix.Stat_t
-	if err := unix.Fstat(fd, &s); err != nil {
-		unix.Close(fd)
-		return hostSource{}, fmt.Errorf("stat %q: %w", p, err)
+	return hostSource{path: p, fd: fd, dir: isDir}, nil
+}
+
+// errSwapped is a symlink where fence resolved none: the plan's paths were
+// resolved when it was made, so something changed the tree since (another
+// session renaming a directory and putting a link in its place; ATTACKS.md
+// F-21). A mount that followed it would protect the decoy and leave the
+// real directory open once it is put back.
+var errSwapped = errors.New("a symbolic link is on the way, where there was none when fence made its plan: something changed the tree while the sandbox was being set up")
+
+// openExact opens p (relative to dir) as O_PATH without following a
+// symlink anywhere, the last component included; resolve adds openat2
+// flags. It also says whether p is a directory.
+func openExact(dir int, p string, resolve uint64) (fd int, isDir bool, err error) {
+	fd, err = unix.Openat2(dir, p, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: resolve | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ELOOP) {
+		return -1, false, errSwapped
 	}
-	return hostSource{path: p, fd: fd, dir: s.Mode&unix.S_IFMT == unix.S_IFDIR}, nil
+	if err != nil {
+		return -1, false, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, false, err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		// O_NOFOLLOW|O_PATH opens a final symlink itself, and a bind
+		// onto it would go through.
+		unix.Close(fd)
+		return -1, false, errSwapped
+	case unix.S_IFDIR:
+		isDir = true
+	}
+	return fd, isDir, nil
+}
+
+// bindExact binds the tree at src onto dst, both O_PATH descriptors from
+// openExact: cloned detached (open_tree), made read-only there
+// (mount_setattr) and attached (move_mount), so no path is looked up
+// between the checks and the mount, and the read-only flag lands on this
+// mount and no other. rec includes the mounts below src.
+func bindExact(src, dst int, readOnly, rec bool) error {
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_EMPTY_PATH)
+	attrFlags := unix.AT_EMPTY_PATH
+	if rec {
+		flags |= unix.AT_RECURSIVE
+		attrFlags |= unix.AT_RECURSIVE
+	}
+	tree, err := unix.OpenTree(src, "", flags)
+	if errors.Is(err, unix.ENOSYS) {
+		return bindByPath(src, dst, readOnly, rec)
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tree)
+	if readOnly {
+		err := unix.MountSetattr(tree, "", uint(attrFlags), &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+		if errors.Is(err, unix.ENOSYS) {
+			return bindByPath(src, dst, readOnly, rec)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return unix.MoveMount(tree, "", dst, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+}
+
+// bindByPath is bindExact for kernels before 5.12 (no mount_setattr): the
+// bind goes onto dst's dentry through /proc/self/fd, and the read-only
+// remount onto the new mount, found again and checked to be the root of a
+// mount of the same inode.
+func bindByPath(src, dst int, readOnly, rec bool) error {
+	flags := uintptr(unix.MS_BIND)
+	if rec {
+		flags |= unix.MS_REC
+	}
+	if err := unix.Mount(fdPath(src), fdPath(dst), "", flags, ""); err != nil {
+		return err
+	}
+	if !readOnly {
+		return nil
+	}
+	// A magic link names the dentry under the new mount: the mount's
+	// root is reached by its path.
+	path, err := os.Readlink(fdPath(dst))
+	if err != nil {
+		return err
+	}
+	top, _, err := openExact(unix.AT_FDCWD, path, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(top)
+	var want, got unix.Statx_t
+	if err := unix.Statx(src, "", unix.AT_EMPTY_PATH, unix.STATX_INO, &want); err != nil {
+		return err
+	}
+	if err := unix.Statx(top, "", unix.AT_EMPTY_PATH, unix.STATX_INO, &got); err != nil {
+		return err
+	}
+	if got.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && got.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 ||
+		got.Ino != want.Ino || got.Dev_major != want.Dev_major || got.Dev_minor != want.Dev_minor {
+		return errSwapped
+	}
+	return remountReadOnly(fdPath(top))
 }
 
 // openHost opens host path p as open(2) would, below the host's /tmp when
@@ -232,11 +335,13 @@ func buildRoot(st *initState, mp *mountPlan, r *stagedRoot) error {
 		if err := ensureTarget(target, s.dir); err != nil {
 			return err
 		}
-		if err := unix.Mount(fdPath(s.fd), target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		dst, _, err := openExact(unix.AT_FDCWD, target, 0)
+		if err != nil {
 			return fmt.Errorf("bind %q: %w", s.path, err)
 		}
-		if readOnly {
-			return remountReadOnly(target)
+		defer unix.Close(dst)
+		if err := bindExact(s.fd, dst, readOnly, true); err != nil {
+			return fmt.Errorf("bind %q: %w", s.path, err)
 		}
 		return nil
 	}
@@ -273,31 +378,20 @@ func buildRoot(st *initState, mp *mountPlan, r *stagedRoot) error {
 		}
 		st.debugf("mount: %s read-only (protected)", p)
 	}
-	for _, p := range mp.MaskDirs {
-		target, err := resolveInRoot(p)
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue
+	for _, m := range []struct {
+		paths []string
+		with  string
+		what  string
+	}{{mp.MaskDirs, emptyDir, "empty directory"}, {mp.MaskFiles, emptyFile, "empty file"}} {
+		for _, p := range m.paths {
+			if err := mask(p, m.with); err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					continue
+				}
+				return failf("", "mask %q: %w", p, err)
 			}
-			return failf("", "mask %q: %w", p, err)
+			st.debugf("mount: %s masked (%s)", p, m.what)
 		}
-		if err := unix.Mount(emptyDir, target, "", unix.MS_BIND, ""); err != nil {
-			return failf("", "mask %q: %w", p, err)
-		}
-		st.debugf("mount: %s masked (empty directory)", p)
-	}
-	for _, p := range mp.MaskFiles {
-		target, err := resolveInRoot(p)
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue
-			}
-			return failf("", "mask %q: %w", p, err)
-		}
-		if err := unix.Mount(emptyFile, target, "", unix.MS_BIND, ""); err != nil {
-			return failf("", "mask %q: %w", p, err)
-		}
-		st.debugf("mount: %s masked (empty file)", p)
 	}
 
 	if err := unix.Chdir(newRoot); err != nil {
@@ -355,39 +449,23 @@ func buildDev() error {
 // selfBind binds a path of the new root onto itself, read-only or not;
 // rec keeps the mounts below it.
 func selfBind(p string, readOnly, rec bool) error {
-	fd, err := unix.Openat2(unix.AT_FDCWD, newRoot+p, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	fd, _, err := openExact(unix.AT_FDCWD, newRoot+p, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	flags := uintptr(unix.MS_BIND)
-	if rec {
-		flags |= unix.MS_REC
-	}
-	if err := unix.Mount(fdPath(fd), fdPath(fd), "", flags, ""); err != nil {
-		return err
-	}
-	if readOnly {
-		return remountReadOnly(newRoot + p)
-	}
-	return nil
+	return bindExact(fd, fd, readOnly, rec)
 }
 
-// resolveInRoot checks that p has no symlink in the new root and returns
-// its path there.
-func resolveInRoot(p string) (string, error) {
-	fd, err := unix.Openat2(unix.AT_FDCWD, newRoot+p, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
+// mask binds with (the empty directory or file) over path p of the new
+// root, onto the dentry openExact found.
+func mask(p, with string) error {
+	fd, _, err := openExact(unix.AT_FDCWD, newRoot+p, 0)
 	if err != nil {
-		return "", err
+		return err
 	}
-	unix.Close(fd)
-	return newRoot + p, nil
+	defer unix.Close(fd)
+	return unix.Mount(with, fdPath(fd), "", unix.MS_BIND, "")
 }
 
 // ensureTarget creates a mount point in the new root when it is missing

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -61,10 +62,14 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 		wd, ok := wds[x.Dir]
 		if !ok {
 			var st unix.Stat_t
-			if unix.Lstat(x.Dir, &st) == nil {
+			lerr := unix.Lstat(x.Dir, &st)
+			if lerr == nil {
 				w.modes[x.Dir] = st.Mode & 0o7777
 			}
 			n, err := unix.InotifyAddWatch(fd, x.Dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_ONLYDIR|unix.IN_DONT_FOLLOW)
+			if errors.Is(err, unix.ENOTDIR) && lerr == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				err = errSwapped
+			}
 			if err != nil {
 				f.Close()
 				return nil, fmt.Errorf("watch %q for protected paths: %w", x.Dir, err)
@@ -79,8 +84,11 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 }
 
 // loop quarantines what the events name until stop sets a read deadline.
+// It sweeps first: the command may have started before the watches were
+// added, and what it created then made no event.
 func (w *watcher) loop() {
 	defer close(w.stopped)
+	w.sweep()
 	buf := make([]byte, 4096) // room for 15 events with the longest names: the loop reads again
 	for {
 		n, err := w.f.Read(buf)

@@ -253,6 +253,11 @@ func (pd *Pending) Start(ctx context.Context, spec *Spec) (*Process, error) {
 	return p, err
 }
 
+// Set only in test builds (testhooks_linux.go): beforeConfigSent runs
+// when the plan is final and the init has not mounted it yet, beforeWatch
+// when the init has it and the protected paths are not watched yet.
+var beforeConfigSent, beforeWatch func()
+
 // errInitLost is a sandbox init that went away before it was ready.
 var errInitLost = errors.New("the sandbox init exited during setup")
 
@@ -331,6 +336,9 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 	for _, f := range pd.stdio {
 		stdio = append(stdio, int(f.Fd()))
 	}
+	if beforeConfigSent != nil {
+		beforeConfigSent()
+	}
 	err = p.conn.send(&message{Kind: "config", Config: cfg}, stdio...)
 	pd.closeStdio()
 	p.timeline.mark("config-sent")
@@ -339,7 +347,12 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 		return nil, fmt.Errorf("send the policy to the sandbox init: %w (%w)", err, errInitLost)
 	}
 
-	// Watch for protected paths being created before the command can run.
+	// Watch for protected paths being created. The init may already be
+	// running the command: the watcher's first sweep catches what it made
+	// before the watches were in place.
+	if beforeWatch != nil {
+		beforeWatch()
+	}
 	if len(pl.watches) > 0 {
 		w, err := newWatcher(pl.watches, spec)
 		if err != nil {

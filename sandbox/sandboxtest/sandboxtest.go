@@ -27,13 +27,18 @@ type built struct {
 	err  error
 }
 
-var binaries = map[string]*built{"./cmd/fence": {}, "./sandbox/sandboxtest/driver": {}}
+// target is a main package and its build tags.
+type target struct{ pkg, tags string }
+
+var binaries = map[target]*built{
+	{"./cmd/fence", ""}: {}, {"./cmd/fence", "fence_testhooks"}: {}, {"./sandbox/sandboxtest/driver", ""}: {},
+}
 
 // build builds a main package of this module with CGO_ENABLED=0, once per
 // test binary.
-func build(t testing.TB, pkg string) string {
+func build(t testing.TB, pkg, tags string) string {
 	t.Helper()
-	b := binaries[pkg]
+	b := binaries[target{pkg, tags}]
 	b.once.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
@@ -43,7 +48,7 @@ func build(t testing.TB, pkg string) string {
 			return
 		}
 		b.path = filepath.Join(dir, filepath.Base(pkg))
-		cmd := exec.Command("go", "build", "-o", b.path, pkg)
+		cmd := exec.Command("go", "build", "-tags", tags, "-o", b.path, pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -69,11 +74,15 @@ func Cleanup() {
 // Fence returns the path of a fence binary built from this checkout with
 // CGO_ENABLED=0 (the sandbox refuses cgo builds), built once per test
 // binary.
-func Fence(t testing.TB) string { return build(t, "./cmd/fence") }
+func Fence(t testing.TB) string { return build(t, "./cmd/fence", "") }
+
+// FenceWithTestHooks is [Fence] built with the fence_testhooks tag: the
+// FENCE_TEST_* variables of sandbox/testhooks_linux.go work in it.
+func FenceWithTestHooks(t testing.TB) string { return build(t, "./cmd/fence", "fence_testhooks") }
 
 // Driver returns the path of sandboxtest/driver, a minimal program around
 // sandbox.Start (flags -tty -rows -cols, then the command).
-func Driver(t testing.TB) string { return build(t, "./sandbox/sandboxtest/driver") }
+func Driver(t testing.TB) string { return build(t, "./sandbox/sandboxtest/driver", "") }
 
 // baseDir is where test homes and projects live: not under /tmp, which the
 // sandbox replaces with a private one (a test home there would vanish
