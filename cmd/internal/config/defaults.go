@@ -28,6 +28,18 @@ var defaultDenyRead = []string{
 	"~/.password-store",
 	"~/.local/share/keyrings",
 	"~/.config/op",
+	// Shell and REPL histories: tokens typed on a command line, and what
+	// the user ran. fence shell keeps its own history per project.
+	"~/.bash_history",
+	"~/.zsh_history",
+	"~/.histfile",
+	"~/.local/share/fish/fish_history",
+	"~/.python_history",
+	"~/.node_repl_history",
+	"~/.psql_history",
+	"~/.mysql_history",
+	"~/.sqlite_history",
+	"~/.rediscli_history",
 	// Browser and mail profiles (cookies, saved passwords, sessions).
 	"~/.mozilla",
 	"~/.thunderbird",
