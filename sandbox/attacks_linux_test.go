@@ -658,6 +658,20 @@ print("RET",r,ctypes.get_errno())'`, worked: retOK},
 		script: `rm -f .fence.toml; printf '[filesystem]\nallowWrite = ["/"]\n' > .fence.toml`, worked: configLinkChanged},
 	{name: "C-10/linked-config-target", config: writeDot, setup: withLinkedConfig,
 		script: `echo 'allowWrite = ["/"]' >> .fence.toml`, worked: changed("base.toml", writeDot)},
+	// Environment variables are no trust signal (C-06): claiming to be
+	// inside already does not make fence skip the sandbox, and dropping
+	// the session's variables inside does not make fence's shell hook
+	// think it is outside (it would try to enter a nested session).
+	{name: "C-06/env-claims-inside", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			withBashrc(t, e)
+			e.Vars = append(e.Vars, "FENCE_SESSION=s-1234", "FENCE_SANDBOX=1")
+		},
+		script: `echo evil >> ~/.bashrc`, worked: changed("~/.bashrc", "# rc\n")},
+	{name: "C-06/env-cleared-inside", config: writeDot,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("fencepath", e.Fence) },
+		script: `env -u FENCE_SESSION -u FENCE_SANDBOX "$(cat fencepath)" hook bash | grep -q 'does nothing here' || echo HOOK-ACTIVE`,
+		worked: printed("HOOK-ACTIVE")},
 	{name: "C-05/nested-fence", config: writeDot,
 		script: `"$(cat fencepath)" -- true && echo NESTED-FENCE-RAN; exit 0`, worked: printed("NESTED-FENCE-RAN"),
 		setup: func(t *testing.T, e *sandboxtest.Env) { e.Write("fencepath", e.Fence) }},
