@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -650,6 +651,15 @@ print("RET",r,ctypes.get_errno())'`, worked: retOK},
 		worked: printed("CONNECTED")},
 	{name: "C-01/run-user-socket-by-path", config: writeDot, setup: withRuntimeSocket,
 		script: `ls "$(cat rtdir)/fence/" | grep -q ctl.sock && echo LISTED`, worked: printed("LISTED")},
+	// Control endpoints with no file to protect (C-02): an abstract unix
+	// socket (per network namespace) and a TCP port on the host's
+	// loopback, both listening on the host.
+	{name: "C-02/abstract-socket", config: writeDot, setup: withHostListener("unix", "@fence-test-ctl"),
+		script: `python3 -c 'import socket;s=socket.socket(socket.AF_UNIX);s.connect("\0"+open("listener").read()[1:]);print("CONNECTED")'`,
+		worked: printed("CONNECTED")},
+	{name: "C-02/loopback-tcp-port", config: writeDot, setup: withHostListener("tcp", "127.0.0.1:0"),
+		script: `python3 -c 'import socket;socket.create_connection(("127.0.0.1",int(open("listener").read().rsplit(":",1)[1])),2);print("CONNECTED")'`,
+		worked: printed("CONNECTED")},
 	// A .fence.toml that is a link (to a file shared by several projects,
 	// say): neither the link nor its target may change.
 	{name: "C-10/linked-config-swapped", config: writeDot, setup: withLinkedConfig,
@@ -709,6 +719,24 @@ code=bytes([0x53,0xb8,0x20,0x01,0,0,0x31,0xdb,0xb9,0xfd,0xff,0xff,0xff,0x31,0xd2
 ctypes.memmove(p,code,len(code))
 f=ctypes.CFUNCTYPE(ctypes.c_int)(p)
 print("RET",f(),0)'`
+
+// withHostListener listens on address outside the sandbox for the test's
+// length and writes the address it got to the project's "listener". An
+// abstract unix address gets a unique suffix (the control run's listener
+// is still there when the sandboxed run's is made).
+func withHostListener(network, address string) func(t *testing.T, e *sandboxtest.Env) {
+	return func(t *testing.T, e *sandboxtest.Env) {
+		if strings.HasPrefix(address, "@") {
+			address += "-" + filepath.Base(e.Base)
+		}
+		ln, err := net.Listen(network, address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		e.Write("listener", ln.Addr().String())
+	}
+}
 
 // withDeepRepo makes a repository with a hook six directories down.
 func withDeepRepo(t *testing.T, e *sandboxtest.Env) {
