@@ -26,11 +26,11 @@ import (
 // it execs fence: Landlock's domain stack full (E2BIG), the seccomp
 // instruction budget spent (ENOMEM), user namespaces refused by a seccomp
 // filter (EPERM). Every mode sets no_new_privs, which makes the fence
-// client "confined" (sandbox.Confined): it never takes a warm init from
-// the daemon, which was booted elsewhere and would not inherit the
-// condition, but clones its own init, which does. That is the path under
-// test; a warm init taken by mistake would run with every layer and fail
-// these tests (no refusal, no notice).
+// client "confined" (sandbox.Confined): it never takes a warm init, which
+// was booted elsewhere and would not inherit the condition, but clones its
+// own init, which does. That is the path under test; a warm init taken by
+// mistake would run with every layer and fail these tests (no refusal, no
+// notice).
 
 // degradeScript is the wrapper: python3 degrade.py MODE -- COMMAND...
 const degradeScript = "testdata/degrade.py"
@@ -51,6 +51,9 @@ type degradeCase struct {
 	// when there is none (fence must then not suggest one).
 	layer  string
 	notice string // what fence must print when it runs degraded
+	// doctor is the check fence doctor must mark FAIL; "" where it does
+	// not try what fence does (a full Landlock stack or seccomp budget).
+	doctor string
 }
 
 func TestFailClosed(t *testing.T) {
@@ -63,8 +66,10 @@ func TestFailClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	landlockRefused := []string{"install Landlock", "landlock_restrict_self: argument list too long", `allowDegraded = ["landlock"]`}
-	seccompRefused := []string{"install the seccomp filter", "cannot allocate memory", `allowDegraded = ["seccomp"]`}
+	landlockRefused := []string{"install Landlock", "landlock_restrict_self: argument list too long",
+		"already stacks the most Landlock domains", `allowDegraded = ["landlock"] in your user config`}
+	seccompRefused := []string{"install the seccomp filter", "cannot allocate memory",
+		"use up the kernel's budget", `allowDegraded = ["seccomp"] in your user config`}
 	cases := []degradeCase{{
 		// The baseline: the wrapper alone leaves every layer available,
 		// and the controls below tell the difference.
@@ -103,6 +108,7 @@ func TestFailClosed(t *testing.T) {
 		controlWant: []string{"Operation not permitted", "unshare: status 1"},
 		refused: []string{"create the sandbox namespaces", "operation not permitted",
 			"unprivileged user namespaces", "fence doctor"},
+		doctor: "user namespaces",
 	}}
 	for _, c := range cases {
 		t.Run("K-10/"+c.name, func(t *testing.T) {
@@ -157,6 +163,17 @@ func TestFailClosed(t *testing.T) {
 					t.Logf("fence under degrade.py %s:\n%s", c.mode, r.Out())
 				}
 			})
+			if c.doctor != "" {
+				t.Run("doctor", func(t *testing.T) {
+					r := e.wrapped(t, c.mode, e.Fence, "doctor")
+					if r.Code != 125 || !strings.Contains(r.Stdout, "FAIL "+c.doctor) {
+						t.Errorf("fence doctor under degrade.py %s: status %d, want 125 and FAIL %s:\n%s", c.mode, r.Code, c.doctor, r.Out())
+					}
+					if c.layer == "" && strings.Contains(r.Out(), "allowDegraded") {
+						t.Errorf("fence doctor suggests allowDegraded, which cannot accept this:\n%s", r.Out())
+					}
+				})
+			}
 			if c.layer == "" {
 				return
 			}
@@ -184,15 +201,15 @@ func TestFailClosed(t *testing.T) {
 // degradeEnv is a test home with the wrapper.
 type degradeEnv struct {
 	*sandboxtest.Env
-	script string
+	script  string
+	runtime string // $XDG_RUNTIME_DIR
 }
 
-// newDegradeEnv starts a daemon of the test's own (its own runtime
-// directory), outside the wrapper, and stops it at the end. Left to the
-// first fence client, the daemon would be that client's child and inherit
-// its condition: with Landlock, later clients in other domains could not
-// even be verified by it (their /proc entries are out of its reach). It
-// keeps a warm init ready, which the confined clients must not take.
+// newDegradeEnv makes a test home with a runtime directory of its own.
+// The confined clients start their daemons there (of their confinement's
+// kind, config.RuntimeDir), which inherit the condition; they are killed
+// at the end (one in a Landlock domain refuses `fence daemon stop` from
+// outside it).
 func newDegradeEnv(t *testing.T, script string) *degradeEnv {
 	e := sandboxtest.New(t, "[filesystem]\nallowWrite = [\".\"]\n")
 	rt := filepath.Join(e.Base, "run")
@@ -200,16 +217,8 @@ func newDegradeEnv(t *testing.T, script string) *degradeEnv {
 		t.Fatal(err)
 	}
 	e.Vars = append(e.Vars, "XDG_RUNTIME_DIR="+rt, "DEGRADE="+script)
-	daemon := func(op string) {
-		cmd := exec.Command(e.Fence, "daemon", op)
-		cmd.Env = e.Vars
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("fence daemon %s: %v\n%s", op, err, out)
-		}
-	}
-	daemon("start")
-	t.Cleanup(func() { daemon("stop") })
-	return &degradeEnv{Env: e, script: script}
+	t.Cleanup(func() { killDaemons(t, rt) })
+	return &degradeEnv{Env: e, script: script, runtime: rt}
 }
 
 // allowDegraded writes the user config accepting layer ("": none).
@@ -231,9 +240,12 @@ func (e *degradeEnv) allowDegraded(t *testing.T, layer string) {
 }
 
 // fence runs `fence -s .fence.toml -- sh -c 'touch RAN'` under the
-// wrapper, RAN removed first.
+// wrapper, RAN removed first, and with no daemon left from the last run:
+// every run of the wrapper makes new Landlock domains, and a daemon in
+// another domain cannot see this run's fence (TestConfinedClientDaemon).
 func (e *degradeEnv) fence(t *testing.T, mode string) sandboxtest.Result {
 	t.Helper()
+	killDaemons(t, e.runtime)
 	if err := os.Remove(e.Path("RAN")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}

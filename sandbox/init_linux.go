@@ -287,7 +287,11 @@ func (st *initState) lockdown() error {
 	case err != nil && st.degraded("landlock"):
 		st.notices = append(st.notices, fmt.Sprintf("running without Landlock (%v), as allowDegraded says", err))
 	case err != nil:
-		return failf(`Landlock needs Linux 5.13+ with "landlock" in the lsm= boot parameter (see 'fence doctor'); or accept the weaker mode with [sandbox] allowDegraded = ["landlock"] in your user config`,
+		hint := `Landlock needs Linux 5.13+ with "landlock" in the lsm= boot parameter (see 'fence doctor')`
+		if errors.Is(err, unix.E2BIG) {
+			hint = "whatever started fence already stacks the most Landlock domains the kernel allows (16): run fence from outside that sandbox"
+		}
+		return failf(hint+`; or accept the weaker mode with [sandbox] allowDegraded = ["landlock"] in your user config`,
 			"install Landlock: %w", err)
 	default:
 		unix.Close(rfd)
@@ -302,7 +306,11 @@ func (st *initState) lockdown() error {
 	}
 	if err != nil {
 		if !st.degraded("seccomp") {
-			return failf(`seccomp needs a kernel with CONFIG_SECCOMP_FILTER (see 'fence doctor'); or accept the weaker mode with [sandbox] allowDegraded = ["seccomp"]`,
+			hint := "seccomp needs a kernel with CONFIG_SECCOMP_FILTER (see 'fence doctor')"
+			if errors.Is(err, unix.ENOMEM) {
+				hint = "the seccomp filters fence already runs under (from whatever started it) use up the kernel's budget for filters: run fence from outside that sandbox"
+			}
+			return failf(hint+`; or accept the weaker mode with [sandbox] allowDegraded = ["seccomp"] in your user config`,
 				"install the seccomp filter: %w", err)
 		}
 		what := "without seccomp"

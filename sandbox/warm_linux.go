@@ -208,6 +208,23 @@ func Confined() string {
 	return ""
 }
 
+// ConfinementKind names the confinement Confined sees ("nnp", "seccomp2",
+// "nnp-seccomp2"), "" for none. Processes of one kind share a daemon
+// (config.RuntimeDir): a daemon inherits the confinement of the fence that
+// starts it, and a confined daemon can serve neither a client outside its
+// confinement (Landlock hides such a client's /proc entries from it, so it
+// cannot even verify it) nor that client's network.
+func ConfinementKind() string {
+	var kind []string
+	if v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil && v != 0 {
+		kind = append(kind, "nnp")
+	}
+	if v, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0); err == nil && v != 0 {
+		kind = append(kind, "seccomp"+strconv.Itoa(v))
+	}
+	return strings.Join(kind, "-")
+}
+
 // ContextDiffers is why a client whose process context is not the
 // daemon's gets no warm init.
 const ContextDiffers = "the client's process context (binary, limits, scheduling, affinity, cgroup, label, groups) differs from the daemon's"

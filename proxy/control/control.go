@@ -141,8 +141,8 @@ func Dial(dir string) (*Conn, error) {
 }
 
 // Call sends req and reads the response, with any descriptors that came
-// with it (see [Conn.TakeFDs]). A daemon that refuses the peer closes the
-// connection; that is an error too.
+// with it (see [Conn.TakeFDs]). A daemon that refuses the peer says why
+// and closes the connection; that is an error too.
 func (c *Conn) Call(req Request) (*Response, error) {
 	if err := c.Send(req); err != nil {
 		return nil, err
@@ -162,10 +162,23 @@ func (c *Conn) Send(req Request) error {
 		_, err = c.c.Write(append(b, '\n'))
 	}
 	if err != nil {
+		// A daemon that refuses the peer says why and closes without
+		// reading: the write fails, and the reason is there to read.
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			if resp, aerr := c.Answer(req.Op); resp != nil && aerr != nil {
+				return aerr
+			}
+		}
 		return fmt.Errorf("control %s: %w", req.Op, err)
 	}
 	return nil
 }
+
+// DaemonError is an error the daemon answered: it runs, and says what is
+// wrong.
+type DaemonError struct{ Msg string }
+
+func (e *DaemonError) Error() string { return e.Msg }
 
 // Answer reads the response to the request of operation op sent before.
 func (c *Conn) Answer(op string) (*Response, error) {
@@ -180,7 +193,7 @@ func (c *Conn) Answer(op string) (*Response, error) {
 		return nil, fmt.Errorf("control %s: %w", op, err)
 	}
 	if resp.Error != "" {
-		return &resp, errors.New(resp.Error)
+		return &resp, &DaemonError{Msg: resp.Error}
 	}
 	return &resp, nil
 }

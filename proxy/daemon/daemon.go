@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"os"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/fence-dev/fence/proxy"
 	"github.com/fence-dev/fence/proxy/control"
+	"github.com/fence-dev/fence/sandbox"
 )
 
 // Resolution is a session's resolved network policy, as the CLI's
@@ -493,6 +495,10 @@ func (d *daemon) serve(ctx context.Context, c net.Conn, stop func()) {
 	p, err := checkPeer(c, d.self)
 	if err != nil {
 		d.opts.Log.Printf("control: refused peer: %v", err)
+		// The client says why instead of "connection reset". The reason
+		// gives nothing away: the peer is the daemon's user (the socket's
+		// directory is 0700), at worst inside a sandbox.
+		reply(c, control.Response{Error: d.refusal(err)})
 		c.Close()
 		return
 	}
@@ -588,6 +594,18 @@ func replyFDs(c net.Conn, r control.Response, fds []int) error {
 		return fmt.Errorf("control: send an answer with descriptors: %w", err)
 	}
 	return nil
+}
+
+// refusal is what a refused peer is told.
+func (d *daemon) refusal(err error) string {
+	msg := fmt.Sprintf("the fence daemon (pid %d) refused this process: %v", os.Getpid(), err)
+	if kind := sandbox.ConfinementKind(); kind != "" && errors.Is(err, fs.ErrPermission) {
+		// Another confinement of the same kind (config.RuntimeDir), such
+		// as another agent's Landlock domain, hides the peer from it.
+		msg += fmt.Sprintf("; the daemon runs confined (%s) like the fence that started it, and cannot see this process: "+
+			"stop it (kill %d) or wait until it exits, %v after its last session", kind, os.Getpid(), d.opts.Idle)
+	}
+	return msg
 }
 
 func reply(c net.Conn, r control.Response) error {

@@ -9,6 +9,8 @@ MODE sets no_new_privs (which every mode needs, and which makes fence's
 client "confined": it clones its own init, which inherits the condition),
 then:
   nnp             nothing more (the baseline)
+  landlock-one    one Landlock domain of its own (as an agent's sandbox
+                  would have), which leaves fence every layer
   landlock-full   stacks Landlock domains up to the kernel's maximum (16),
                   so that one more landlock_restrict_self fails with E2BIG
   seccomp-full    fills the seccomp instruction budget, so that any further
@@ -268,6 +270,10 @@ def main(argv):
     no_new_privs()
     if mode == "nnp":
         pass
+    elif mode == "landlock-one":
+        e = landlock_domain()
+        if e != 0:
+            raise SetupError("landlock_restrict_self: " + errname(e))
     elif mode == "landlock-full":
         landlock_full()
     elif mode == "seccomp-full":

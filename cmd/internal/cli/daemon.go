@@ -48,7 +48,7 @@ func runDaemon(ctx context.Context, stdio Stdio, args []string) error {
 		}
 		c, err := connectDaemon(rt, true)
 		if err != nil {
-			return withHint(err, daemonHint)
+			return withDaemonHint(err)
 		}
 		resp, err := c.Call(control.Request{Op: control.OpStatus})
 		c.Close()

@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
+	"github.com/fence-dev/fence/cmd/internal/config"
 	"github.com/fence-dev/fence/sandbox"
 )
 
@@ -35,6 +39,7 @@ func runDoctor(ctx context.Context, stdio Stdio, args []string) error {
 		}
 	}
 	failed := 0
+	var degradable []string // the failed layers allowDegraded may accept
 	for _, c := range checks {
 		mark := "ok  "
 		if !c.OK {
@@ -42,6 +47,9 @@ func runDoctor(ctx context.Context, stdio Stdio, args []string) error {
 			if c.Required {
 				mark = "FAIL"
 				failed++
+				if slices.Contains(config.DegradableLayers, c.Name) {
+					degradable = append(degradable, strconv.Quote(c.Name))
+				}
 			}
 		}
 		if !*asJSON {
@@ -55,9 +63,12 @@ func runDoctor(ctx context.Context, stdio Stdio, args []string) error {
 		fmt.Fprintln(stdio.Out, "fence doctor: no sandbox checks on this operating system")
 	}
 	if failed > 0 {
+		hint := "fix the lines marked FAIL"
+		if len(degradable) > 0 {
+			hint += fmt.Sprintf(", or accept a weaker mode in %s: [sandbox] allowDegraded = [%s]", config.UserConfigFile(), strings.Join(degradable, ", "))
+		}
 		return &exitError{code: ExitFenceFailed, err: withHint(
-			fmt.Errorf("%d required sandbox layer(s) missing: sandboxed sessions will refuse to start", failed),
-			`fix the lines marked FAIL, or accept a weaker mode in ~/.config/fence/config.toml: [sandbox] allowDegraded = ["landlock"]`)}
+			fmt.Errorf("%d required sandbox layer(s) missing: sandboxed sessions will refuse to start", failed), hint)}
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func runMonitor(ctx context.Context, stdio Stdio, args []string) error {
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
-			return withHint(fmt.Errorf("monitor: %w", err), daemonHint)
+			return withDaemonHint(fmt.Errorf("monitor: %w", err))
 		}
 		if attempt > 0 && !*asJSON {
 			fmt.Fprintln(stdio.Err, "fence: monitor: reconnected to a new daemon")

@@ -83,6 +83,16 @@ type netOptions struct {
 // daemonHint is what to do when the daemon cannot be reached.
 const daemonHint = "run 'fence daemon run' in a terminal to see why it does not start; its log is in the runtime directory ('fence daemon status' shows where)"
 
+// withDaemonHint adds daemonHint to err, unless the daemon answered it:
+// then it runs, and the answer says what is wrong.
+func withDaemonHint(err error) error {
+	var answered *control.DaemonError
+	if errors.As(err, &answered) {
+		return err
+	}
+	return withHint(err, daemonHint)
+}
+
 // openNetSession registers a session for res with the proxy daemon, starting
 // the daemon if needed. A nil session (no error) means no network relay:
 // every connection from the sandbox fails closed.
@@ -93,7 +103,7 @@ func openNetSession(ctx context.Context, stdio Stdio, res *config.Resolved, opts
 	}
 	c, resp, err := openLease(rt, control.Request{Op: control.OpOpen, Spec: spec}, true)
 	if err != nil {
-		return nil, withHint(fmt.Errorf("network session: %w", err), daemonHint)
+		return nil, withDaemonHint(fmt.Errorf("network session: %w", err))
 	}
 	return newNetSession(stdio, opts, rt, c, resp), nil
 }
@@ -203,7 +213,7 @@ func openNetSessionEarly(stdio Stdio, opts netOptions, wantInit bool) *earlySess
 			if c != nil {
 				c.Close()
 			}
-			e.err = withHint(fmt.Errorf("network session: %w", err), daemonHint)
+			e.err = withDaemonHint(fmt.Errorf("network session: %w", err))
 			return
 		}
 		if req.Init {

@@ -653,6 +653,11 @@ func (res *Resolved) fill(set *policySet, files []string) {
 	p.AllowDegraded = append([]string(nil), set.AllowDegraded...)
 	p.ConfigFiles = uniqStrings(files)
 	p.StateDirs = []string{ConfigDir(), DataDir(), StateDir(), RuntimeDir()}
+	if rt := runtimeDir(""); rt != p.StateDirs[3] {
+		// A confined fence's own directory is another: the user's daemon
+		// is hidden as well.
+		p.StateDirs = append(p.StateDirs, rt)
+	}
 	for _, d := range set.AllowDomains {
 		if pat, err := proxy.ParsePattern(d); err == nil {
 			res.Network.Allow = append(res.Network.Allow, pat)

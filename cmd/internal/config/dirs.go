@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/fence-dev/fence/sandbox"
 )
 
 // home returns the user's home directory, "/" when it cannot be found (a
@@ -42,11 +44,24 @@ func TrustDir() string { return filepath.Join(DataDir(), "trust") }
 // RuntimeDir is the daemon's directory: $XDG_RUNTIME_DIR/fence, or
 // /tmp/fence-$UID when XDG_RUNTIME_DIR is unset (DESIGN.md §5). Callers that
 // create it must make it 0700 and check its owner.
-func RuntimeDir() string {
-	if v := os.Getenv("XDG_RUNTIME_DIR"); v != "" && filepath.IsAbs(v) {
-		return filepath.Join(filepath.Clean(v), "fence")
+//
+// A fence confined by something else (an agent's sandbox with
+// no_new_privs, a container's seccomp filter) uses fence-confined-KIND
+// instead (sandbox.ConfinementKind): the daemon it starts inherits the
+// confinement, and must never be the one the user's unconfined fence finds
+// (it could not serve it, and held the place until it went idle).
+func RuntimeDir() string { return runtimeDir(sandbox.ConfinementKind()) }
+
+// runtimeDir is RuntimeDir for a confinement kind ("": none).
+func runtimeDir(kind string) string {
+	name := "fence"
+	if kind != "" {
+		name += "-confined-" + kind
 	}
-	return filepath.Join(os.TempDir(), "fence-"+strconv.Itoa(os.Getuid()))
+	if v := os.Getenv("XDG_RUNTIME_DIR"); v != "" && filepath.IsAbs(v) {
+		return filepath.Join(filepath.Clean(v), name)
+	}
+	return filepath.Join(os.TempDir(), name+"-"+strconv.Itoa(os.Getuid()))
 }
 
 // UserConfigFile is the user layer: ConfigDir()/config.toml.
