@@ -634,6 +634,12 @@ print("RET",r,ctypes.get_errno())'`, worked: retOK},
 		script: `kill -STOP $(cat sleeper.pid) && echo STOPPED`, worked: printed("STOPPED")},
 	{name: "X-05/ps-sees-outside", config: writeDot, setup: withOutsideSleeper,
 		script: `ps -e -o pid= | tr -d ' ' | grep -qx "$(cat sleeper.pid)" && echo SEEN`, worked: printed("SEEN")},
+	// The relay is the sandbox's pid 1, which the kernel does not let
+	// its own namespace stop or kill: its port stays taken, and no
+	// listener of the command's can stand in for it (X-10).
+	{name: "X-10/take-relay-port", config: writeDot + "[network]\nallowLocalBinding = true\n",
+		script: `kill -STOP 1; kill -KILL 1; sleep 0.1; python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",3128));print("BOUND")'`,
+		worked: printed("BOUND")},
 	{name: "X-06/proc-of-outside", config: writeDot, setup: withOutsideSleeper,
 		script: `test -e /proc/$(cat sleeper.pid)/environ && echo VISIBLE`, worked: printed("VISIBLE")},
 	{name: "X-06/many-processes", config: writeDot,
