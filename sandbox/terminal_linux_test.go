@@ -176,8 +176,9 @@ func TestTerminalModesRestored(t *testing.T) {
 // the command set the host terminal's clipboard (OSC 52) or its idea of
 // the working directory (OSC 7) (ATTACKS.md T-06, T-10, red team B5):
 // with stdin and stdout on the terminal the command gets a PTY and the
-// filtered relay; with only the output on it, the output is filtered.
-// The control, without fence, shows tmux takes both.
+// filtered relay; with only the output on it, the output is filtered;
+// with only the keyboard on it, the command gets it read-only. The
+// controls, without fence, show tmux takes both.
 func TestRunEscapesFiltered(t *testing.T) {
 	_, err := exec.LookPath("tmux")
 	sandboxtest.Require(t, err == nil, "tmux not installed")
@@ -193,6 +194,10 @@ func TestRunEscapesFiltered(t *testing.T) {
 		{"pty", q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q(script), false},
 		{"output-only", q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q(script) + " </dev/null", false},
 		{"dash-c", q(e.Fence) + " -s " + q(e.Config) + " -c " + q(script), false},
+		// Only the keyboard on the terminal: the command writes to its
+		// stdin, which a shell opens read-write.
+		{"control-via-stdin", "sh -c " + q("exec 1>&0; "+script+"; exit 0") + " >/dev/null", true},
+		{"via-stdin", q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q("exec 1>&0; "+script+"; exit 0") + " >/dev/null", false},
 		// A background job (job control on) must not be stopped by
 		// terminal mode changes, and is still filtered.
 		{"background", "bash --norc -m -c " + q(q(e.Fence)+" -s "+q(e.Config)+" -- sh -c "+q(script)+" & wait $!"), false},

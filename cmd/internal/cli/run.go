@@ -156,6 +156,17 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	// In the background (`fence -- make &`) the relay could not put the
 	// terminal in raw mode (SIGTTOU): the output filter alone then.
 	useTTY := isTerminal(stdin) && isTerminal(outFile) && foreground(stdin)
+	// A terminal on stdin alone is the keyboard: the command gets it
+	// read-only, or it could write to the terminal past the filter.
+	cmdStdin := stdin
+	if !useTTY && isTerminal(stdin) {
+		ro, err := reopenReadOnly(stdin)
+		if err != nil {
+			return 0, fmt.Errorf("pass the terminal on stdin on, read-only: %w", err)
+		}
+		defer ro.Close()
+		cmdStdin = ro
+	}
 	var blocked blockCounter
 	var stdout, stderr *os.File
 	if !useTTY {
@@ -186,7 +197,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	}
 	prepCh := make(chan prepared, 1)
 	go func() {
-		ps := &sandbox.Spec{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+		ps := &sandbox.Spec{Stdin: cmdStdin, Stdout: stdout, Stderr: stderr}
 		if useTTY {
 			ps = &sandbox.Spec{TTY: true, Stderr: stderr}
 			if stderr == nil {
@@ -243,7 +254,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	reportConfig(stdio, res, f.debug)
 	spec := sessionSpec(stdio, res, nil, f.ports, cwd, f.debug, f.monitor)
 	spec.Args = f.args
-	spec.Stdin, spec.Stdout, spec.Stderr = stdin, stdout, stderr
+	spec.Stdin, spec.Stdout, spec.Stderr = cmdStdin, stdout, stderr
 	var tm *shellhook.Terminal
 	if useTTY {
 		tm = shellhook.NewTerminal(stdin, outFile)

@@ -1,0 +1,11 @@
+//go:build !linux && !darwin
+
+package cli
+
+import (
+	"errors"
+	"os"
+)
+
+// reopenReadOnly: no sandbox runs here.
+func reopenReadOnly(f *os.File) (*os.File, error) { return nil, errors.ErrUnsupported }
