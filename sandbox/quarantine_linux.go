@@ -47,7 +47,7 @@ type watcher struct {
 func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("inotify_init1: %w", err)
+		return nil, inotifyLimit(fmt.Errorf("watch for protected paths: inotify_init1: %w", err))
 	}
 	f, err := pollable(fd, "inotify") // else its loop could not be stopped
 	if err != nil {
@@ -72,7 +72,7 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 			}
 			if err != nil {
 				f.Close()
-				return nil, fmt.Errorf("watch %q for protected paths: %w", x.Dir, err)
+				return nil, inotifyLimit(fmt.Errorf("watch %q for protected paths: %w", x.Dir, err))
 			}
 			wd = int32(n)
 			wds[x.Dir] = wd
@@ -81,6 +81,26 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 	}
 	go w.loop()
 	return w, nil
+}
+
+// inotifyLimit adds what to do to err when it is a per-user inotify
+// limit: the user's other programs share it, and a sandboxed one may hold
+// every instance to keep fence from starting (ATTACKS.md C-11). fence
+// never starts without its watches.
+func inotifyLimit(err error) error {
+	var what, limit string
+	switch {
+	case errors.Is(err, unix.EMFILE):
+		what, limit = "instance", "max_user_instances"
+	case errors.Is(err, unix.ENOSPC):
+		what, limit = "watch", "max_user_watches"
+	default:
+		return err
+	}
+	n, _ := os.ReadFile("/proc/sys/fs/inotify/" + limit)
+	return &hintedError{err: err, hint: fmt.Sprintf("this user's programs hold every inotify %s the kernel allows (fs.inotify.%s = %s); "+
+		"see which with: find /proc/*/fd -lname 'anon_inode:inotify' 2>/dev/null | cut -d/ -f3 | sort | uniq -c; or raise the limit (sysctl)",
+		what, limit, strings.TrimSpace(string(n)))}
 }
 
 // loop quarantines what the events name until stop sets a read deadline.

@@ -1,11 +1,15 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // The final sweep quarantines every watched name that exists, whether its
@@ -79,4 +83,29 @@ func countFiles(t *testing.T, dir string) int {
 		return nil
 	})
 	return n
+}
+
+// A per-user inotify limit reached (a sandboxed program may hold every
+// instance, ATTACKS.md C-11) fails the start with the limit named and how
+// to find the holders; other errors pass unchanged.
+func TestInotifyLimitHint(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("inotify_init1: %w", unix.EMFILE), "fs.inotify.max_user_instances = "},
+		{fmt.Errorf("inotify_add_watch: %w", unix.ENOSPC), "fs.inotify.max_user_watches = "},
+	} {
+		err := inotifyLimit(c.err)
+		var h *hintedError
+		if !errors.As(err, &h) || !strings.Contains(h.Hint(), c.want) || !strings.Contains(h.Hint(), "anon_inode:inotify") {
+			t.Errorf("inotifyLimit(%v): %v, want a hint naming %q", c.err, err, c.want)
+		}
+		if !errors.Is(err, c.err) {
+			t.Errorf("inotifyLimit(%v) lost the error", c.err)
+		}
+	}
+	if err := inotifyLimit(unix.EACCES); err != unix.EACCES {
+		t.Errorf("inotifyLimit(EACCES) = %v, want it unchanged", err)
+	}
 }
