@@ -77,6 +77,36 @@ var homeProtected = []ProtectedName{
 	{Name: ".config/systemd", Dir: true, Reason: "persistence point"},
 	{Name: ".config/environment.d", Dir: true, Reason: "persistence point"},
 	{Name: ".local/bin", Dir: true, Reason: "persistence point"},
+	// More of the user's session runs from these: user units and D-Bus
+	// services activated by name (a notification daemon, say) from the
+	// data directory too, file-type handlers, KDE's login scripts, X
+	// session scripts.
+	{Name: ".local/share/systemd", Dir: true, Reason: "persistence point"},
+	{Name: ".local/share/dbus-1", Dir: true, Reason: "persistence point"},
+	{Name: ".config/mimeapps.list", Reason: "persistence point"},
+	{Name: ".config/plasma-workspace", Dir: true, Reason: "persistence point"},
+	{Name: ".xinitrc", Reason: "login file"},
+	{Name: ".xsession", Reason: "login file"},
+	// Build tools and REPLs run these at their next start, on the host
+	// too: init scripts, JVM options (-javaagent), wrappers, preloads.
+	{Name: ".gradle/init.d", Dir: true, Reason: "build tool startup file"},
+	{Name: ".gradle/init.gradle", Reason: "build tool startup file"},
+	{Name: ".gradle/gradle.properties", Reason: "build tool startup file"},
+	{Name: ".mavenrc", Reason: "build tool startup file"},
+	{Name: ".cargo/config.toml", Reason: "build tool startup file"},
+	{Name: ".cargo/config", Reason: "build tool startup file"},
+	{Name: ".yarnrc", Reason: "package manager configuration"},
+	{Name: ".yarnrc.yml", Reason: "package manager configuration"},
+	{Name: ".bunfig.toml", Reason: "package manager configuration"},
+	{Name: ".ipython/profile_default/startup", Dir: true, Reason: "REPL startup file"},
+	{Name: ".psqlrc", Reason: "REPL startup file"},
+	{Name: ".gdbinit", Reason: "debugger startup file"},
+	{Name: ".config/gdb", Dir: true, Reason: "debugger startup file"},
+	{Name: ".lldbinit", Reason: "debugger startup file"},
+	{Name: ".screenrc", Reason: "terminal multiplexer startup file"},
+	{Name: ".emacs", Reason: "editor startup file"},
+	{Name: ".emacs.d", Dir: true, Reason: "editor startup file"},
+	{Name: ".config/emacs", Dir: true, Reason: "editor startup file"},
 	// macOS runs these at login; harmless to list on Linux.
 	{Name: "Library/LaunchAgents", Dir: true, Reason: "persistence point"},
 }
