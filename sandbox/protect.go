@@ -146,6 +146,18 @@ var repoProtected = []ProtectedName{
 	{Name: ".mcp.json", Reason: "agent configuration"},
 	{Name: ".claude", Dir: true, Reason: "agent configuration"},
 	{Name: ".cursor", Dir: true, Reason: "agent configuration"},
+	// Other coding agents' project settings: MCP servers and hooks they
+	// start, commands they run (aider's lint-cmd and test-cmd).
+	{Name: ".gemini", Dir: true, Reason: "agent configuration"},
+	{Name: ".codex", Dir: true, Reason: "agent configuration"},
+	{Name: ".kiro", Dir: true, Reason: "agent configuration"},
+	{Name: ".amazonq", Dir: true, Reason: "agent configuration"},
+	{Name: ".continue", Dir: true, Reason: "agent configuration"},
+	{Name: ".roo", Dir: true, Reason: "agent configuration"},
+	{Name: ".opencode", Dir: true, Reason: "agent configuration"},
+	{Name: "opencode.json", Reason: "agent configuration"},
+	{Name: "opencode.jsonc", Reason: "agent configuration"},
+	{Name: ".aider.conf.yml", Reason: "agent configuration"},
 	// A nearer project config would make a later session in that directory
 	// its own project (the enclosing denies still apply, see config.Load).
 	{Name: ".fence.toml", Reason: "fence configuration"},
