@@ -447,23 +447,39 @@ func copyTree(src, dst string) error {
 		case fi.IsDir():
 			return os.MkdirAll(t, 0o700)
 		case fi.Mode().IsRegular():
-			in, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-			if err != nil {
-				return err
-			}
-			defer in.Close()
-			out, err := os.OpenFile(t, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(out, in)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			return err
+			return copyFile(p, t)
 		}
 		return nil // sockets, fifos, devices: dropped
 	})
+}
+
+// copyFile copies the regular file src to dst. It checks again on the
+// opened file, which it opens without blocking: the sandbox may have
+// swapped src for a fifo since the walk looked at it, and a blocking open
+// of a fifo would hang the client until a writer came. A fifo is dropped.
+func copyFile(src, dst string) error {
+	fd, err := unix.Open(src, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return err
+	}
+	in := os.NewFile(uintptr(fd), src)
+	defer in.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // sanitizeLine makes an untrusted string safe to print on a terminal

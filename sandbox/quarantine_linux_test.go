@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -107,5 +108,38 @@ func TestInotifyLimitHint(t *testing.T) {
 	}
 	if err := inotifyLimit(unix.EACCES); err != unix.EACCES {
 		t.Errorf("inotifyLimit(EACCES) = %v, want it unchanged", err)
+	}
+}
+
+// copyFile, handed a fifo (one swapped in after the walk saw a regular
+// file), neither blocks nor copies it.
+func TestCopyFileFifo(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, ".envrc")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- copyFile(fifo, filepath.Join(dir, "copy")) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("copyFile(fifo) = %v, want nil (dropped)", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("copyFile blocked on a fifo")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "copy")); err == nil {
+		t.Error("a fifo was copied")
+	}
+	reg := filepath.Join(dir, "reg")
+	if err := os.WriteFile(reg, []byte("content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(reg, filepath.Join(dir, "reg.copy")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "reg.copy")); string(b) != "content" {
+		t.Errorf("regular file copied as %q", b)
 	}
 }
