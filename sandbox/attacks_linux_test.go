@@ -688,6 +688,17 @@ print("RET",r,ctypes.get_errno())'`, worked: retOK},
 	{name: "C-02/loopback-tcp-port", config: writeDot, setup: withHostListener("tcp", "127.0.0.1:0"),
 		script: `python3 -c 'import socket;socket.create_connection(("127.0.0.1",int(open("listener").read().rsplit(":",1)[1])),2);print("CONNECTED")'`,
 		worked: printed("CONNECTED")},
+	// §U — the host's IPC and same-user services.
+	{name: "U-05/gpg-agent-socket", config: writeDot, setup: withRuntimeListener("gnupg/S.gpg-agent"),
+		script: `python3 -c 'import socket;s=socket.socket(socket.AF_UNIX);s.connect(open("listener").read());print("CONNECTED")'`,
+		worked: printed("CONNECTED")},
+	{name: "U-08/database-socket-in-tmp", config: writeDot, setup: withTmpListener(".s.PGSQL.5432"),
+		script: `python3 -c 'import socket;s=socket.socket(socket.AF_UNIX);s.connect(open("listener").read());print("CONNECTED")'`,
+		worked: printed("CONNECTED")},
+	{name: "U-09/sysv-shm", config: writeDot, setup: withHostShm,
+		script: pyCall(unix.SYS_SHMAT, `int(open("shmid").read())`, "0", "0"), worked: retOK},
+	{name: "U-09/posix-shm", config: writeDot, setup: withHostShm,
+		script: `test -e "$(cat shmpath)" && echo VISIBLE`, worked: printed("VISIBLE")},
 	// A .fence.toml that is a link (to a file shared by several projects,
 	// say): neither the link nor its target may change.
 	{name: "C-10/linked-config-swapped", config: writeDot, setup: withLinkedConfig,
@@ -764,6 +775,55 @@ func withHostListener(network, address string) func(t *testing.T, e *sandboxtest
 		t.Cleanup(func() { ln.Close() })
 		e.Write("listener", ln.Addr().String())
 	}
+}
+
+// withRuntimeListener listens on a unix socket at rel below a runtime
+// directory of the test's ($XDG_RUNTIME_DIR), where user services keep
+// theirs, and writes its path to the project's "listener".
+func withRuntimeListener(rel string) func(t *testing.T, e *sandboxtest.Env) {
+	return func(t *testing.T, e *sandboxtest.Env) {
+		rt := filepath.Join(e.Base, "run")
+		p := filepath.Join(rt, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if !e.HasVar("XDG_RUNTIME_DIR") {
+			e.Vars = append(e.Vars, "XDG_RUNTIME_DIR="+rt)
+		}
+		withHostListener("unix", p)(t, e)
+	}
+}
+
+// withTmpListener listens on a unix socket named name in a directory of
+// its own below the host's /tmp (as databases do: /tmp/.s.PGSQL.5432).
+func withTmpListener(name string) func(t *testing.T, e *sandboxtest.Env) {
+	return func(t *testing.T, e *sandboxtest.Env) {
+		dir, err := os.MkdirTemp("", "fence-test-sock-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		withHostListener("unix", filepath.Join(dir, name))(t, e)
+	}
+}
+
+// withHostShm makes a SysV shared memory segment and a POSIX one
+// (/dev/shm) outside the sandbox, and writes their id and path to the
+// project's "shmid" and "shmpath".
+func withHostShm(t *testing.T, e *sandboxtest.Env) {
+	id, err := unix.SysvShmGet(unix.IPC_PRIVATE, 4096, unix.IPC_CREAT|0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.SysvShmCtl(id, unix.IPC_RMID, nil) })
+	e.Write("shmid", strconv.Itoa(id))
+	f, err := os.CreateTemp("/dev/shm", "fence-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	t.Cleanup(func() { os.Remove(f.Name()) })
+	e.Write("shmpath", f.Name())
 }
 
 // withDeepRepo makes a repository with a hook six directories down.

@@ -128,6 +128,8 @@ type Env struct {
 	// itself, "cold" cloned by fence (FENCE_WARM_INIT=0), "warm" booted
 	// ahead by the daemon (each run waits for one and fails without).
 	Init string
+
+	stopsDaemon bool // a cleanup stops the daemon waitWarm starts
 }
 
 // New creates a home and a project whose .fence.toml holds config.
@@ -297,12 +299,17 @@ func (e *Env) exec(path string, args, extra []string) Result {
 // it, and other test packages build their own.
 func (e *Env) waitWarm() {
 	e.T.Helper()
-	if !e.hasVar("XDG_RUNTIME_DIR") {
+	if !e.HasVar("XDG_RUNTIME_DIR") {
 		rt := filepath.Join(e.Base, "run")
 		if err := os.MkdirAll(rt, 0o700); err != nil {
 			e.T.Fatal(err)
 		}
 		e.Vars = append(e.Vars, "XDG_RUNTIME_DIR="+rt)
+	}
+	if !e.stopsDaemon {
+		// Also when the test chose the directory: the daemon started
+		// below is this Env's.
+		e.stopsDaemon = true
 		vars := e.Vars
 		e.T.Cleanup(func() {
 			stop := exec.Command(e.Fence, "daemon", "stop")
@@ -327,7 +334,8 @@ func (e *Env) waitWarm() {
 	e.T.Fatalf("no warm sandbox init after 10s; fence daemon status:\n%s", out)
 }
 
-func (e *Env) hasVar(name string) bool {
+// HasVar reports whether the environment sets name.
+func (e *Env) HasVar(name string) bool {
 	for _, v := range e.Vars {
 		if strings.HasPrefix(v, name+"=") {
 			return true
