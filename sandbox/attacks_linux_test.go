@@ -783,12 +783,10 @@ func withHostListener(network, address string) func(t *testing.T, e *sandboxtest
 func withRuntimeListener(rel string) func(t *testing.T, e *sandboxtest.Env) {
 	return func(t *testing.T, e *sandboxtest.Env) {
 		rt := filepath.Join(e.Base, "run")
+		e.UseRuntimeDir(rt)
 		p := filepath.Join(rt, rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			t.Fatal(err)
-		}
-		if !e.HasVar("XDG_RUNTIME_DIR") {
-			e.Vars = append(e.Vars, "XDG_RUNTIME_DIR="+rt)
 		}
 		withHostListener("unix", p)(t, e)
 	}
@@ -877,23 +875,12 @@ func withRuntimeSocket(t *testing.T, e *sandboxtest.Env) {
 	// control socket (a stand-in listener at that path would make fence
 	// itself fail, and the attack "fail" with it).
 	rt := filepath.Join(e.Base, "run")
-	if err := os.MkdirAll(rt, 0o700); err != nil {
-		t.Fatal(err)
+	e.UseRuntimeDir(rt) // stops it at the end
+	cmd := exec.Command(e.Fence, "daemon", "start")
+	cmd.Env = e.Vars
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("fence daemon start: %v\n%s", err, out)
 	}
-	e.Vars = append(e.Vars, "XDG_RUNTIME_DIR="+rt)
-	daemon := func(op string) error {
-		cmd := exec.Command(e.Fence, "daemon", op)
-		cmd.Env = e.Vars
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("fence daemon %s: %v\n%s", op, err, out)
-		}
-		return nil
-	}
-	if err := daemon("start"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = daemon("stop") })
 	e.Write("rtdir", rt)
 }
 

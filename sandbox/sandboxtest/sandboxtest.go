@@ -129,7 +129,7 @@ type Env struct {
 	// ahead by the daemon (each run waits for one and fails without).
 	Init string
 
-	stopsDaemon bool // a cleanup stops the daemon waitWarm starts
+	stopsDaemon bool // a cleanup stops the daemon of the runtime directory
 }
 
 // New creates a home and a project whose .fence.toml holds config.
@@ -300,23 +300,11 @@ func (e *Env) exec(path string, args, extra []string) Result {
 func (e *Env) waitWarm() {
 	e.T.Helper()
 	if !e.HasVar("XDG_RUNTIME_DIR") {
-		rt := filepath.Join(e.Base, "run")
-		if err := os.MkdirAll(rt, 0o700); err != nil {
-			e.T.Fatal(err)
-		}
-		e.Vars = append(e.Vars, "XDG_RUNTIME_DIR="+rt)
+		e.UseRuntimeDir(filepath.Join(e.Base, "run"))
 	}
-	if !e.stopsDaemon {
-		// Also when the test chose the directory: the daemon started
-		// below is this Env's.
-		e.stopsDaemon = true
-		vars := e.Vars
-		e.T.Cleanup(func() {
-			stop := exec.Command(e.Fence, "daemon", "stop")
-			stop.Env = vars
-			stop.Run()
-		})
-	}
+	// Also when the test chose the directory: the daemon started below
+	// is this Env's.
+	e.stopDaemonAtEnd()
 	var out []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		cmd := exec.Command(e.Fence, "daemon", "status")
@@ -332,6 +320,32 @@ func (e *Env) waitWarm() {
 		}
 	}
 	e.T.Fatalf("no warm sandbox init after 10s; fence daemon status:\n%s", out)
+}
+
+// UseRuntimeDir makes rt (created 0700) the runtime directory
+// ($XDG_RUNTIME_DIR) of every run, and stops the daemon a run starts there
+// when the test ends.
+func (e *Env) UseRuntimeDir(rt string) {
+	e.T.Helper()
+	if err := os.MkdirAll(rt, 0o700); err != nil {
+		e.T.Fatal(err)
+	}
+	e.Vars = append(e.Vars, "XDG_RUNTIME_DIR="+rt)
+	e.stopDaemonAtEnd()
+}
+
+// stopDaemonAtEnd stops the daemon of the runtime directory the runs use
+// when the test ends (once per Env).
+func (e *Env) stopDaemonAtEnd() {
+	if e.stopsDaemon {
+		return
+	}
+	e.stopsDaemon = true
+	e.T.Cleanup(func() {
+		stop := exec.Command(e.Fence, "daemon", "stop")
+		stop.Env = e.Vars
+		stop.Run()
+	})
 }
 
 // HasVar reports whether the environment sets name.
