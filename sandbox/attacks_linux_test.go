@@ -612,6 +612,19 @@ echo ../.cache/c > .git/commondir`,
 			e.Write("tmpname", f.Name())
 		},
 		script: `test -e "$(cat tmpname)" && echo HOST-TMP-VISIBLE`, worked: printed("HOST-TMP-VISIBLE")},
+	{name: "F-26/many-devices", config: writeDot,
+		script: `[ "$(ls /dev | wc -l)" -gt 20 ] && echo MANY-DEVICES`, worked: printed("MANY-DEVICES")},
+	// Something left in /tmp for the host to pick up later.
+	{name: "F-27/plant-in-host-tmp", config: writeDot,
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			p := filepath.Join(os.TempDir(), "fence-planted-"+filepath.Base(e.Base))
+			t.Cleanup(func() { os.Remove(p) })
+			e.Write("tmpname", p)
+		},
+		script: `echo x > "$(cat tmpname)"`,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
+			return e.Exists(strings.TrimSpace(e.Read("tmpname")))
+		}},
 
 	// §K — privileges and kernel surface.
 	{name: "K-01/no-new-privs", config: writeDot,
@@ -639,6 +652,11 @@ echo ../.cache/c > .git/commondir`,
 	{name: "K-09/ssh-agent-env", config: writeDot,
 		script: `env | grep -q SSH_AUTH_SOCK && echo LEAKED`, worked: printed("LEAKED"),
 		setup: func(t *testing.T, e *sandboxtest.Env) { e.Vars = append(e.Vars, "SSH_AUTH_SOCK=/tmp/ssh-x/agent.1") }},
+	{name: "K-09/session-bus-env", config: writeDot,
+		script: `env | grep -q DBUS_SESSION_BUS_ADDRESS && echo LEAKED`, worked: printed("LEAKED"),
+		setup: func(t *testing.T, e *sandboxtest.Env) {
+			e.Vars = append(e.Vars, "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus")
+		}},
 
 	// §X — processes, /proc, fds.
 	{name: "X-01/ptrace-strace", config: writeDot,
@@ -652,6 +670,11 @@ echo ../.cache/c > .git/commondir`,
 		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool {
 			return strings.Contains(r.Stdout, "READ-PARENT") || strings.Contains(r.Stdout, "READ-INIT")
 		}},
+	// Its memory: outside the parent is the test (same user, dumpable);
+	// inside it is the sandbox init, which is not dumpable.
+	{name: "X-02/parent-mem", config: writeDot,
+		script: `python3 -c "import sys;open('/proc/'+sys.argv[1]+'/mem','rb');print('OPENED-MEM')" $PPID`,
+		worked: printed("OPENED-MEM")},
 	{name: "X-03/pidfd-getfd", config: writeDot,
 		script: `python3 -c '
 import ctypes,os
@@ -669,6 +692,8 @@ loc=iov(ctypes.addressof(b),8); rem=iov(ctypes.addressof(b),8)
 r=l.syscall(310,os.getpid(),ctypes.byref(loc),1,ctypes.byref(rem),1,0)
 print("RET",r,ctypes.get_errno())'`, worked: retOK},
 	{name: "X-04/i386-keyctl", config: writeDot, script: i386Keyctl,
+		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool { return retOK(e, r) }},
+	{name: "X-04/i386-unshare", config: writeDot, script: i386Unshare,
 		worked: func(e *sandboxtest.Env, r sandboxtest.Result) bool { return retOK(e, r) }},
 	{name: "X-05/kill-outside", config: writeDot, setup: withOutsideSleeper,
 		script: `kill -9 $(cat sleeper.pid) && echo KILLED`, worked: printed("KILLED")},
@@ -744,6 +769,12 @@ print("RET",r,ctypes.get_errno())'`, worked: retOK},
 	{name: "C-05/nested-fence", config: writeDot,
 		script: `"$(cat fencepath)" -- true && echo NESTED-FENCE-RAN; exit 0`, worked: printed("NESTED-FENCE-RAN"),
 		setup: func(t *testing.T, e *sandboxtest.Env) { e.Write("fencepath", e.Fence) }},
+	// A looser policy of the sandbox's own choosing (-s counts as typed
+	// by the user outside).
+	{name: "C-05/nested-fence-loose-settings", config: writeDot,
+		script: `printf '[filesystem]\nallowWrite = ["~"]\n' > loose.toml; "$(cat fencepath)" -s loose.toml -- sh -c 'echo x > ~/planted'; exit 0`,
+		worked: exists("~/planted"),
+		setup:  func(t *testing.T, e *sandboxtest.Env) { e.Write("fencepath", e.Fence) }},
 
 	// §T — terminal (fs/process parts; TIOCSTI with a real tty is in TestTIOCSTI).
 	{name: "T-05/host-ptys", config: writeDot, setup: withHostPTY,
@@ -879,6 +910,19 @@ func withPlainCorePattern(t *testing.T, e *sandboxtest.Env) {
 	sandboxtest.Require(t, err == nil && strings.HasPrefix(string(b), "core"),
 		"X-11/crash-dumps-core needs kernel.core_pattern = core (it is "+strings.TrimSpace(string(b))+")")
 }
+
+// i386Unshare calls unshare(CLONE_NEWUSER) through the i386 entry point
+// (int 0x80, nr 310), as i386Keyctl does keyctl.
+const i386Unshare = `python3 -c '
+import ctypes,mmap
+l=ctypes.CDLL(None,use_errno=True)
+l.mmap.restype=ctypes.c_void_p
+l.mmap.argtypes=[ctypes.c_void_p,ctypes.c_size_t,ctypes.c_int,ctypes.c_int,ctypes.c_int,ctypes.c_long]
+p=l.mmap(None,4096,7,0x22|0x40,-1,0)
+code=bytes([0x53,0xb8,0x36,0x01,0,0,0xbb,0,0,0,0x10,0xcd,0x80,0x5b,0xc3])
+ctypes.memmove(p,code,len(code))
+f=ctypes.CFUNCTYPE(ctypes.c_int)(p)
+print("RET",f(),0)'`
 
 func withOutsideSleeper(t *testing.T, e *sandboxtest.Env) {
 	cmd := exec.Command("sleep", "60")
