@@ -779,6 +779,8 @@ print("RET",r,ctypes.get_errno())'`, worked: retOK},
 	// §T — terminal (fs/process parts; TIOCSTI with a real tty is in TestTIOCSTI).
 	{name: "T-05/host-ptys", config: writeDot, setup: withHostPTY,
 		script: `ls /dev/pts | grep -qv ptmx && echo HOST-PTS`, worked: printed("HOST-PTS")},
+	{name: "T-05/write-host-pty", config: writeDot, setup: withHostPTY,
+		script: `echo x > "$(cat ptyname)" && echo WROTE`, worked: printed("WROTE")},
 	// Without a virtual console TIOCLINUX cannot paste anything here, but
 	// whether it reaches a driver at all can be seen: outside, stdin
 	// (/dev/null) answers ENOTTY; inside, seccomp answers EPERM first. With
@@ -954,7 +956,16 @@ func withHostPTY(t *testing.T, e *sandboxtest.Env) {
 		sandboxtest.Require(t, false, "cannot open /dev/ptmx: "+err.Error())
 	}
 	t.Cleanup(func() { f.Close() })
-	// unlockpt is not needed for the slave to show up in /dev/pts.
+	// Unlocked, so that the slave can be opened (it shows up in /dev/pts
+	// either way).
+	if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Write("ptyname", "/dev/pts/"+strconv.Itoa(n))
 }
 
 // TestAttacks runs every attack with a sandbox init fence clones itself

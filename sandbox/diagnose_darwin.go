@@ -14,10 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ConfinementKind is "" here: confinement by something outside fence
-// changes nothing on this platform (see the Linux one).
-func ConfinementKind() string { return "" }
-
 // Inside reports whether this process runs inside a fence sandbox. Every
 // fence profile denies reading [SeatbeltProbe], which exists and is
 // readable on every Mac outside a fence sandbox, so the answer comes from

@@ -84,10 +84,20 @@ func newWatcher(ws []watch, spec *Spec) (*watcher, error) {
 }
 
 // inotifyLimit adds what to do to err when it is a per-user inotify
-// limit: the user's other programs share it, and a sandboxed one may hold
-// every instance to keep fence from starting (ATTACKS.md C-11). fence
-// never starts without its watches.
+// limit (see [InotifyLimitHint]).
 func inotifyLimit(err error) error {
+	if hint := InotifyLimitHint(err); hint != "" {
+		return &hintedError{err: err, hint: hint}
+	}
+	return err
+}
+
+// InotifyLimitHint says what to do when err is a per-user inotify limit
+// reached (EMFILE: instances, ENOSPC: watches), "" for other errors. The
+// user's other programs share the limits, and a sandboxed one may hold
+// them all to keep fence from starting (ATTACKS.md C-11); fence never
+// starts without its watches.
+func InotifyLimitHint(err error) string {
 	var what, limit string
 	switch {
 	case errors.Is(err, unix.EMFILE):
@@ -95,12 +105,12 @@ func inotifyLimit(err error) error {
 	case errors.Is(err, unix.ENOSPC):
 		what, limit = "watch", "max_user_watches"
 	default:
-		return err
+		return ""
 	}
 	n, _ := os.ReadFile("/proc/sys/fs/inotify/" + limit)
-	return &hintedError{err: err, hint: fmt.Sprintf("this user's programs hold every inotify %s the kernel allows (fs.inotify.%s = %s); "+
+	return fmt.Sprintf("this user's programs hold every inotify %s the kernel allows (fs.inotify.%s = %s); "+
 		"see which with: find /proc/*/fd -lname 'anon_inode:inotify' 2>/dev/null | cut -d/ -f3 | sort | uniq -c; or raise the limit (sysctl)",
-		what, limit, strings.TrimSpace(string(n)))}
+		what, limit, strings.TrimSpace(string(n)))
 }
 
 // loop quarantines what the events name until stop sets a read deadline.

@@ -25,10 +25,6 @@ func (p *Process) Signal(sig os.Signal) error { return ErrUnsupported }
 // Offline reports whether nothing reached the network session.
 func (p *Process) Offline() bool { return false }
 
-// ConfinementKind is "" here: confinement by something outside fence
-// changes nothing on this platform (see the Linux one).
-func ConfinementKind() string { return "" }
-
 // Inside reports whether this process runs inside a fence sandbox.
 func Inside() bool { return false }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/fence-dev/fence/proxy"
+	"github.com/fence-dev/fence/sandbox"
 )
 
 // watchDirs maps the files and directories a session depends on to the
@@ -108,7 +109,12 @@ func (d *daemon) watchLocked(dir string, s *session) error {
 		// A config that cannot be watched could not be tightened live:
 		// the session does not start.
 		if err := d.watcher.Add(dir); err != nil {
-			return fmt.Errorf("watch %q for config changes: %w", dir, err)
+			err = fmt.Errorf("watch %q for config changes: %w", dir, err)
+			if hint := sandbox.InotifyLimitHint(err); hint != "" {
+				// The client prints the answer's text only.
+				err = fmt.Errorf("%w (%s)", err, hint)
+			}
+			return err
 		}
 		set = map[*session]struct{}{}
 		d.watched[dir] = set
