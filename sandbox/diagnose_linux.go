@@ -1,11 +1,13 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -44,6 +46,33 @@ func Diagnose() []Check {
 		ll.Detail = "not available"
 		ll.Fix = `needs Linux 5.13+ built with CONFIG_SECURITY_LANDLOCK and "landlock" in the lsm= boot parameter (check /sys/kernel/security/lsm); or accept the weaker mode with [sandbox] allowDegraded = ["landlock"] in ~/.config/fence/config.toml`
 	}
+	if ll.OK {
+		// The kernel has it; whether fence can add a domain here
+		// depends on what started it (ATTACKS.md K-10).
+		err := onThrowawayThread(func() error {
+			if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+				return err
+			}
+			fd, _, err := landlockRuleset(landlockPlan{})
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			// This thread only: applyLandlock would restrict them all.
+			if _, _, e := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(fd), 0, 0); e != 0 {
+				return fmt.Errorf("landlock_restrict_self: %w", e)
+			}
+			return nil
+		})
+		if err != nil {
+			ll.OK = false
+			ll.Detail += "; but fence cannot add its domain here: " + err.Error()
+			ll.Fix = `accept the weaker mode with [sandbox] allowDegraded = ["landlock"] in ~/.config/fence/config.toml`
+			if errors.Is(err, unix.E2BIG) {
+				ll.Fix = "whatever started fence already stacks the most Landlock domains the kernel allows (16): run fence from outside that sandbox; or " + ll.Fix
+			}
+		}
+	}
 	out = append(out, ll)
 	sc := Check{Name: "seccomp", Required: true}
 	if _, err := seccompBaseInstructions(); err != nil {
@@ -52,6 +81,14 @@ func Diagnose() []Check {
 	} else if r, _, e := unix.Syscall(unix.SYS_PRCTL, unix.PR_GET_SECCOMP, 0, 0); e != 0 {
 		sc.Detail = "not available: " + e.Error()
 		sc.Fix = `needs a kernel with CONFIG_SECCOMP_FILTER; or accept the weaker mode with [sandbox] allowDegraded = ["seccomp"]`
+	} else if err := onThrowawayThread(installBothSeccompParts); err != nil {
+		// Both of fence's parts, as the init would add them to what it
+		// inherits (ATTACKS.md K-10).
+		sc.Detail = "fence cannot add its filter here: " + err.Error()
+		sc.Fix = `accept the weaker mode with [sandbox] allowDegraded = ["seccomp"] in ~/.config/fence/config.toml`
+		if errors.Is(err, unix.ENOMEM) {
+			sc.Fix = "the seccomp filters this process already runs under (from whatever started it) use up the kernel's budget for filters: run fence from outside that sandbox; or " + sc.Fix
+		}
 	} else {
 		sc.OK = true
 		sc.Detail = "filter mode available"
@@ -85,6 +122,40 @@ func Diagnose() []Check {
 		out = append(out, Check{Name: "inside a fence sandbox", OK: false, Detail: "yes: this process is sandboxed; a nested sandbox cannot be created here"})
 	}
 	return out
+}
+
+// onThrowawayThread runs f on an OS thread of its own that exits after it:
+// what f restricts (Landlock, seccomp without TSYNC, no_new_privs: all per
+// thread) goes with it, and the rest of the process keeps running as it was.
+func onThrowawayThread(f func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: a goroutine that exits locked takes its
+		// thread with it.
+		done <- f()
+	}()
+	return <-done
+}
+
+// installBothSeccompParts installs fence's two seccomp parts on the calling
+// thread only, no_new_privs first.
+func installBothSeccompParts() error {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return err
+	}
+	base, err := seccompBaseInstructions()
+	if err != nil {
+		return err
+	}
+	late, err := seccompLateInstructions(seccompOptions{DenyMPTCP: true})
+	if err != nil {
+		return err
+	}
+	if err := installFilter(base, 0); err != nil {
+		return err
+	}
+	return installFilter(late, 0)
 }
 
 // checkUserns tries the real thing: a child in new user, mount, pid and

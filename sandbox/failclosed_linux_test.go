@@ -51,8 +51,7 @@ type degradeCase struct {
 	// when there is none (fence must then not suggest one).
 	layer  string
 	notice string // what fence must print when it runs degraded
-	// doctor is the check fence doctor must mark FAIL; "" where it does
-	// not try what fence does (a full Landlock stack or seccomp budget).
+	// doctor is the check fence doctor must mark FAIL.
 	doctor string
 }
 
@@ -84,6 +83,7 @@ func TestFailClosed(t *testing.T) {
 		controlWant: []string{"probe landlock: E2BIG"},
 		refused:     landlockRefused,
 		layer:       "landlock",
+		doctor:      "landlock",
 		notice:      "running without Landlock (landlock_restrict_self: argument list too long), as allowDegraded says",
 	}, {
 		name:        "seccomp-full",
@@ -92,6 +92,7 @@ func TestFailClosed(t *testing.T) {
 		controlWant: []string{"probe seccomp 1: ENOMEM"},
 		refused:     seccompRefused,
 		layer:       "seccomp",
+		doctor:      "seccomp",
 		notice:      "running without seccomp (seccomp(SECCOMP_SET_MODE_FILTER): cannot allocate memory), as allowDegraded says",
 	}, {
 		// Room for fence's base filter (installed as the init boots) but
@@ -100,6 +101,7 @@ func TestFailClosed(t *testing.T) {
 		name:    "seccomp-late",
 		refused: seccompRefused,
 		layer:   "seccomp",
+		doctor:  "seccomp",
 		notice:  "running without the seccomp filter's mount and MPTCP part (seccomp(SECCOMP_SET_MODE_FILTER): cannot allocate memory), as allowDegraded says",
 	}, {
 		name:        "no-userns",

@@ -89,13 +89,9 @@ type landlockResult struct {
 	Downgrade []string // features the kernel lacked, for -d and notices
 }
 
-// applyLandlock restricts every thread of the process: writes only beneath
-// plan.Writable, TCP binds only to plan.BindPorts when RestrictBind, and on
-// ABI >= 6 no signals or abstract unix connections out of the domain.
-// no_new_privs must be set already.
-// It returns the ruleset fd so that the rest of the process can be
-// restricted the same way later ([restrictAllThreads]); -1 on error.
-func applyLandlock(plan landlockPlan) (int, landlockResult, error) {
+// landlockRuleset makes the ruleset of plan, with what the kernel can
+// enforce of it; the caller restricts itself with it (applyLandlock).
+func landlockRuleset(plan landlockPlan) (int, landlockResult, error) {
 	res := landlockResult{ABI: landlockABI()}
 	if res.ABI < 1 {
 		return -1, res, fmt.Errorf("landlock is not available")
@@ -172,12 +168,27 @@ func applyLandlock(plan landlockPlan) (int, landlockResult, error) {
 			}
 		}
 	}
+	ok = true
+	return rfd, res, nil
+}
+
+// applyLandlock restricts every thread of the process: writes only beneath
+// plan.Writable, TCP binds only to plan.BindPorts when RestrictBind, and on
+// ABI >= 6 no signals or abstract unix connections out of the domain.
+// no_new_privs must be set already.
+// It returns the ruleset fd so that the rest of the process can be
+// restricted the same way later ([restrictAllThreads]); -1 on error.
+func applyLandlock(plan landlockPlan) (int, landlockResult, error) {
+	rfd, res, err := landlockRuleset(plan)
+	if err != nil {
+		return -1, res, err
+	}
 	// Every thread of the init joins the same domain as the command:
 	// Landlock's signal scoping only lets a domain signal itself and its
 	// descendants, and the init must keep forwarding signals.
 	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rfd), 0, 0); e != 0 {
+		unix.Close(rfd)
 		return -1, res, fmt.Errorf("landlock_restrict_self: %w", e)
 	}
-	ok = true
 	return rfd, res, nil
 }
