@@ -602,15 +602,7 @@ echo ../.cache/c > .git/commondir`,
 	{name: "F-26/host-devices", config: writeDot,
 		script: `for d in /dev/kmsg /dev/vda /dev/tty0 /dev/mem /dev/fuse; do test -e $d && echo FOUND $d; done`, worked: printed("FOUND")},
 	{name: "F-27/shared-tmp", config: writeDot,
-		setup: func(t *testing.T, e *sandboxtest.Env) {
-			f, err := os.CreateTemp("", "fence-host-tmp-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-			t.Cleanup(func() { os.Remove(f.Name()) })
-			e.Write("tmpname", f.Name())
-		},
+		setup:  func(t *testing.T, e *sandboxtest.Env) { withHostFile(t, e, os.TempDir(), "tmpname") },
 		script: `test -e "$(cat tmpname)" && echo HOST-TMP-VISIBLE`, worked: printed("HOST-TMP-VISIBLE")},
 	{name: "F-26/many-devices", config: writeDot,
 		script: `[ "$(ls /dev | wc -l)" -gt 20 ] && echo MANY-DEVICES`, worked: printed("MANY-DEVICES")},
@@ -868,13 +860,19 @@ func withHostShm(t *testing.T, e *sandboxtest.Env) {
 	}
 	t.Cleanup(func() { unix.SysvShmCtl(id, unix.IPC_RMID, nil) })
 	e.Write("shmid", strconv.Itoa(id))
-	f, err := os.CreateTemp("/dev/shm", "fence-test-")
+	withHostFile(t, e, "/dev/shm", "shmpath")
+}
+
+// withHostFile makes a file in the host's dir for the test's length and
+// writes its path to the project's file name.
+func withHostFile(t *testing.T, e *sandboxtest.Env, dir, name string) {
+	f, err := os.CreateTemp(dir, "fence-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
 	t.Cleanup(func() { os.Remove(f.Name()) })
-	e.Write("shmpath", f.Name())
+	e.Write(name, f.Name())
 }
 
 // withDeepRepo makes a repository with a hook six directories down.
