@@ -406,12 +406,14 @@ func (w *watcher) report(x watch, p, dst string, err error) {
 		if w.final {
 			w.failed = append(w.failed, p)
 		}
-		msg := fmt.Sprintf("%s (%s, protected) was created inside the sandbox and could not be quarantined: %v; inspect it before using it", p, x.Reason, err)
+		// The path (and the error, which may repeat it) can hold names
+		// the sandbox chose: escaped for the terminal (ATTACKS.md T-13).
+		msg := sanitizeLine(fmt.Sprintf("%s (%s, protected) was created inside the sandbox and could not be quarantined: %v; inspect it before using it", p, x.Reason, err))
 		if w.spec.Notices != nil {
 			fmt.Fprintf(w.spec.Notices, "fence: %s\n", msg)
 		}
 		if w.spec.Monitor != nil {
-			fmt.Fprintf(w.spec.Monitor, "[fence:fs] %s\n", sanitizeLine(msg))
+			fmt.Fprintf(w.spec.Monitor, "[fence:fs] %s\n", msg)
 		}
 		return
 	}

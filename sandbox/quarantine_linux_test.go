@@ -143,3 +143,19 @@ func TestCopyFileFifo(t *testing.T) {
 		t.Errorf("regular file copied as %q", b)
 	}
 }
+
+// A protected path that could not be quarantined is reported with what
+// the sandbox put in its name escaped, on stderr as in the monitor
+// (ATTACKS.md T-13): the name of a new .git/modules entry is the
+// sandbox's choice.
+func TestQuarantineFailureEscaped(t *testing.T) {
+	var notices, monitor strings.Builder
+	w := &watcher{spec: &Spec{Notices: &notices, Monitor: &monitor}}
+	p := "/p/.git/modules/\x1b]52;c;cHduZWQ=\a"
+	w.report(watch{Reason: "git configuration"}, p, "", fmt.Errorf("rename %s: %w", p, unix.ENAMETOOLONG))
+	for name, out := range map[string]string{"stderr": notices.String(), "monitor": monitor.String()} {
+		if strings.ContainsAny(out, "\x1b\a") || !strings.Contains(out, "could not be quarantined") {
+			t.Errorf("%s: %q, want the report with control characters escaped", name, out)
+		}
+	}
+}
