@@ -69,7 +69,7 @@ func Diagnose() []Check {
 			ll.Detail += "; but fence cannot add its domain here: " + err.Error()
 			ll.Fix = `accept the weaker mode with [sandbox] allowDegraded = ["landlock"] in ~/.config/fence/config.toml`
 			if errors.Is(err, unix.E2BIG) {
-				ll.Fix = "whatever started fence already stacks the most Landlock domains the kernel allows (16): run fence from outside that sandbox; or " + ll.Fix
+				ll.Fix = landlockStackFull + "; or " + ll.Fix
 			}
 		}
 	}
@@ -87,7 +87,7 @@ func Diagnose() []Check {
 		sc.Detail = "fence cannot add its filter here: " + err.Error()
 		sc.Fix = `accept the weaker mode with [sandbox] allowDegraded = ["seccomp"] in ~/.config/fence/config.toml`
 		if errors.Is(err, unix.ENOMEM) {
-			sc.Fix = "the seccomp filters this process already runs under (from whatever started it) use up the kernel's budget for filters: run fence from outside that sandbox; or " + sc.Fix
+			sc.Fix = seccompBudgetUsed + "; or " + sc.Fix
 		}
 	} else {
 		sc.OK = true
@@ -139,20 +139,17 @@ func onThrowawayThread(f func() error) error {
 }
 
 // installBothSeccompParts installs fence's two seccomp parts on the calling
-// thread only, no_new_privs first.
+// thread only, no_new_privs first: the late part without the TSYNC of
+// installSeccompLate, which would put it on every thread.
 func installBothSeccompParts() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return err
 	}
-	base, err := seccompBaseInstructions()
-	if err != nil {
+	if err := installSeccompBase(); err != nil {
 		return err
 	}
 	late, err := seccompLateInstructions(seccompOptions{DenyMPTCP: true})
 	if err != nil {
-		return err
-	}
-	if err := installFilter(base, 0); err != nil {
 		return err
 	}
 	return installFilter(late, 0)

@@ -289,7 +289,7 @@ func (st *initState) lockdown() error {
 	case err != nil:
 		hint := `Landlock needs Linux 5.13+ with "landlock" in the lsm= boot parameter (see 'fence doctor')`
 		if errors.Is(err, unix.E2BIG) {
-			hint = "whatever started fence already stacks the most Landlock domains the kernel allows (16): run fence from outside that sandbox"
+			hint = landlockStackFull
 		}
 		return failf(hint+`; or accept the weaker mode with [sandbox] allowDegraded = ["landlock"] in your user config`,
 			"install Landlock: %w", err)
@@ -308,7 +308,7 @@ func (st *initState) lockdown() error {
 		if !st.degraded("seccomp") {
 			hint := "seccomp needs a kernel with CONFIG_SECCOMP_FILTER (see 'fence doctor')"
 			if errors.Is(err, unix.ENOMEM) {
-				hint = "the seccomp filters fence already runs under (from whatever started it) use up the kernel's budget for filters: run fence from outside that sandbox"
+				hint = seccompBudgetUsed
 			}
 			return failf(hint+`; or accept the weaker mode with [sandbox] allowDegraded = ["seccomp"] in your user config`,
 				"install the seccomp filter: %w", err)

@@ -89,6 +89,10 @@ type landlockResult struct {
 	Downgrade []string // features the kernel lacked, for -d and notices
 }
 
+// landlockStackFull is why landlock_restrict_self fails with E2BIG where
+// the kernel has Landlock (the init's refusal and fence doctor say it).
+const landlockStackFull = "whatever started fence already stacks the most Landlock domains the kernel allows (16): run fence from outside that sandbox"
+
 // landlockRuleset makes the ruleset of plan, with what the kernel can
 // enforce of it; the caller restricts itself with it (applyLandlock).
 func landlockRuleset(plan landlockPlan) (int, landlockResult, error) {

@@ -25,11 +25,7 @@ func TestBindByPath(t *testing.T) {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBindByPath$", "-test.v")
 	cmd.Env = append(os.Environ(), "FENCE_TEST_BIND_HELPER=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
-	}
+	cmd.SysProcAttr = userMountNS()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		var ee *exec.ExitError
@@ -39,6 +35,16 @@ func TestBindByPath(t *testing.T) {
 		t.Fatalf("helper: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// userMountNS starts a child in a user namespace of its own, as root
+// there (the caller's uid and gid mapped), and a mount namespace.
+func userMountNS() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+	}
 }
 
 func bindHelper(t *testing.T) {

@@ -215,6 +215,10 @@ func installSeccompLate(opts seccompOptions) error {
 	return installFilter(p, unix.SECCOMP_FILTER_FLAG_TSYNC)
 }
 
+// seccompBudgetUsed is why a filter fails with ENOMEM where the kernel has
+// seccomp (the init's refusal and fence doctor say it).
+const seccompBudgetUsed = "the seccomp filters fence already runs under (from whatever started it) use up the kernel's budget for filters: run fence from outside that sandbox"
+
 func installFilter(p []bpf.Instruction, flags uintptr) error {
 	raw, err := bpf.Assemble(p)
 	if err != nil {

@@ -134,11 +134,7 @@ func TestWarmPoolMountsVerified(t *testing.T) {
 
 	// The stand-in host mounts a tmpfs when told to.
 	stand := exec.Command("sh", "-c", "read x; mount -t tmpfs none /mnt && echo mounted; sleep 30")
-	stand.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
-	}
+	stand.SysProcAttr = userMountNS()
 	tell, err := stand.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -652,11 +652,12 @@ func (res *Resolved) fill(set *policySet, files []string) {
 	p.EnvPass = append([]string(nil), set.EnvPass...)
 	p.AllowDegraded = append([]string(nil), set.AllowDegraded...)
 	p.ConfigFiles = uniqStrings(files)
-	p.StateDirs = []string{ConfigDir(), DataDir(), StateDir(), RuntimeDir()}
-	if rt := runtimeDir(""); rt != p.StateDirs[3] {
+	kind := sandbox.ConfinementKind()
+	p.StateDirs = []string{ConfigDir(), DataDir(), StateDir(), runtimeDir(kind)}
+	if kind != "" {
 		// A confined fence's own directory is another: the user's daemon
 		// is hidden as well.
-		p.StateDirs = append(p.StateDirs, rt)
+		p.StateDirs = append(p.StateDirs, runtimeDir(""))
 	}
 	for _, d := range set.AllowDomains {
 		if pat, err := proxy.ParsePattern(d); err == nil {
