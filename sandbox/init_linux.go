@@ -210,8 +210,11 @@ type initState struct {
 	seccompBase error
 	tty         *os.File // PTY slave for a TTY session
 	sigs        chan os.Signal
-	debug       []string
-	notices     []string
+	// killAll asks the main thread to kill every other process in the
+	// sandbox (killOthers), and is answered when it did.
+	killAll chan chan struct{}
+	debug   []string
+	notices []string
 }
 
 func (st *initState) debugf(format string, args ...any) {
@@ -227,7 +230,7 @@ func setup(cfg *initConfig, early bootState) (*initState, error) {
 	if !early.done {
 		early.boot()
 	}
-	st := &initState{cfg: cfg, sigs: early.sigs, seccompBase: early.seccomp}
+	st := &initState{cfg: cfg, sigs: early.sigs, seccompBase: early.seccomp, killAll: make(chan chan struct{})}
 	if err := early.err; err != nil {
 		return nil, failf("build fence with CGO_ENABLED=0 (the release builds are)", "%v", err)
 	}
@@ -393,7 +396,7 @@ func (st *initState) run() int {
 		stamps = append(stamps, stamp{"command-started", monoNow()})
 	}
 	if pid == 0 {
-		sendMsg(initFD, &message{Kind: "exit", Status: status, Alone: reapAll()})
+		sendMsg(initFD, &message{Kind: "exit", Status: status, Alone: reapAll(killOthers)})
 		return status
 	}
 	// The other threads lose their capabilities while the command starts
@@ -405,27 +408,38 @@ func (st *initState) run() int {
 	// followed, and the goroutines that wait start after.
 	if err := dropProcessPrivileges(); err != nil {
 		fmt.Fprintf(os.Stderr, "fence: sandbox init: drop the other threads' privileges: %v\n", err)
-		sendMsg(initFD, &message{Kind: "exit", Status: 125, Alone: reapAll()})
+		sendMsg(initFD, &message{Kind: "exit", Status: 125, Alone: reapAll(killOthers)})
 		os.Exit(125)
 	}
 	go st.clientLoop()
 	go st.reap(pid, stamps)
 
-	for sig := range sigs {
-		s := sig.(syscall.Signal)
-		switch s {
-		case syscall.SIGURG, syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN:
-			// Go's runtime preemption and terminal noise: not for the command.
-		case syscall.SIGINT, syscall.SIGQUIT:
-			// What a terminal would do: the whole foreground job.
-			if unix.Kill(-pid, s) != nil {
-				unix.Kill(pid, s)
-			}
-		default:
-			unix.Kill(pid, s)
+	// Every signal to the command's processes goes from this thread, the
+	// one that forked the command (killOthers says why).
+	for {
+		select {
+		case sig := <-sigs:
+			forwardSignal(pid, sig.(syscall.Signal))
+		case done := <-st.killAll:
+			killOthers()
+			close(done)
 		}
 	}
-	return 125
+}
+
+// forwardSignal passes a signal the init got on to the command.
+func forwardSignal(pid int, s syscall.Signal) {
+	switch s {
+	case syscall.SIGURG, syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN:
+		// Go's runtime preemption and terminal noise: not for the command.
+	case syscall.SIGINT, syscall.SIGQUIT:
+		// What a terminal would do: the whole foreground job.
+		if unix.Kill(-pid, s) != nil {
+			unix.Kill(pid, s)
+		}
+	default:
+		unix.Kill(pid, s)
+	}
 }
 
 // reap collects every process that ends in the sandbox, the command's
@@ -451,7 +465,7 @@ func (st *initState) reap(pid int, stamps []stamp) {
 		default:
 			code = ws.ExitStatus()
 		}
-		alone := reapAll()
+		alone := reapAll(st.killFromMainThread)
 		// What the command's processes wrote to relayed connections just
 		// before they died still goes out.
 		offline := quiesceRelays(time.Second)
@@ -501,11 +515,11 @@ func notifySignals() chan os.Signal {
 // sandbox can change a file any more, and the client may audit and return
 // without waiting for the init's own exit (the namespaces' teardown). Every
 // process left is the init's child or becomes one when its parent dies, so
-// ECHILD means none is left; the kill is repeated until then, for
+// ECHILD means none is left; kill is called again until then, for
 // anything forked meanwhile. It reports whether it got there.
-func reapAll() bool {
+func reapAll(kill func()) bool {
 	for {
-		unix.Kill(-1, unix.SIGKILL)
+		kill()
 		var ws unix.WaitStatus
 		_, err := unix.Wait4(-1, &ws, 0, nil)
 		switch err {
@@ -516,6 +530,25 @@ func reapAll() bool {
 			return false
 		}
 	}
+}
+
+// killOthers sends SIGKILL to every process in the sandbox but the init.
+// Only the main thread can: Landlock gives each thread of the init a
+// domain of its own (landlock_restrict_self acts on the calling thread,
+// and the init calls it on every thread), and with signal scoping a
+// domain may signal only itself and its descendants. The command was
+// forked from the main thread, so its processes are in that thread's
+// domain; from any other thread kill(-1) fails for each of them with
+// EPERM, which kill(-1) does not even report, and they would run on,
+// holding the session open, until they ended by themselves.
+func killOthers() { unix.Kill(-1, unix.SIGKILL) }
+
+// killFromMainThread has the main thread run killOthers (see there), and
+// waits until it did.
+func (st *initState) killFromMainThread() {
+	done := make(chan struct{})
+	st.killAll <- done
+	<-done
 }
 
 // startCommand starts the command; when it cannot be started it returns
@@ -655,7 +688,9 @@ func (st *initState) clientLoop() {
 					os.Exit(sentCode)
 				}
 				// The client is gone: nobody can collect the status.
-				unix.Kill(-1, unix.SIGKILL)
+				// The init's exit makes the kernel kill everything in
+				// its pid namespace (from this thread, kill(-1) could
+				// not: killOthers).
 				os.Exit(125)
 			}
 			continue

@@ -1,10 +1,13 @@
 package sandbox_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fence-dev/fence/sandbox"
 	"github.com/fence-dev/fence/sandbox/sandboxtest"
@@ -144,6 +147,51 @@ func TestAcceptanceWrites(t *testing.T) {
 		}
 		if !strings.Contains(r.Stderr, e.Path(f)) {
 			t.Errorf("no notice about %s:\n%s", f, r.Stderr)
+		}
+	}
+}
+
+// TestBackgroundEndsWithCommand: what the command leaves running ends
+// with it, and fence returns at once (a build that starts a Gradle or
+// compiler daemon must not keep `fence -- make` waiting for hours, nor a
+// background job the fenced shell one leaves). The init kills what is left
+// with kill(-1) from pid 1; from a thread other than the one that forked
+// the command, Landlock's signal scoping made every kill fail, and fence
+// waited for each process to end by itself.
+func TestBackgroundEndsWithCommand(t *testing.T) {
+	for _, mode := range []string{"cold", "warm"} {
+		for i, c := range []struct{ name, script string }{
+			{"background job", "sleep %s &"},
+			{"own session", "(setsid sleep %s &)"},
+			{"deaf to signals", "(trap '' HUP INT TERM; sleep %s) &"},
+		} {
+			t.Run(mode+"/"+c.name, func(t *testing.T) {
+				e := sandboxtest.New(t, writeDot)
+				e.Init = mode
+				// A duration no other test or run uses: it names the process.
+				d := fmt.Sprintf("%d.%d%d", 20+i, os.Getpid()%1000, i)
+				script := "exec </dev/null >/dev/null 2>&1\n" + fmt.Sprintf(c.script, d) + "\nexit 3"
+				left := func() bool {
+					return exec.Command("pgrep", "-u", strconv.Itoa(os.Getuid()), "-xf", "sleep "+d).Run() == nil
+				}
+				if r := e.Direct(script); r.Code != 3 || !left() {
+					t.Fatalf("control: without the sandbox the process was not left running (status %d)\n%s", r.Code, r.Out())
+				}
+				exec.Command("pkill", "-KILL", "-u", strconv.Itoa(os.Getuid()), "-xf", "sleep "+d).Run()
+				start := time.Now()
+				r := e.Sh(script)
+				took := time.Since(start)
+				if r.Code != 3 {
+					t.Errorf("status %d, want 3\n%s", r.Code, r.Out())
+				}
+				if took > 8*time.Second {
+					t.Errorf("fence returned after %v: it waited for what the command left running", took.Round(time.Millisecond))
+				}
+				if left() {
+					exec.Command("pkill", "-KILL", "-u", strconv.Itoa(os.Getuid()), "-xf", "sleep "+d).Run()
+					t.Errorf("%q still runs after fence returned", "sleep "+d)
+				}
+			})
 		}
 	}
 }
