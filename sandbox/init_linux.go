@@ -210,9 +210,9 @@ type initState struct {
 	seccompBase error
 	tty         *os.File // PTY slave for a TTY session
 	sigs        chan os.Signal
-	// killAll asks the main thread to kill every other process in the
-	// sandbox (killOthers), and is answered when it did.
-	killAll chan chan struct{}
+	// onMain takes functions to run on the main thread, the one that
+	// forked the command (killOthers says why).
+	onMain  chan func()
 	debug   []string
 	notices []string
 }
@@ -230,7 +230,7 @@ func setup(cfg *initConfig, early bootState) (*initState, error) {
 	if !early.done {
 		early.boot()
 	}
-	st := &initState{cfg: cfg, sigs: early.sigs, seccompBase: early.seccomp, killAll: make(chan chan struct{})}
+	st := &initState{cfg: cfg, sigs: early.sigs, seccompBase: early.seccomp, onMain: make(chan func())}
 	if err := early.err; err != nil {
 		return nil, failf("build fence with CGO_ENABLED=0 (the release builds are)", "%v", err)
 	}
@@ -414,15 +414,15 @@ func (st *initState) run() int {
 	go st.clientLoop()
 	go st.reap(pid, stamps)
 
-	// Every signal to the command's processes goes from this thread, the
-	// one that forked the command (killOthers says why).
+	// Every signal to the command's processes, and every look at them
+	// through /proc, goes from this thread, the one that forked the
+	// command (killOthers says why).
 	for {
 		select {
 		case sig := <-sigs:
 			forwardSignal(pid, sig.(syscall.Signal))
-		case done := <-st.killAll:
-			killOthers()
-			close(done)
+		case f := <-st.onMain:
+			f()
 		}
 	}
 }
@@ -443,23 +443,36 @@ func forwardSignal(pid int, s syscall.Signal) {
 }
 
 // reap collects every process that ends in the sandbox, the command's
-// orphans included, until the command itself ends; then it ends the rest,
+// orphans included, until the command itself ends (or, with StopToLeave,
+// stops); then it ends the rest,
 // reports the command's status to the client and exits the init. It waits
 // in wait4 instead of following SIGCHLD through os/signal: a child's exit
 // reaches it with nothing in between, no signal delivery and no other
 // goroutine to wake.
 func (st *initState) reap(pid int, stamps []stamp) {
+	options := 0
+	if st.cfg.StopToLeave {
+		options = unix.WUNTRACED
+	}
 	for {
 		var ws unix.WaitStatus
-		wpid, err := unix.Wait4(-1, &ws, 0, nil)
+		wpid, err := unix.Wait4(-1, &ws, options, nil)
 		if err == unix.EINTR || (err == nil && wpid != pid) {
 			continue
 		}
 		code := 125
+		leftFor := ""
 		switch {
 		case err != nil:
 			// ECHILD: the command is gone and was never collected.
 			fmt.Fprintf(os.Stderr, "fence: sandbox init: wait for the command: %v\n", err)
+		case ws.Stopped():
+			// A fenced shell asks to leave for its working directory.
+			// The kernel says which: a file or a message could have been
+			// written by anything in the sandbox (ATTACKS.md H-04).
+			// Whoever stopped it, the sandbox ends here.
+			leftFor = st.workingDir(pid)
+			code = 128 + int(ws.StopSignal())
 		case ws.Signaled():
 			code = 128 + int(ws.Signal())
 		default:
@@ -487,7 +500,7 @@ func (st *initState) reap(pid int, stamps []stamp) {
 			sentCode = code
 			statusSent.Store(true)
 		}
-		sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Offline: offline, Stamps: stamps})
+		sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Offline: offline, LeftFor: leftFor, Stamps: stamps})
 		if alone {
 			select {}
 		}
@@ -543,12 +556,24 @@ func reapAll(kill func()) bool {
 // holding the session open, until they ended by themselves.
 func killOthers() { unix.Kill(-1, unix.SIGKILL) }
 
-// killFromMainThread has the main thread run killOthers (see there), and
-// waits until it did.
-func (st *initState) killFromMainThread() {
+// onMainThread runs f on the main thread (see killOthers), and returns
+// when it did.
+func (st *initState) onMainThread(f func()) {
 	done := make(chan struct{})
-	st.killAll <- done
+	st.onMain <- func() { f(); close(done) }
 	<-done
+}
+
+// killFromMainThread is killOthers, run where it works.
+func (st *initState) killFromMainThread() { st.onMainThread(killOthers) }
+
+// workingDir reads the command's working directory from the kernel. From
+// another thread than the main one, Landlock's ptrace scoping (the same
+// domains as killOthers) denies the look.
+func (st *initState) workingDir(pid int) string {
+	var dir string
+	st.onMainThread(func() { dir, _ = os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd") })
+	return dir
 }
 
 // startCommand starts the command; when it cannot be started it returns

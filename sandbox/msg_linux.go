@@ -35,6 +35,9 @@ type message struct {
 	Status  int
 	Alone   bool
 	Offline bool
+	// LeftFor is the working directory of a command that stopped itself
+	// to leave (initConfig.StopToLeave), read by the init.
+	LeftFor string
 	// "local" (init → client): a connection to relay to the host's
 	// 127.0.0.1:Port; "publish" (client → init): a host connection to
 	// relay to the sandbox's 127.0.0.1:Port.

@@ -35,6 +35,13 @@ type Spec struct {
 	// instead of the PTY (the caller's stderr is a file or a pipe, and
 	// stays one). Linux only; elsewhere stderr is the PTY.
 	PassStderr bool
+	// StopToLeave says that the command is an interactive shell that stops
+	// itself (SIGSTOP, from fence's prompt hook) to ask to leave the
+	// sandbox for its working directory: the sandbox then ends, and
+	// [Process.LeftFor] gives that directory as the kernel has it, which
+	// nothing else in the sandbox can choose (ATTACKS.md H-04). Linux only;
+	// elsewhere the shell writes the directory to a file and exits.
+	StopToLeave bool
 
 	// Relay is the proxy daemon's directory for this session, holding
 	// http.sock and socks.sock. The sandbox init relays 127.0.0.1:3128 and

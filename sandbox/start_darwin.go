@@ -374,6 +374,12 @@ func (p *Process) Wait() (int, error) {
 // session is not known.
 func (p *Process) Offline() bool { return false }
 
+// CanStopToLeave says whether Spec.StopToLeave works on this system.
+const CanStopToLeave = false
+
+// LeftFor is always "": Spec.StopToLeave is Linux only.
+func (p *Process) LeftFor() string { return "" }
+
 // Signal sends sig to the command's process group (the command runs in a
 // session of its own, so a terminal's Ctrl-C reaches only fence).
 func (p *Process) Signal(sig os.Signal) error {

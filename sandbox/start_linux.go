@@ -32,6 +32,7 @@ type Process struct {
 	status    int
 	gotStatus bool
 	alone     bool // the status came with nothing else left in the sandbox
+	leftFor   string
 	offline   bool // and no connection was ever made in it
 	closers   []io.Closer
 
@@ -296,6 +297,7 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 	}
 	cfg.TTY = spec.TTY
 	cfg.PassStderr = spec.TTY && spec.PassStderr
+	cfg.StopToLeave = spec.StopToLeave
 	cfg.Rows, cfg.Cols = spec.Rows, spec.Cols
 	cfg.Relay = spec.Relay
 	if spec.Relay != "" {
@@ -446,7 +448,7 @@ func (p *Process) readLoop(ready chan<- error) {
 			p.timeline.add(m.Stamps...)
 			p.timeline.mark("exit-received")
 			p.mu.Lock()
-			p.status, p.gotStatus, p.alone, p.offline = m.Status, true, m.Alone, m.Offline
+			p.status, p.gotStatus, p.alone, p.offline, p.leftFor = m.Status, true, m.Alone, m.Offline, m.LeftFor
 			p.mu.Unlock()
 			if m.Alone {
 				// The sandbox is over; the init's own exit may take a
@@ -628,6 +630,20 @@ func (p *Process) Offline() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.gotStatus && p.alone && p.offline
+}
+
+// CanStopToLeave says whether Spec.StopToLeave works on this system.
+const CanStopToLeave = true
+
+// LeftFor is, once Wait returned, the working directory of a command that
+// stopped itself to leave the sandbox (Spec.StopToLeave), as the kernel
+// had it, or "". It names a directory inside the sandbox, which is the
+// same path outside except in what the sandbox has of its own (/tmp, /dev,
+// /proc): the caller checks it.
+func (p *Process) LeftFor() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leftFor
 }
 
 // Signal sends sig to the command (through the init, which forwards it).

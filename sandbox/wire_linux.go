@@ -145,6 +145,7 @@ func (m *message) encode(w *wireWriter) {
 	w.int(int64(m.Status))
 	w.bool(m.Alone)
 	w.bool(m.Offline)
+	w.string(m.LeftFor)
 	w.int(int64(m.Port))
 	writeSlice(w, m.Stamps, func(st stamp) {
 		w.string(st.Name)
@@ -166,6 +167,7 @@ func (m *message) decode(r *wireReader) {
 	m.Status = int(r.int())
 	m.Alone = r.bool()
 	m.Offline = r.bool()
+	m.LeftFor = r.string()
 	m.Port = int(r.int())
 	m.Stamps = readSlice(r, func() stamp { return stamp{Name: r.string(), At: r.int()} })
 }
@@ -178,6 +180,7 @@ func (c *initConfig) encode(w *wireWriter) {
 	w.uint(uint64(c.Rows))
 	w.uint(uint64(c.Cols))
 	w.bool(c.PassStderr)
+	w.bool(c.StopToLeave)
 	w.string(c.Relay)
 	w.ints(c.LocalOutbound)
 	w.ints(c.Publish)
@@ -205,6 +208,7 @@ func (c *initConfig) decode(r *wireReader) {
 	c.Rows = r.uint16()
 	c.Cols = r.uint16()
 	c.PassStderr = r.bool()
+	c.StopToLeave = r.bool()
 	c.Relay = r.string()
 	c.LocalOutbound = r.ints()
 	c.Publish = r.ints()

@@ -17,7 +17,8 @@ import (
 // inside the sandbox exiting with one of them changes nothing.
 const (
 	// ExitLeave: the shell changed to a directory outside the project and
-	// wrote it to the handoff file.
+	// wrote it to the handoff file (where it cannot stop itself instead:
+	// Session.Handoff).
 	ExitLeave = 197
 	// ExitReload: the user ran `fence reload`.
 	ExitReload = 198
@@ -136,7 +137,10 @@ type Session struct {
 	// sandbox must be able to read it.
 	Dir string
 	// Handoff is the file the inner shell writes the directory to leave to
-	// into; the sandbox must be able to write it. Notice is a file the
+	// into before it exits with ExitLeave; the sandbox must be able to
+	// write it. Empty, the shell stops itself (SIGSTOP) instead, and the
+	// sandbox reads its directory from the kernel (sandbox.Spec.StopToLeave,
+	// Linux). Notice is a file the
 	// client writes policy notices into ("GENERATION TEXT"); the inner
 	// shell prints each new one at its next prompt.
 	Handoff, Notice string

@@ -24,7 +24,14 @@ _fence_inner() {
 	local _fence_st=$? _fence_l
 	if [[ $PWD != "$_fence_pwd" ]]; then
 		if [[ $PWD != "$_fence_root" && $PWD != "$_fence_root"/* && $PWD != "$_fence_lroot" && $PWD != "$_fence_lroot"/* ]]; then
-			printf '%s\n' "$PWD" >"$_fence_handoff" && builtin exit @EXITLEAVE@
+			if [[ -z $_fence_handoff ]]; then
+				# Linux: fence reads this shell's directory from the
+				# kernel once it stopped; nothing else inside can choose it.
+				history -a
+				builtin kill -STOP $$
+			else
+				printf '%s\n' "$PWD" >"$_fence_handoff" && builtin exit @EXITLEAVE@
+			fi
 		fi
 		_fence_pwd=$PWD
 	fi

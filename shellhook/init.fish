@@ -20,10 +20,18 @@ function _fence_inner --on-event fish_prompt
             case "$_fence_root" "$_fence_root"/\* "$_fence_lroot" "$_fence_lroot"/\*
                 set -g _fence_pwd $PWD
             case '*'
-                # exit in an event handler loses its status: exec instead.
-                printf '%s\n' $PWD >$_fence_handoff
-                and history save
-                and exec /bin/sh -c 'exit @EXITLEAVE@'
+                history save
+                if test -z "$_fence_handoff"
+                    # Linux: fence reads this shell's directory from the
+                    # kernel once it stopped; nothing else inside can
+                    # choose it.
+                    command kill -STOP $fish_pid
+                else
+                    # exit in an event handler loses its status: exec
+                    # instead.
+                    printf '%s\n' $PWD >$_fence_handoff
+                    and exec /bin/sh -c 'exit @EXITLEAVE@'
+                end
         end
     end
     if test -s $_fence_notice

@@ -25,7 +25,14 @@ _fence_inner() {
 	local _fence_st=$? _fence_l
 	if [[ $PWD != "$_fence_pwd" ]]; then
 		if [[ $PWD != "$_fence_root" && $PWD != "$_fence_root"/* && $PWD != "$_fence_lroot" && $PWD != "$_fence_lroot"/* ]]; then
-			print -r -- "$PWD" >"$_fence_handoff" && builtin exit @EXITLEAVE@
+			if [[ -z $_fence_handoff ]]; then
+				# Linux: fence reads this shell's directory from the
+				# kernel once it stopped; nothing else inside can choose it.
+				fc -AI
+				builtin kill -STOP $$
+			else
+				print -r -- "$PWD" >"$_fence_handoff" && builtin exit @EXITLEAVE@
+			fi
 		fi
 		_fence_pwd=$PWD
 	fi

@@ -136,6 +136,46 @@ func newEnv(t *testing.T, shell string) *env {
 	return e
 }
 
+// historyHas says whether the project's history, kept by fence for the
+// fenced shell, has a line containing s.
+func (e *env) historyHas(s string) bool {
+	hist, _ := filepath.Glob(e.path(".local/state/fence-shell/history/proj-*/*"))
+	if e.shell == "fish" {
+		hist, _ = filepath.Glob(e.path(".local/state/fence-shell/history/proj-*/fish/fish_history"))
+	}
+	for _, h := range hist {
+		if b, err := os.ReadFile(h); err == nil && strings.Contains(string(b), s) {
+			return true
+		}
+	}
+	e.t.Logf("%q is in none of the history files %q", s, hist)
+	return false
+}
+
+// forgeHandoff is what a program run in the fenced shell could leave
+// behind to choose where the outer shell goes when the user leaves: it
+// waits for the inner shell to write a handoff file, then writes its own
+// directory (argv[1]) over it. Where the shell leaves by stopping itself
+// there is no such file, and it just waits to be killed.
+const forgeHandoff = `import ctypes, glob, os, sys, time
+decoy = (sys.argv[1] + "\n").encode()
+files = glob.glob(os.path.expanduser("~/.local/state/fence-shell/sessions/*/handoff"))
+if not files:
+    print("forger: no handoff file", flush=True)
+    time.sleep(600)
+    sys.exit()
+libc = ctypes.CDLL(None)
+fd = libc.inotify_init()
+for f in files:
+    libc.inotify_add_watch(fd, f.encode(), 0x8)  # IN_CLOSE_WRITE
+outs = [os.open(f, os.O_WRONLY) for f in files]
+print("forger: armed", flush=True)
+while True:
+    os.read(fd, 4096)
+    for o in outs:
+        os.pwrite(o, decoy, 0)
+`
+
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func (e *env) write(rel, content string) {
@@ -346,14 +386,25 @@ func testShell(t *testing.T, shell string) {
 	e.line("rm inside.txt")
 	e.fence("deny", e.path("proj"))
 
-	// Leave by cd: the outer shell ends up in the parent directory.
+	// Leave by cd: the outer shell ends up in the parent directory, and
+	// nothing else in the sandbox can send it elsewhere (ATTACKS.md H-04):
+	// a process left running inside overwrites any handoff file the
+	// moment the shell writes it, with a directory that exists outside.
+	// What was typed in the session is in its history afterwards.
+	e.write("forge.py", forgeHandoff)
+	e.line("python3 " + e.path("forge.py") + " " + e.path("plain") + " </dev/null 2>&1 &")
+	e.waitText("forger: ")
+	e.line("echo history-before-leave")
 	e.line("cd ..")
 	e.waitPrompt(false)
 	if got := prompt(); got != "none" {
 		t.Fatalf("after cd ..: still inside (%q)", got)
 	}
 	if got := pwd(); got != e.home {
-		t.Fatalf("after cd ..: outer PWD %q, want %q", got, e.home)
+		t.Fatalf("after cd ..: outer PWD %q, want %q (ATTACKS.md H-04)", got, e.home)
+	}
+	if !e.historyHas("history-before-leave") {
+		t.Errorf("leaving by cd lost the session's history")
 	}
 
 	// Trusted: project writes allowed, outside writes denied.
@@ -449,18 +500,8 @@ func testShell(t *testing.T, shell string) {
 
 	// History is per project, in the shell state directory, and survives
 	// the session.
-	hist, _ := filepath.Glob(e.path(".local/state/fence-shell/history/proj-*/*"))
-	if shell == "fish" {
-		hist, _ = filepath.Glob(e.path(".local/state/fence-shell/history/proj-*/fish/fish_history"))
-	}
-	found := false
-	for _, h := range hist {
-		if b, err := os.ReadFile(h); err == nil && strings.Contains(string(b), "sleep 60") {
-			found = true
-		}
-	}
-	if !found {
-		t.Errorf("per-project history not saved (files %q)", hist)
+	if !e.historyHas("sleep 60") {
+		t.Errorf("per-project history not saved")
 	}
 	if _, err := os.Stat(e.path(".bash_history")); err == nil && shell == "bash" {
 		if b, _ := os.ReadFile(e.path(".bash_history")); strings.Contains(string(b), "sleep 60") {

@@ -280,7 +280,11 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	if r, err := filepath.EvalSymlinks(root); err == nil {
 		realRoot = r
 	}
-	files, err := newShellFiles(root)
+	// Where it can, the inner shell leaves by stopping itself, and the
+	// sandbox reads its directory from the kernel; otherwise it writes it
+	// to a handoff file, which anything in the sandbox can write too.
+	stopToLeave := sandbox.CanStopToLeave
+	files, err := newShellFiles(root, !stopToLeave)
 	if err != nil {
 		return nil, fmt.Errorf("shell: session files: %w", err)
 	}
@@ -313,7 +317,11 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	}
 	rows, cols := tm.Size()
 	spec := sessionSpec(stdio, res, sess, f.ports, dir, f.debug, f.monitor)
-	spec.Policy.AllowWrite = append(spec.Policy.AllowWrite, files.handoff, files.history)
+	spec.Policy.AllowWrite = append(spec.Policy.AllowWrite, files.history)
+	if files.handoff != "" {
+		spec.Policy.AllowWrite = append(spec.Policy.AllowWrite, files.handoff)
+	}
+	spec.StopToLeave = stopToLeave
 	spec.Args = launch.Args
 	spec.Env = append(append(spec.Env, launch.Env...), "FENCE_PROMPT="+prompt)
 	spec.TTY, spec.Rows, spec.Cols = true, rows, cols
@@ -336,12 +344,23 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	if s := blockedSummary(stats.Blocked); s != "" {
 		fmt.Fprintf(stdio.Err, "fence: %s\n", s)
 	}
+	if stopToLeave && code == 128+int(syscall.SIGSTOP) {
+		// The shell stopped itself to leave (or something inside stopped
+		// it, which ends the session all the same).
+		if to, ok := acceptLeave(p.LeftFor(), realRoot, root); ok {
+			return &shellResult{leaveTo: to}, nil
+		}
+		return &shellResult{}, nil
+	}
 	switch code {
 	case shellhook.ExitReload:
 		return &shellResult{reload: true}, nil
 	case shellhook.ExitAllow:
 		return &shellResult{allow: true}, nil
 	case shellhook.ExitLeave:
+		if files.handoff == "" {
+			break
+		}
 		if to, ok := readHandoff(files.handoff, realRoot, root); ok {
 			return &shellResult{leaveTo: to}, nil
 		}
@@ -385,10 +404,8 @@ func blockedSummary(m map[string]int) string {
 	return fmt.Sprintf("blocked %d terminal escape sequence(s) from the sandbox: %s", total, strings.Join(parts, ", "))
 }
 
-// readHandoff returns the directory the inner shell handed back, if it is
-// acceptable: an absolute, clean path without control characters, naming an
-// existing directory on the host, outside the project. Nothing else ever
-// flows back out of the sandbox (ATTACKS.md H-04).
+// readHandoff returns the directory the inner shell wrote to the handoff
+// file, if acceptLeave accepts it.
 func readHandoff(file, root, logicalRoot string) (string, bool) {
 	fh, err := os.Open(file)
 	if err != nil {
@@ -399,23 +416,30 @@ func readHandoff(file, root, logicalRoot string) (string, bool) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", false
 	}
-	line = strings.TrimSuffix(line, "\n")
-	if !filepath.IsAbs(line) || filepath.Clean(line) != line {
+	return acceptLeave(strings.TrimSuffix(line, "\n"), root, logicalRoot)
+}
+
+// acceptLeave returns the directory the inner shell left for, if it is
+// acceptable: an absolute, clean path without control characters, naming an
+// existing directory on the host, outside the project. Nothing else ever
+// flows back out of the sandbox (ATTACKS.md H-04).
+func acceptLeave(dir, root, logicalRoot string) (string, bool) {
+	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
 		return "", false
 	}
-	for _, c := range line {
+	for _, c := range dir {
 		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
 			return "", false
 		}
 	}
-	fi, err := os.Stat(line)
+	fi, err := os.Stat(dir)
 	if err != nil || !fi.IsDir() {
 		return "", false
 	}
-	if within(line, root) || within(line, logicalRoot) {
+	if within(dir, root) || within(dir, logicalRoot) {
 		return "", false
 	}
-	return line, true
+	return dir, true
 }
 
 func within(p, root string) bool {
@@ -456,7 +480,8 @@ func shellStateDir() string {
 	return filepath.Join(filepath.Dir(config.StateDir()), "fence-shell")
 }
 
-func newShellFiles(root string) (*shellFiles, error) {
+// newShellFiles makes them, the handoff file only if asked.
+func newShellFiles(root string, handoff bool) (*shellFiles, error) {
 	base := shellStateDir()
 	sessions := filepath.Join(base, "sessions")
 	if err := os.MkdirAll(sessions, 0o700); err != nil {
@@ -473,11 +498,15 @@ func newShellFiles(root string) (*shellFiles, error) {
 	}
 	sf := &shellFiles{
 		dir:     dir,
-		handoff: filepath.Join(dir, "handoff"),
 		notice:  filepath.Join(dir, "notice"),
 		history: filepath.Join(base, "history", shellhook.HistoryKey(root)),
 	}
-	for _, p := range []string{sf.handoff, sf.notice} {
+	made := []string{sf.notice}
+	if handoff {
+		sf.handoff = filepath.Join(dir, "handoff")
+		made = append(made, sf.handoff)
+	}
+	for _, p := range made {
 		if err := os.WriteFile(p, nil, 0o600); err != nil {
 			sf.remove()
 			return nil, err
