@@ -517,9 +517,16 @@ func (st *initState) reap(pid int, stamps []stamp) {
 // namespace's init without a handler.
 func notifySignals() chan os.Signal {
 	sigs := make(chan os.Signal, 32)
+	// SIGPIPE is caught, not ignored: a write to a closed stderr then
+	// fails with EPIPE instead of killing the init, and the command still
+	// starts with the default action. An ignored signal stays ignored
+	// across exec: the command inherited SIGPIPE, SIGTTIN and SIGTTOU
+	// ignored, so `yes | head -1` printed "Broken pipe" and background jobs
+	// of a fenced shell got EIO instead of stopping. SIGTTIN and SIGTTOU
+	// never reach the init, which has no controlling terminal.
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGALRM)
-	signal.Ignore(syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN)
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGALRM,
+		syscall.SIGPIPE)
 	return sigs
 }
 

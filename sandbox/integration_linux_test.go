@@ -196,6 +196,24 @@ func TestBackgroundEndsWithCommand(t *testing.T) {
 	}
 }
 
+// TestSignalDispositions: the command starts with no signal ignored, as
+// from a shell. The init ignored SIGPIPE, SIGTTIN and SIGTTOU for itself,
+// and ignored signals stay ignored across exec: inside, `yes | head -1`
+// printed "Broken pipe", and a fenced shell's background jobs got EIO
+// instead of stopping when they read the terminal.
+func TestSignalDispositions(t *testing.T) {
+	for _, mode := range []string{"cold", "warm"} {
+		t.Run(mode, func(t *testing.T) {
+			e := sandboxtest.New(t, writeDot)
+			e.Init = mode
+			r := e.Sh(`yes | head -1; sed -n 's/^SigIgn:[[:space:]]*//p' /proc/self/status`)
+			if r.Code != 0 || r.Stdout != "y\n0000000000000000\n" || r.Stderr != "" {
+				t.Errorf("want y and no ignored signal (SigIgn 0), nothing on stderr; got status %d\n%s", r.Code, r.Out())
+			}
+		})
+	}
+}
+
 // TestLeakedFDs: a directory fd leaked into fence by its caller (ATTACKS.md
 // X-08) does not reach the command, nor does anything of fence's own.
 func TestLeakedFDs(t *testing.T) {
