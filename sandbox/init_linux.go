@@ -733,6 +733,14 @@ func (st *initState) clientLoop() {
 				go relayPublished(fds[0], m.Port)
 				fds = nil
 			}
+		case "suspend":
+			// Every process in the sandbox stops, not only the command:
+			// anything it left in the background could go on reading
+			// the terminal (Process.Suspend).
+			st.onMainThread(func() { unix.Kill(-1, unix.SIGSTOP) })
+			sendMsg(initFD, &message{Kind: "suspended"})
+		case "resume":
+			st.onMainThread(func() { unix.Kill(-1, unix.SIGCONT) })
 		}
 		for _, fd := range fds {
 			unix.Close(fd)

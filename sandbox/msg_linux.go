@@ -42,6 +42,8 @@ type message struct {
 	// 127.0.0.1:Port; "publish" (client → init): a host connection to
 	// relay to the sandbox's 127.0.0.1:Port.
 	Port int
+	// "suspend" (client → init): stop every process in the sandbox, then
+	// answer "suspended"; "resume" (client → init): continue them.
 	// Stamps time the init's phases for -d ("ready", "exit").
 	Stamps []stamp
 }

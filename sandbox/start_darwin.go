@@ -374,6 +374,15 @@ func (p *Process) Wait() (int, error) {
 // session is not known.
 func (p *Process) Offline() bool { return false }
 
+// Suspend stops the command's process group (SIGSTOP): what a terminal's
+// Ctrl-Z stops for a command started without fence. The command runs in a
+// session of its own, so the terminal's SIGTSTP reaches only fence.
+// Processes the command moved to other groups are not stopped here.
+func (p *Process) Suspend() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Resume continues what Suspend stopped.
+func (p *Process) Resume() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) }
+
 // CanStopToLeave says whether Spec.StopToLeave works on this system.
 const CanStopToLeave = false
 

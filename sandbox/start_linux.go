@@ -33,7 +33,8 @@ type Process struct {
 	gotStatus bool
 	alone     bool // the status came with nothing else left in the sandbox
 	leftFor   string
-	offline   bool // and no connection was ever made in it
+	suspended chan struct{} // the init's answer to "suspend"
+	offline   bool          // and no connection was ever made in it
 	closers   []io.Closer
 
 	done     chan struct{} // closed when Wait has collected the init
@@ -327,7 +328,7 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 		pd.closeStdio()
 		return nil, err
 	}
-	p := &Process{init: pd.init, conn: conn, spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}),
+	p := &Process{init: pd.init, conn: conn, spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}), suspended: make(chan struct{}, 1),
 		writable: pl.cfg.Mounts.Writable, starts: pl.starts, knownGit: pl.knownGit, hidden: pl.hidden, started: pdStart}
 	if spec.Debug != nil {
 		p.timeline = &timeline{}
@@ -455,6 +456,11 @@ func (p *Process) readLoop(ready chan<- error) {
 				// while (its namespaces' teardown), nothing else comes.
 				closeAll(fds)
 				return
+			}
+		case "suspended":
+			select {
+			case p.suspended <- struct{}{}:
+			default:
 			}
 		case "local":
 			if len(fds) == 1 {
@@ -631,6 +637,33 @@ func (p *Process) Offline() bool {
 	defer p.mu.Unlock()
 	return p.gotStatus && p.alone && p.offline
 }
+
+// Suspend stops every process in the sandbox (SIGSTOP) and returns once
+// they are stopped: what a terminal's Ctrl-Z stops for a command started
+// without fence. The command runs in a session of its own, so the
+// terminal's SIGTSTP reaches only fence; stopping fence alone left the
+// command running, and with the keyboard on its stdin, reading what the
+// user typed next into their shell.
+func (p *Process) Suspend() error {
+	select {
+	case <-p.suspended:
+	default:
+	}
+	if err := p.conn.send(&message{Kind: "suspend"}); err != nil {
+		return err
+	}
+	select {
+	case <-p.suspended:
+		return nil
+	case <-p.loopDone:
+		return errors.New("sandbox: the sandbox ended")
+	case <-time.After(2 * time.Second):
+		return errors.New("sandbox: the sandbox init did not stop the sandbox")
+	}
+}
+
+// Resume continues the processes Suspend stopped.
+func (p *Process) Resume() error { return p.conn.send(&message{Kind: "resume"}) }
 
 // CanStopToLeave says whether Spec.StopToLeave works on this system.
 const CanStopToLeave = true

@@ -157,15 +157,26 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	// terminal in raw mode (SIGTTOU): the output filter alone then.
 	useTTY := isTerminal(stdin) && isTerminal(outFile) && foreground(stdin)
 	// A terminal on stdin alone is the keyboard: the command gets it
-	// read-only, or it could write to the terminal past the filter.
+	// read-only, or it could write to the terminal past the filter. Not
+	// in the background (`fence -- make &`): there it gets /dev/null, as
+	// background jobs do in shells without job control. The kernel stops
+	// a background job that reads its controlling terminal (SIGTTIN), but
+	// this terminal is not the command's controlling one, and it would
+	// have read what the user typed into their shell.
 	cmdStdin := stdin
+	var keyboard *os.File
 	if !useTTY && isTerminal(stdin) {
-		ro, err := reopenReadOnly(stdin)
+		var err error
+		if foreground(stdin) {
+			keyboard, err = reopenReadOnly(stdin)
+			cmdStdin = keyboard
+		} else {
+			cmdStdin, err = os.Open(os.DevNull)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("pass the terminal on stdin on, read-only: %w", err)
 		}
-		defer ro.Close()
-		cmdStdin = ro
+		defer cmdStdin.Close()
 	}
 	var blocked blockCounter
 	var stdout, stderr *os.File
@@ -233,7 +244,8 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 			// Ctrl-C reach the PTY as bytes.
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 		} else {
-			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH,
+				syscall.SIGTSTP, syscall.SIGCONT)
 		}
 	}()
 	defer func() {
@@ -321,10 +333,13 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	}
 	done := make(chan struct{})
 	go func() {
+		jobs := &jobControl{sandbox: p, keyboard: keyboard, errOut: stdio.Err}
 		for {
 			select {
 			case s := <-sigs:
-				p.Signal(s)
+				if !jobs.handle(s) {
+					p.Signal(s)
+				}
 			case <-done:
 				return
 			}

@@ -1,0 +1,165 @@
+package sandbox_test
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fence-dev/fence/sandbox/sandboxtest"
+)
+
+// tmuxShell is an interactive bash (job control on) in a tmux server of
+// its own, in e's project and environment.
+type tmuxShell struct {
+	t    *testing.T
+	sock string
+}
+
+func newTmuxShell(t *testing.T, e *sandboxtest.Env, name string) *tmuxShell {
+	t.Helper()
+	_, err := exec.LookPath("tmux")
+	sandboxtest.Require(t, err == nil, "tmux not installed")
+	s := &tmuxShell{t: t, sock: "fence-jobs-" + strconv.Itoa(os.Getpid()) + "-" + name}
+	args := []string{"-L", s.sock, "-f", "/dev/null", "new-session", "-d", "-x", "200", "-y", "40", "-c", e.Project, "--", "env", "-i"}
+	args = append(args, e.Vars...)
+	args = append(args, "TERM=screen", "PS1=READY$ ", "bash", "--norc", "--noprofile", "-i")
+	if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "-L", s.sock, "kill-server").Run() })
+	s.waitFor("READY$")
+	return s
+}
+
+func (s *tmuxShell) tmux(args ...string) string {
+	out, _ := exec.Command("tmux", append([]string{"-L", s.sock}, args...)...).CombinedOutput()
+	return string(out)
+}
+
+func (s *tmuxShell) line(text string) { s.tmux("send-keys", "-l", text); s.tmux("send-keys", "Enter") }
+
+func (s *tmuxShell) screen() string { return s.tmux("capture-pane", "-p", "-J") }
+
+// waitFor waits until the screen shows text, and fails the test if it
+// never does.
+func (s *tmuxShell) waitFor(text string) {
+	s.t.Helper()
+	if !s.shows(text, 20*time.Second) {
+		s.t.Fatalf("%q never showed; screen:\n%s", text, s.screen())
+	}
+}
+
+// shows waits up to d for the screen to show text.
+func (s *tmuxShell) shows(text string, d time.Duration) bool {
+	for start := time.Now(); time.Since(start) < d; time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(s.screen(), text) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestKeyboardNotReadInTheBackground (ATTACKS.md §T): the keyboard on a
+// fenced command's stdin is never read while fence is not the terminal's
+// foreground job. The command runs in a session of its own, so the kernel
+// does not stop it (SIGTTIN) for reading that terminal from the
+// background, and Ctrl-Z stopped fence alone: the command read what the
+// user typed next into their shell (a sudo password, say). Each run
+// starts a sandboxed reader that copies its stdin byte by byte into a
+// file, gets fence out of the foreground, types a line into the shell,
+// and checks that the shell got it and the file did not. Seen failing
+// without the fix: the file had what was typed, the shell a mangled line.
+// The controls run the same reader without fence.
+func TestKeyboardNotReadInTheBackground(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	// The sandbox is up (the marker file exists) before fence leaves the
+	// foreground; the reader starts a moment after.
+	reader := func(name string) string {
+		return "sh -c " + q("exec 2>/dev/null; : > "+name+".up; sleep 0.5; exec dd bs=1 of="+name+".captured status=none") + " >/dev/null"
+	}
+	fence := q(e.Fence) + " -s " + q(e.Config) + " -- "
+	for _, v := range []struct {
+		name string
+		// start runs the reader and gets it out of the foreground.
+		start     func(s *tmuxShell, reader string)
+		sandboxed bool
+	}{
+		{"control-ctrl-z", ctrlZ, false},
+		{"ctrl-z", ctrlZ, true},
+		{"control-background", startInBackground, false},
+		{"background", startInBackground, true},
+		{"ctrl-z-then-bg", ctrlZThenBg, true},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			s := newTmuxShell(t, e, v.name)
+			cmd := reader(v.name)
+			if v.sandboxed {
+				cmd = fence + cmd
+			}
+			v.start(s, cmd)
+			if !e.Exists(v.name + ".up") {
+				t.Fatalf("the reader did not start; screen:\n%s", s.screen())
+			}
+			time.Sleep(time.Second) // the reader would be reading by now
+			mark := "typed-" + v.name
+			s.line("echo " + mark + "-shell")
+			shellGot := s.shows("\n"+mark+"-shell\n", 5*time.Second)
+			if got := e.Read(v.name + ".captured"); got != "" && got != "<missing>" {
+				t.Errorf("the command read the keyboard while fence was not in the foreground: %q", got)
+			}
+			if !shellGot {
+				t.Errorf("the shell did not get the whole line; screen:\n%s", s.screen())
+			}
+		})
+	}
+}
+
+// ctrlZ starts the reader in the foreground and stops it (Ctrl-Z).
+func ctrlZ(s *tmuxShell, reader string) {
+	s.line(reader)
+	time.Sleep(300 * time.Millisecond)
+	s.tmux("send-keys", "C-z")
+	s.waitFor("Stopped")
+}
+
+// startInBackground starts the reader as a background job.
+func startInBackground(s *tmuxShell, reader string) {
+	s.line(reader + " &")
+	time.Sleep(300 * time.Millisecond)
+}
+
+// ctrlZThenBg stops the reader and continues it in the background, which
+// fence answers by staying stopped, with a message; fg then gives it the
+// keyboard back.
+func ctrlZThenBg(s *tmuxShell, reader string) {
+	ctrlZ(s, reader)
+	s.line("bg")
+	s.waitFor("the command stays stopped in the background")
+}
+
+// TestKeyboardAfterFg: after Ctrl-Z and fg, the command is continued and
+// reads the keyboard again, as without fence.
+func TestKeyboardAfterFg(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	s := newTmuxShell(t, e, "fg")
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	s.line(q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q("sleep 0.5; read line; echo \"got $line\" > got.tmp; mv got.tmp got") + " >/dev/null")
+	time.Sleep(300 * time.Millisecond)
+	s.tmux("send-keys", "C-z")
+	s.waitFor("Stopped")
+	s.line("fg")
+	time.Sleep(time.Second)
+	s.line("for-the-command")
+	for start := time.Now(); !e.Exists("got"); time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("the command never finished; screen:\n%s", s.screen())
+		}
+	}
+	if got := e.Read("got"); got != "got for-the-command\n" {
+		t.Errorf("after fg the command read %q, want the line typed", got)
+	}
+}
