@@ -427,9 +427,22 @@ func (st *initState) run() int {
 	}
 }
 
+// crashSignals are those Go's runtime dies of, with a dump of registers
+// and goroutines on stderr, when kill sends them. The kernel delivers to a
+// pid namespace's init, from inside, only the signals it handles, and the
+// runtime handles these: `kill -ABRT 1` in the sandbox ended it (ATTACKS.md
+// X-10). Caught, they come from kill only (a real fault still panics the
+// runtime, or would loop: not in this init, which neither traps nor
+// aborts), and are dropped.
+var crashSignals = []os.Signal{syscall.SIGABRT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS,
+	syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS}
+
 // forwardSignal passes a signal the init got on to the command.
 func forwardSignal(pid int, s syscall.Signal) {
 	switch s {
+	case syscall.SIGABRT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS,
+		syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS:
+		// crashSignals: sent by something in the sandbox.
 	case syscall.SIGURG, syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN:
 		// Go's runtime preemption and terminal noise: not for the command.
 	case syscall.SIGINT, syscall.SIGQUIT:
@@ -527,6 +540,7 @@ func notifySignals() chan os.Signal {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
 		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGALRM,
 		syscall.SIGPIPE)
+	signal.Notify(sigs, crashSignals...)
 	return sigs
 }
 

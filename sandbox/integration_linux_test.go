@@ -214,6 +214,25 @@ func TestSignalDispositions(t *testing.T) {
 	}
 }
 
+// TestInitSurvivesCrashSignals (ATTACKS.md X-10): the signals Go's runtime
+// dies of when kill sends them (SIGABRT, SIGILL, SIGTRAP, SIGBUS, SIGFPE,
+// SIGSEGV, SIGSTKFLT, SIGSYS), sent from inside to the init, neither end
+// the sandbox nor print the runtime's dump of registers and goroutines.
+// Seen failing with the init that did not catch them: the command died
+// with its init, and the dump went to fence's stderr.
+func TestInitSurvivesCrashSignals(t *testing.T) {
+	for _, mode := range []string{"cold", "warm"} {
+		t.Run(mode, func(t *testing.T) {
+			e := sandboxtest.New(t, writeDot)
+			e.Init = mode
+			r := e.Sh(`python3 -c 'import os; [os.kill(1, s) for s in (6, 4, 5, 7, 8, 11, 16, 31)]'; sleep 0.3; echo alive; exit 7`)
+			if r.Code != 7 || r.Stdout != "alive\n" || strings.Contains(r.Stderr, "goroutine") || strings.Contains(r.Stderr, "PC=") {
+				t.Errorf("want the command to go on (alive, status 7) and no runtime dump; got status %d\n%s", r.Code, r.Out())
+			}
+		})
+	}
+}
+
 // TestLeakedFDs: a directory fd leaked into fence by its caller (ATTACKS.md
 // X-08) does not reach the command, nor does anything of fence's own.
 func TestLeakedFDs(t *testing.T) {
