@@ -213,6 +213,7 @@ type initState struct {
 	// onMain takes functions to run on the main thread, the one that
 	// forked the command (killOthers says why).
 	onMain  chan func()
+	pid     atomic.Int32 // the command's, once it started
 	debug   []string
 	notices []string
 }
@@ -411,6 +412,7 @@ func (st *initState) run() int {
 		sendMsg(initFD, &message{Kind: "exit", Status: 125, Alone: reapAll(killOthers)})
 		os.Exit(125)
 	}
+	st.pid.Store(int32(pid))
 	go st.clientLoop()
 	go st.reap(pid, stamps)
 
@@ -445,7 +447,7 @@ func forwardSignal(pid int, s syscall.Signal) {
 		// crashSignals: sent by something in the sandbox.
 	case syscall.SIGURG, syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN:
 		// Go's runtime preemption and terminal noise: not for the command.
-	case syscall.SIGINT, syscall.SIGQUIT:
+	case syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTSTP:
 		// What a terminal would do: the whole foreground job.
 		if unix.Kill(-pid, s) != nil {
 			unix.Kill(pid, s)
@@ -464,7 +466,7 @@ func forwardSignal(pid int, s syscall.Signal) {
 // goroutine to wake.
 func (st *initState) reap(pid int, stamps []stamp) {
 	options := 0
-	if st.cfg.StopToLeave {
+	if st.cfg.StopToLeave || st.cfg.TTY {
 		options = unix.WUNTRACED
 	}
 	for {
@@ -479,6 +481,11 @@ func (st *initState) reap(pid int, stamps []stamp) {
 		case err != nil:
 			// ECHILD: the command is gone and was never collected.
 			fmt.Fprintf(os.Stderr, "fence: sandbox init: wait for the command: %v\n", err)
+		case ws.Stopped() && !st.cfg.StopToLeave:
+			// Ctrl-Z in the command's PTY: the client gives the
+			// terminal back and stops too, and later asks to continue.
+			sendMsg(initFD, &message{Kind: "stopped"})
+			continue
 		case ws.Stopped():
 			// A fenced shell asks to leave for its working directory.
 			// The kernel says which: a file or a message could have been
@@ -622,8 +629,17 @@ func (st *initState) startCommand() (int, int) {
 		if cfg.PassStderr {
 			cmd.Stderr = os.Stderr
 		}
-		cmd.SysProcAttr.Setctty = true
-		cmd.SysProcAttr.Ctty = 0
+		// The PTY is the init's controlling terminal, and the command's
+		// process group its foreground one, in the init's session. As a
+		// session leader of its own, with its parent in another session,
+		// the command was an orphaned process group, for which the kernel
+		// drops the terminal's SIGTSTP: Ctrl-Z did nothing.
+		if err := unix.IoctlSetInt(int(st.tty.Fd()), unix.TIOCSCTTY, 0); err != nil {
+			fmt.Fprintf(os.Stderr, "fence: sandbox init: make the pty the controlling terminal: %v\n", err)
+			return 125, 0
+		}
+		// With Foreground, Ctty is the descriptor in this process.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Foreground: true, Ctty: int(st.tty.Fd())}
 	} else {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	}
@@ -755,6 +771,12 @@ func (st *initState) clientLoop() {
 			sendMsg(initFD, &message{Kind: "suspended"})
 		case "resume":
 			st.onMainThread(func() { unix.Kill(-1, unix.SIGCONT) })
+		case "continue":
+			// After "stopped": the command's process group, which the
+			// PTY's Ctrl-Z stopped.
+			if pid := st.pid.Load(); pid > 0 {
+				st.onMainThread(func() { unix.Kill(-int(pid), unix.SIGCONT) })
+			}
 		}
 		for _, fd := range fds {
 			unix.Close(fd)

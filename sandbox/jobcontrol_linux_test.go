@@ -163,3 +163,30 @@ func TestKeyboardAfterFg(t *testing.T) {
 		t.Errorf("after fg the command read %q, want the line typed", got)
 	}
 }
+
+// TestCtrlZWithPTY: with the keyboard and the screen on the terminal the
+// command has a PTY of its own, where Ctrl-Z is a byte for its line
+// discipline. It must stop the command and give the shell its terminal
+// back, as without fence, and fg must continue it. The command was a
+// session leader whose parent (the init) is in another session: an
+// orphaned process group, for which the kernel drops the terminal's
+// SIGTSTP, so Ctrl-Z did nothing.
+func TestCtrlZWithPTY(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	s := newTmuxShell(t, e, "pty")
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	s.line(q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q("test -t 0 && test -t 1 && echo started-on-a-pty-$((6*7)); sleep 1.5; echo done > ptyz"))
+	s.waitFor("started-on-a-pty-42")
+	s.tmux("send-keys", "C-z")
+	s.waitFor("Stopped")
+	time.Sleep(2500 * time.Millisecond)
+	if e.Exists("ptyz") {
+		t.Fatalf("the command ran on after Ctrl-Z stopped fence")
+	}
+	s.line("fg")
+	for start := time.Now(); !e.Exists("ptyz"); time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("fg did not continue the command; screen:\n%s", s.screen())
+		}
+	}
+}

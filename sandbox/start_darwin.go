@@ -383,6 +383,12 @@ func (p *Process) Suspend() error { return syscall.Kill(-p.cmd.Process.Pid, sysc
 // Resume continues what Suspend stopped.
 func (p *Process) Resume() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) }
 
+// Stopped is nil here: a stopped command is not followed (Linux only).
+func (p *Process) Stopped() <-chan struct{} { return nil }
+
+// Continue continues the command's process group.
+func (p *Process) Continue() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) }
+
 // CanStopToLeave says whether Spec.StopToLeave works on this system.
 const CanStopToLeave = false
 

@@ -34,6 +34,7 @@ type Process struct {
 	alone     bool // the status came with nothing else left in the sandbox
 	leftFor   string
 	suspended chan struct{} // the init's answer to "suspend"
+	stopped   chan struct{} // the command of a TTY session stopped
 	offline   bool          // and no connection was ever made in it
 	closers   []io.Closer
 
@@ -328,7 +329,7 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 		pd.closeStdio()
 		return nil, err
 	}
-	p := &Process{init: pd.init, conn: conn, spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}), suspended: make(chan struct{}, 1),
+	p := &Process{init: pd.init, conn: conn, spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}), suspended: make(chan struct{}, 1), stopped: make(chan struct{}, 1),
 		writable: pl.cfg.Mounts.Writable, starts: pl.starts, knownGit: pl.knownGit, hidden: pl.hidden, started: pdStart}
 	if spec.Debug != nil {
 		p.timeline = &timeline{}
@@ -460,6 +461,11 @@ func (p *Process) readLoop(ready chan<- error) {
 		case "suspended":
 			select {
 			case p.suspended <- struct{}{}:
+			default:
+			}
+		case "stopped":
+			select {
+			case p.stopped <- struct{}{}:
 			default:
 			}
 		case "local":
@@ -664,6 +670,13 @@ func (p *Process) Suspend() error {
 
 // Resume continues the processes Suspend stopped.
 func (p *Process) Resume() error { return p.conn.send(&message{Kind: "resume"}) }
+
+// Stopped receives when the command of a TTY session stopped (Ctrl-Z in
+// its PTY); Continue continues it (its process group).
+func (p *Process) Stopped() <-chan struct{} { return p.stopped }
+
+// Continue continues the command of a TTY session after Stopped.
+func (p *Process) Continue() error { return p.conn.send(&message{Kind: "continue"}) }
 
 // CanStopToLeave says whether Spec.StopToLeave works on this system.
 const CanStopToLeave = true

@@ -84,6 +84,13 @@ type Child struct {
 	Wait func() (int, error)
 	// Signal sends a signal to the child (nil: cannot).
 	Signal func(os.Signal) error
+	// Stopped, if set, receives when the child stopped: Ctrl-Z, a byte
+	// in raw mode, reached its foreground job through the PTY. The relay
+	// then gives the terminal back and stops fence, so that the shell that
+	// ran it has the terminal again, as with any stopped job; Continue
+	// resumes the child once fence is in the foreground again (fg).
+	Stopped  <-chan struct{}
+	Continue func() error
 }
 
 // RelayStats says what a relay did.
@@ -180,6 +187,10 @@ loop:
 		select {
 		case <-waitDone:
 			break loop
+		case <-c.Stopped:
+			outMu.Lock()
+			t.suspend(c, resize)
+			outMu.Unlock()
 		case s := <-sigs:
 			if s == syscall.SIGWINCH {
 				resize()
@@ -215,6 +226,40 @@ loop:
 	filt.OnBlock = nil
 	outMu.Unlock()
 	return code, stats, werr
+}
+
+// suspend gives the terminal back (its mode from before the relay) and
+// stops this process, while the child is stopped. Continued in the
+// background (bg), it stops again: in raw mode the keyboard would be read
+// from the background. In the foreground it takes the terminal again and
+// continues the child.
+func (t *Terminal) suspend(c Child, resize func()) {
+	_ = t.Restore()
+	// SIGCONT says when this process was continued: kill returns before
+	// the stop has reached every thread, and a check made then would see
+	// fence still in the foreground and continue the child at once.
+	cont := make(chan os.Signal, 1)
+	signal.Notify(cont, syscall.SIGCONT)
+	defer signal.Stop(cont)
+	for {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		<-cont
+		if !t.inBackground() {
+			break
+		}
+	}
+	_ = t.makeRaw()
+	resize()
+	if c.Continue != nil {
+		_ = c.Continue()
+	}
+}
+
+// inBackground reports whether another process group than this one's is
+// in the foreground of the terminal (false when that cannot be known).
+func (t *Terminal) inBackground() bool {
+	pg, err := unix.IoctlGetInt(int(t.In.Fd()), unix.TIOCGPGRP)
+	return err == nil && pg != unix.Getpgrp()
 }
 
 // pumpInput copies in to w until stop is called. It waits for input with

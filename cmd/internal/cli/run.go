@@ -241,8 +241,11 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		defer close(notified)
 		if useTTY {
 			// The relay follows SIGWINCH and SIGHUP itself; keys like
-			// Ctrl-C reach the PTY as bytes.
-			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+			// Ctrl-C reach the PTY as bytes. A Ctrl-Z typed before the
+			// relay put the terminal in raw mode comes as SIGTSTP, which
+			// would stop fence alone: it goes to the command, and the
+			// relay follows the command's stop.
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTSTP)
 		} else {
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH,
 				syscall.SIGTSTP, syscall.SIGCONT)
@@ -337,9 +340,10 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 		for {
 			select {
 			case s := <-sigs:
-				if !jobs.handle(s) {
-					p.Signal(s)
+				if !useTTY && jobs.handle(s) {
+					continue
 				}
+				p.Signal(s)
 			case <-done:
 				return
 			}
@@ -356,7 +360,8 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 			return 0, errors.New("BUG: sandbox started without the requested PTY")
 		}
 		var stats shellhook.RelayStats
-		status, stats, err = tm.Relay(runCtx, shellhook.Child{Master: p.TTY, Wait: p.Wait, Signal: p.Signal})
+		status, stats, err = tm.Relay(runCtx, shellhook.Child{Master: p.TTY, Wait: p.Wait, Signal: p.Signal,
+			Stopped: p.Stopped(), Continue: p.Continue})
 		for k, v := range stats.Blocked {
 			blocked.add(k, v)
 		}
