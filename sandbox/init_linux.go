@@ -212,10 +212,13 @@ type initState struct {
 	sigs        chan os.Signal
 	// onMain takes functions to run on the main thread, the one that
 	// forked the command (killOthers says why).
-	onMain  chan func()
-	pid     atomic.Int32 // the command's, once it started
-	debug   []string
-	notices []string
+	onMain chan func()
+	pid    atomic.Int32 // the command's, once it started
+	// suspended is set while the client has the sandbox stopped
+	// ("suspend"): the command's stop is then no news for it.
+	suspended atomic.Bool
+	debug     []string
+	notices   []string
 }
 
 func (st *initState) debugf(format string, args ...any) {
@@ -465,13 +468,9 @@ func forwardSignal(pid int, s syscall.Signal) {
 // reaches it with nothing in between, no signal delivery and no other
 // goroutine to wake.
 func (st *initState) reap(pid int, stamps []stamp) {
-	options := 0
-	if st.cfg.StopToLeave || st.cfg.TTY {
-		options = unix.WUNTRACED
-	}
 	for {
 		var ws unix.WaitStatus
-		wpid, err := unix.Wait4(-1, &ws, options, nil)
+		wpid, err := unix.Wait4(-1, &ws, unix.WUNTRACED, nil)
 		if err == unix.EINTR || (err == nil && wpid != pid) {
 			continue
 		}
@@ -482,9 +481,13 @@ func (st *initState) reap(pid int, stamps []stamp) {
 			// ECHILD: the command is gone and was never collected.
 			fmt.Fprintf(os.Stderr, "fence: sandbox init: wait for the command: %v\n", err)
 		case ws.Stopped() && !st.cfg.StopToLeave:
-			// Ctrl-Z in the command's PTY: the client gives the
-			// terminal back and stops too, and later asks to continue.
-			sendMsg(initFD, &message{Kind: "stopped"})
+			// Ctrl-Z in the command's PTY, or the command stopped
+			// itself: the client stops too (giving the terminal back),
+			// and later asks to continue. Not when the client stopped
+			// the sandbox itself: it would take that for a new stop.
+			if !st.suspended.Load() {
+				sendMsg(initFD, &message{Kind: "stopped"})
+			}
 			continue
 		case ws.Stopped():
 			// A fenced shell asks to leave for its working directory.
@@ -767,10 +770,12 @@ func (st *initState) clientLoop() {
 			// Every process in the sandbox stops, not only the command:
 			// anything it left in the background could go on reading
 			// the terminal (Process.Suspend).
+			st.suspended.Store(true)
 			st.onMainThread(func() { unix.Kill(-1, unix.SIGSTOP) })
 			sendMsg(initFD, &message{Kind: "suspended"})
 		case "resume":
 			st.onMainThread(func() { unix.Kill(-1, unix.SIGCONT) })
+			st.suspended.Store(false)
 		case "continue":
 			// After "stopped": the command's process group, which the
 			// PTY's Ctrl-Z stopped.

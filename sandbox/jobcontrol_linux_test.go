@@ -190,3 +190,24 @@ func TestCtrlZWithPTY(t *testing.T) {
 		}
 	}
 }
+
+// TestSelfStopFollowed: a command without a PTY that stops itself stops
+// fence too, so that the shell gets its terminal back, and fg continues
+// it. fence used to wait until something continued the command.
+func TestSelfStopFollowed(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	s := newTmuxShell(t, e, "selfstop")
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	s.line(q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q("kill -STOP $$; echo resumed > selfstop") + " >/dev/null")
+	s.waitFor("Stopped")
+	time.Sleep(500 * time.Millisecond)
+	if e.Exists("selfstop") {
+		t.Fatalf("the command ran on while fence was stopped")
+	}
+	s.line("fg")
+	for start := time.Now(); !e.Exists("selfstop"); time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("fg did not continue the command; screen:\n%s", s.screen())
+		}
+	}
+}

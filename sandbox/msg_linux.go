@@ -44,8 +44,8 @@ type message struct {
 	Port int
 	// "suspend" (client → init): stop every process in the sandbox, then
 	// answer "suspended"; "resume" (client → init): continue them.
-	// "stopped" (init → client): the command of a TTY session stopped
-	// (Ctrl-Z in its PTY); "continue" (client → init): continue its
+	// "stopped" (init → client): the command stopped (Ctrl-Z in its PTY,
+	// or it stopped itself); "continue" (client → init): continue its
 	// process group.
 	// Stamps time the init's phases for -d ("ready", "exit").
 	Stamps []stamp

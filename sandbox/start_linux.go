@@ -34,7 +34,7 @@ type Process struct {
 	alone     bool // the status came with nothing else left in the sandbox
 	leftFor   string
 	suspended chan struct{} // the init's answer to "suspend"
-	stopped   chan struct{} // the command of a TTY session stopped
+	stopped   chan struct{} // the command stopped
 	offline   bool          // and no connection was ever made in it
 	closers   []io.Closer
 
@@ -671,11 +671,11 @@ func (p *Process) Suspend() error {
 // Resume continues the processes Suspend stopped.
 func (p *Process) Resume() error { return p.conn.send(&message{Kind: "resume"}) }
 
-// Stopped receives when the command of a TTY session stopped (Ctrl-Z in
-// its PTY); Continue continues it (its process group).
+// Stopped receives when the command stopped (Ctrl-Z in its PTY, or it
+// stopped itself), except in a StopToLeave session, where that ends it.
 func (p *Process) Stopped() <-chan struct{} { return p.stopped }
 
-// Continue continues the command of a TTY session after Stopped.
+// Continue continues the command's process group after Stopped.
 func (p *Process) Continue() error { return p.conn.send(&message{Kind: "continue"}) }
 
 // CanStopToLeave says whether Spec.StopToLeave works on this system.

@@ -337,6 +337,12 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	done := make(chan struct{})
 	go func() {
 		jobs := &jobControl{sandbox: p, keyboard: keyboard, errOut: stdio.Err}
+		// A command that stopped itself stops fence too, as Ctrl-Z
+		// would; with a PTY the relay follows that.
+		stopped := p.Stopped()
+		if useTTY {
+			stopped = nil
+		}
 		for {
 			select {
 			case s := <-sigs:
@@ -344,6 +350,8 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 					continue
 				}
 				p.Signal(s)
+			case <-stopped:
+				jobs.handle(syscall.SIGTSTP)
 			case <-done:
 				return
 			}
