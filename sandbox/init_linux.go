@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -444,10 +445,10 @@ var crashSignals = []os.Signal{syscall.SIGABRT, syscall.SIGILL, syscall.SIGTRAP,
 
 // forwardSignal passes a signal the init got on to the command.
 func forwardSignal(pid int, s syscall.Signal) {
+	if slices.Contains(crashSignals, os.Signal(s)) {
+		return // sent by something in the sandbox
+	}
 	switch s {
-	case syscall.SIGABRT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS,
-		syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS:
-		// crashSignals: sent by something in the sandbox.
 	case syscall.SIGURG, syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN:
 		// Go's runtime preemption and terminal noise: not for the command.
 	case syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTSTP:
@@ -546,7 +547,8 @@ func notifySignals() chan os.Signal {
 	// across exec: the command inherited SIGPIPE, SIGTTIN and SIGTTOU
 	// ignored, so `yes | head -1` printed "Broken pipe" and background jobs
 	// of a fenced shell got EIO instead of stopping. SIGTTIN and SIGTTOU
-	// never reach the init, which has no controlling terminal.
+	// never reach the init, which never reads or writes its controlling
+	// terminal (a TTY session's PTY).
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
 		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGALRM,
 		syscall.SIGPIPE)
