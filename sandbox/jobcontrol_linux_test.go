@@ -175,10 +175,18 @@ func TestCtrlZWithPTY(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
 	s := newTmuxShell(t, e, "pty")
 	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-	s.line(q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q("test -t 0 && test -t 1 && echo started-on-a-pty-$((6*7)); sleep 1.5; echo done > ptyz"))
+	// The command also switches mouse reporting on, which must not stay
+	// on for the shell once it has the terminal back.
+	s.line(q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q("printf '\\033[?1000h'; test -t 0 && test -t 1 && echo started-on-a-pty-$((6*7)); sleep 1.5; echo done > ptyz"))
 	s.waitFor("started-on-a-pty-42")
+	if got := strings.TrimSpace(s.tmux("display-message", "-p", "#{mouse_any_flag}")); got != "1" {
+		t.Fatalf("control: tmux did not see the command switch mouse reporting on (%q)", got)
+	}
 	s.tmux("send-keys", "C-z")
 	s.waitFor("Stopped")
+	if got := strings.TrimSpace(s.tmux("display-message", "-p", "#{mouse_any_flag}")); got != "0" {
+		t.Errorf("mouse reporting the stopped command switched on stayed on for the shell")
+	}
 	time.Sleep(2500 * time.Millisecond)
 	if e.Exists("ptyz") {
 		t.Fatalf("the command ran on after Ctrl-Z stopped fence")

@@ -494,6 +494,21 @@ func (f *Filter) ResetModes() []byte {
 	return b
 }
 
+// SuspendModes is ResetModes for a program that stopped and may go on:
+// what it returns is taken as done, so that what the program switches on
+// again is tracked afresh and nothing is undone twice (popping the kitty
+// keyboard stack twice would pop entries of the program outside).
+func (f *Filter) SuspendModes() []byte {
+	b := f.ResetModes()
+	for _, r := range resetModes {
+		if _, seen := f.modes[r.mode]; seen {
+			f.modes[r.mode] = r.on
+		}
+	}
+	f.kitty, f.mok = 0, false
+	return b
+}
+
 // trackKeyboard follows the keyboard-reporting modes a program may leave
 // on (the kitty keyboard protocol's push/pop stack, xterm's
 // modifyOtherKeys), so that the user's own shell gets plain keys back.

@@ -141,6 +141,23 @@ func FuzzFilter(f *testing.F) {
 	})
 }
 
+// TestFilterSuspendModes: a program stopped with modes on gets them undone
+// once; what it switches on after it goes on again is undone at the end.
+func TestFilterSuspendModes(t *testing.T) {
+	f := NewFilter(&bytes.Buffer{})
+	f.Write([]byte("\x1b[?1049h\x1b[?1000h\x1b[>1u"))
+	if got, want := string(f.SuspendModes()), "\x1b[?1049l\x1b[?1000l\x1b[<1u\x1b[0m"; got != want {
+		t.Errorf("at the stop: %q, want %q", got, want)
+	}
+	if got, want := string(f.ResetModes()), "\x1b[0m"; got != want {
+		t.Errorf("at the end, nothing switched on since: %q, want %q", got, want)
+	}
+	f.Write([]byte("\x1b[?1000h\x1b[>2u"))
+	if got, want := string(f.ResetModes()), "\x1b[?1000l\x1b[<1u\x1b[0m"; got != want {
+		t.Errorf("at the end, after the program went on: %q, want %q", got, want)
+	}
+}
+
 func TestFilterResetModes(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"plain", ""},

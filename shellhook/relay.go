@@ -188,7 +188,13 @@ loop:
 		case <-waitDone:
 			break loop
 		case <-c.Stopped:
+			// What the child left on (mouse reporting, the alternate
+			// screen, ...) must not stay on for the shell that gets
+			// the terminal back.
 			outMu.Lock()
+			if reset := filt.SuspendModes(); len(reset) > 0 && t.IsTTY() {
+				_, _ = t.Out.Write(reset)
+			}
 			t.suspend(c, resize)
 			outMu.Unlock()
 		case s := <-sigs:
