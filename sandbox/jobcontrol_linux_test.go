@@ -84,8 +84,9 @@ func TestKeyboardNotReadInTheBackground(t *testing.T) {
 	fence := q(e.Fence) + " -s " + q(e.Config) + " -- "
 	for _, v := range []struct {
 		name string
-		// start runs the reader and gets it out of the foreground.
-		start     func(s *tmuxShell, reader string)
+		// start runs the reader and gets it out of the foreground, once
+		// up says the reader runs.
+		start     func(s *tmuxShell, reader string, up func() bool)
 		sandboxed bool
 	}{
 		{"control-ctrl-z", ctrlZ, false},
@@ -100,10 +101,7 @@ func TestKeyboardNotReadInTheBackground(t *testing.T) {
 			if v.sandboxed {
 				cmd = fence + cmd
 			}
-			v.start(s, cmd)
-			if !e.Exists(v.name + ".up") {
-				t.Fatalf("the reader did not start; screen:\n%s", s.screen())
-			}
+			v.start(s, cmd, func() bool { return waitUntil(func() bool { return e.Exists(v.name + ".up") }) })
 			time.Sleep(time.Second) // the reader would be reading by now
 			mark := "typed-" + v.name
 			s.line("echo " + mark + "-shell")
@@ -118,25 +116,38 @@ func TestKeyboardNotReadInTheBackground(t *testing.T) {
 	}
 }
 
+// waitUntil polls ok for up to 10 s.
+func waitUntil(ok func() bool) bool {
+	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
+		if ok() {
+			return true
+		}
+	}
+	return false
+}
+
 // ctrlZ starts the reader in the foreground and stops it (Ctrl-Z).
-func ctrlZ(s *tmuxShell, reader string) {
+func ctrlZ(s *tmuxShell, reader string, up func() bool) {
 	s.line(reader)
-	time.Sleep(300 * time.Millisecond)
+	if !up() {
+		s.t.Fatalf("the reader did not start; screen:\n%s", s.screen())
+	}
 	s.tmux("send-keys", "C-z")
 	s.waitFor("Stopped")
 }
 
 // startInBackground starts the reader as a background job.
-func startInBackground(s *tmuxShell, reader string) {
+func startInBackground(s *tmuxShell, reader string, up func() bool) {
 	s.line(reader + " &")
-	time.Sleep(300 * time.Millisecond)
+	if !up() {
+		s.t.Fatalf("the reader did not start; screen:\n%s", s.screen())
+	}
 }
 
 // ctrlZThenBg stops the reader and continues it in the background, which
-// fence answers by staying stopped, with a message; fg then gives it the
-// keyboard back.
-func ctrlZThenBg(s *tmuxShell, reader string) {
-	ctrlZ(s, reader)
+// fence answers by staying stopped, with a message.
+func ctrlZThenBg(s *tmuxShell, reader string, up func() bool) {
+	ctrlZ(s, reader, up)
 	s.line("bg")
 	s.waitFor("the command stays stopped in the background")
 }
@@ -154,10 +165,8 @@ func TestKeyboardAfterFg(t *testing.T) {
 	s.line("fg")
 	time.Sleep(time.Second)
 	s.line("for-the-command")
-	for start := time.Now(); !e.Exists("got"); time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > 20*time.Second {
-			t.Fatalf("the command never finished; screen:\n%s", s.screen())
-		}
+	if !waitUntil(func() bool { return e.Exists("got") }) {
+		t.Fatalf("the command never finished; screen:\n%s", s.screen())
 	}
 	if got := e.Read("got"); got != "got for-the-command\n" {
 		t.Errorf("after fg the command read %q, want the line typed", got)
@@ -192,10 +201,8 @@ func TestCtrlZWithPTY(t *testing.T) {
 		t.Fatalf("the command ran on after Ctrl-Z stopped fence")
 	}
 	s.line("fg")
-	for start := time.Now(); !e.Exists("ptyz"); time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("fg did not continue the command; screen:\n%s", s.screen())
-		}
+	if !waitUntil(func() bool { return e.Exists("ptyz") }) {
+		t.Fatalf("fg did not continue the command; screen:\n%s", s.screen())
 	}
 }
 
@@ -213,9 +220,7 @@ func TestSelfStopFollowed(t *testing.T) {
 		t.Fatalf("the command ran on while fence was stopped")
 	}
 	s.line("fg")
-	for start := time.Now(); !e.Exists("selfstop"); time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("fg did not continue the command; screen:\n%s", s.screen())
-		}
+	if !waitUntil(func() bool { return e.Exists("selfstop") }) {
+		t.Fatalf("fg did not continue the command; screen:\n%s", s.screen())
 	}
 }

@@ -319,6 +319,7 @@ func TestInitsEnd(t *testing.T) {
 	// machine's load.
 	var late []time.Duration
 	for len(late) < 5 {
+		e.WaitWarm()
 		cmd := exec.Command(e.Fence, "--", "echo", "hi")
 		cmd.Dir, cmd.Env = e.Project, append(e.Vars, "FENCE_WARM_INIT=require")
 		out, err := cmd.StdoutPipe()
@@ -332,10 +333,10 @@ func TestInitsEnd(t *testing.T) {
 		read := make(chan []byte)
 		go func() { b, _ := io.ReadAll(out); read <- b }()
 		state, err := cmd.Process.Wait()
-		if err != nil || !state.Success() {
-			t.Fatalf("fence -- echo hi: %v %v", state, err)
-		}
 		exited := time.Now()
+		if err != nil || !state.Success() {
+			t.Fatalf("fence -- echo hi: %v %v\n%s", state, err, <-read)
+		}
 		b := <-read
 		if !strings.HasSuffix(string(b), "hi\n") {
 			t.Fatalf("output %q", b)

@@ -261,7 +261,7 @@ func (e *Env) exec(path string, args, extra []string) Result {
 		case "cold":
 			extra = append(extra, "FENCE_WARM_INIT=0")
 		case "warm":
-			e.waitWarm()
+			e.WaitWarm()
 			extra = append(extra, "FENCE_WARM_INIT=require")
 		}
 	}
@@ -293,11 +293,14 @@ func (e *Env) exec(path string, args, extra []string) Result {
 	return r
 }
 
-// waitWarm starts the daemon if needed and waits until it has a sandbox
-// init booted ahead. Unless the test chose a runtime directory, the daemon
+// WaitWarm starts the daemon if needed and waits until it has a sandbox
+// init booted ahead, as every run does when Init is "warm"; a test that
+// runs fence by itself with FENCE_WARM_INIT=require calls it first (the
+// daemon boots the next init after each run, and under load that can take
+// longer than a client waits for it). Unless the test chose a runtime directory, the daemon
 // is the test's own: a warm init is only handed to the binary that booted
 // it, and other test packages build their own.
-func (e *Env) waitWarm() {
+func (e *Env) WaitWarm() {
 	e.T.Helper()
 	if !e.HasVar("XDG_RUNTIME_DIR") {
 		e.UseRuntimeDir(filepath.Join(e.Base, "run"))
