@@ -34,6 +34,29 @@ func newTmuxShell(t *testing.T, e *sandboxtest.Env, name string) *tmuxShell {
 	return s
 }
 
+// fenceLine is the shell line that runs script with sh -c in e's sandbox,
+// then the rest of the line (redirections).
+func fenceLine(e *sandboxtest.Env, script, rest string) string {
+	return shQuote(e.Fence) + " -s " + shQuote(e.Config) + " -- sh -c " + shQuote(script) + rest
+}
+
+// shQuote quotes s for sh.
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// stoppedUntilFg checks that, fence stopped, the command does not write
+// file for a while, and that it does once fg continues it.
+func stoppedUntilFg(t *testing.T, e *sandboxtest.Env, s *tmuxShell, file string, while time.Duration) {
+	t.Helper()
+	time.Sleep(while)
+	if e.Exists(file) {
+		t.Fatalf("the command ran on while fence was stopped")
+	}
+	s.line("fg")
+	if !waitUntil(func() bool { return e.Exists(file) }) {
+		t.Fatalf("fg did not continue the command; screen:\n%s", s.screen())
+	}
+}
+
 func (s *tmuxShell) tmux(args ...string) string {
 	out, _ := exec.Command("tmux", append([]string{"-L", s.sock}, args...)...).CombinedOutput()
 	return string(out)
@@ -75,13 +98,12 @@ func (s *tmuxShell) shows(text string, d time.Duration) bool {
 // The controls run the same reader without fence.
 func TestKeyboardNotReadInTheBackground(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
-	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 	// The sandbox is up (the marker file exists) before fence leaves the
 	// foreground; the reader starts a moment after.
 	reader := func(name string) string {
-		return "sh -c " + q("exec 2>/dev/null; : > "+name+".up; sleep 0.5; exec dd bs=1 of="+name+".captured status=none") + " >/dev/null"
+		return "sh -c " + shQuote("exec 2>/dev/null; : > "+name+".up; sleep 0.5; exec dd bs=1 of="+name+".captured status=none") + " >/dev/null"
 	}
-	fence := q(e.Fence) + " -s " + q(e.Config) + " -- "
+	fence := shQuote(e.Fence) + " -s " + shQuote(e.Config) + " -- "
 	for _, v := range []struct {
 		name string
 		// start runs the reader and gets it out of the foreground, once
@@ -157,8 +179,7 @@ func ctrlZThenBg(s *tmuxShell, reader string, up func() bool) {
 func TestKeyboardAfterFg(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
 	s := newTmuxShell(t, e, "fg")
-	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-	s.line(q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q("sleep 0.5; read line; echo \"got $line\" > got.tmp; mv got.tmp got") + " >/dev/null")
+	s.line(fenceLine(e, "sleep 0.5; read line; echo \"got $line\" > got.tmp; mv got.tmp got", " >/dev/null"))
 	time.Sleep(300 * time.Millisecond)
 	s.tmux("send-keys", "C-z")
 	s.waitFor("Stopped")
@@ -183,10 +204,9 @@ func TestKeyboardAfterFg(t *testing.T) {
 func TestCtrlZWithPTY(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
 	s := newTmuxShell(t, e, "pty")
-	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 	// The command also switches mouse reporting on, which must not stay
 	// on for the shell once it has the terminal back.
-	s.line(q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q("printf '\\033[?1000h'; test -t 0 && test -t 1 && echo started-on-a-pty-$((6*7)); sleep 1.5; echo done > ptyz"))
+	s.line(fenceLine(e, "printf '\\033[?1000h'; test -t 0 && test -t 1 && echo started-on-a-pty-$((6*7)); sleep 1.5; echo done > ptyz", ""))
 	s.waitFor("started-on-a-pty-42")
 	if got := strings.TrimSpace(s.tmux("display-message", "-p", "#{mouse_any_flag}")); got != "1" {
 		t.Fatalf("control: tmux did not see the command switch mouse reporting on (%q)", got)
@@ -196,14 +216,7 @@ func TestCtrlZWithPTY(t *testing.T) {
 	if got := strings.TrimSpace(s.tmux("display-message", "-p", "#{mouse_any_flag}")); got != "0" {
 		t.Errorf("mouse reporting the stopped command switched on stayed on for the shell")
 	}
-	time.Sleep(2500 * time.Millisecond)
-	if e.Exists("ptyz") {
-		t.Fatalf("the command ran on after Ctrl-Z stopped fence")
-	}
-	s.line("fg")
-	if !waitUntil(func() bool { return e.Exists("ptyz") }) {
-		t.Fatalf("fg did not continue the command; screen:\n%s", s.screen())
-	}
+	stoppedUntilFg(t, e, s, "ptyz", 2500*time.Millisecond)
 }
 
 // TestSelfStopFollowed: a command without a PTY that stops itself stops
@@ -212,15 +225,7 @@ func TestCtrlZWithPTY(t *testing.T) {
 func TestSelfStopFollowed(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
 	s := newTmuxShell(t, e, "selfstop")
-	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-	s.line(q(e.Fence) + " -s " + q(e.Config) + " -- sh -c " + q("kill -STOP $$; echo resumed > selfstop") + " >/dev/null")
+	s.line(fenceLine(e, "kill -STOP $$; echo resumed > selfstop", " >/dev/null"))
 	s.waitFor("Stopped")
-	time.Sleep(500 * time.Millisecond)
-	if e.Exists("selfstop") {
-		t.Fatalf("the command ran on while fence was stopped")
-	}
-	s.line("fg")
-	if !waitUntil(func() bool { return e.Exists("selfstop") }) {
-		t.Fatalf("fg did not continue the command; screen:\n%s", s.screen())
-	}
+	stoppedUntilFg(t, e, s, "selfstop", 500*time.Millisecond)
 }

@@ -185,7 +185,7 @@ func TestRunEscapesFiltered(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
 	conf := e.Write("~/tmux.conf", "set -g set-clipboard on\n")
 	const script = `printf '\033]52;c;%s\007' "$(printf PWNCLIP | base64)"; printf '\033]7;file://localhost/pwnpath\007'`
-	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	q := shQuote
 	for i, v := range []struct {
 		name, cmd string
 		control   bool
