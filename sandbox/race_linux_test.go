@@ -60,16 +60,24 @@ func TestMountRace(t *testing.T) {
 	}
 }
 
-func testMountRace(t *testing.T, mode string, race mountRace) {
-	e := sandboxtest.New(t, writeDot)
+// pausableEnv is an Env that runs the test build of fence (its pauses,
+// FENCE_TEST_PAUSE_*) with the given init, and the gate directory the
+// pauses wait in.
+func pausableEnv(t *testing.T, mode string) (e *sandboxtest.Env, gate string) {
+	e = sandboxtest.New(t, writeDot)
 	e.Fence = sandboxtest.FenceWithTestHooks(t)
 	e.Init = mode
-	withRepo(t, e)
-	e.Write(race.decoy+"/pre-commit", "#!/bin/sh\nexit 0\n")
-	gate := filepath.Join(e.Base, "gate")
+	gate = filepath.Join(e.Base, "gate")
 	if err := os.Mkdir(gate, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return e, gate
+}
+
+func testMountRace(t *testing.T, mode string, race mountRace) {
+	e, gate := pausableEnv(t, mode)
+	withRepo(t, e)
+	e.Write(race.decoy+"/pre-commit", "#!/bin/sh\nexit 0\n")
 
 	done := make(chan struct{})
 	raced := make(chan bool, 1)
@@ -140,13 +148,7 @@ func waitFor(path string, done <-chan struct{}) bool {
 func TestProtectedPathBeforeWatch(t *testing.T) {
 	for _, mode := range []string{"cold", "warm"} {
 		t.Run(mode, func(t *testing.T) {
-			e := sandboxtest.New(t, writeDot)
-			e.Fence = sandboxtest.FenceWithTestHooks(t)
-			e.Init = mode
-			gate := filepath.Join(e.Base, "gate")
-			if err := os.Mkdir(gate, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			e, gate := pausableEnv(t, mode)
 			done := make(chan struct{})
 			released := make(chan bool, 1)
 			go func() {

@@ -250,7 +250,7 @@ func (t *Terminal) suspend(c Child, resize func()) {
 	for {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 		<-cont
-		if !t.inBackground() {
+		if !InBackground(t.In) {
 			break
 		}
 	}
@@ -261,10 +261,13 @@ func (t *Terminal) suspend(c Child, resize func()) {
 	}
 }
 
-// inBackground reports whether another process group than this one's is
-// in the foreground of the terminal (false when that cannot be known).
-func (t *Terminal) inBackground() bool {
-	pg, err := unix.IoctlGetInt(int(t.In.Fd()), unix.TIOCGPGRP)
+// InBackground reports whether another process group than this process's
+// is in the foreground of the terminal f. It is false when that cannot be
+// known: a terminal that is gone (hung up, the shell that ran fence
+// exited) has no keyboard to keep from anyone, and a fence that stopped
+// itself until it is in the foreground again would stay stopped for good.
+func InBackground(f *os.File) bool {
+	pg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
 	return err == nil && pg != unix.Getpgrp()
 }
 

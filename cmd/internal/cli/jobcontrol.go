@@ -6,7 +6,7 @@ import (
 	"os"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/fence-dev/fence/shellhook"
 )
 
 // jobControl makes Ctrl-Z, fg and bg act on the whole sandbox, as they
@@ -37,7 +37,7 @@ func (j *jobControl) handle(s os.Signal) bool {
 		j.suspend()
 		stopSelf()
 	case syscall.SIGCONT:
-		if j.keyboard != nil && inBackground(j.keyboard) {
+		if j.keyboard != nil && shellhook.InBackground(j.keyboard) {
 			// Continued in the background (bg). A program reading its
 			// terminal from the background stops (SIGTTIN); the command
 			// reads a terminal that is not its controlling one, which
@@ -67,15 +67,6 @@ func (j *jobControl) suspend() {
 		// stopped is one that already ended.
 		j.suspended = j.sandbox.Suspend() == nil
 	}
-}
-
-// inBackground reports whether another process group than fence's is in
-// the foreground of the terminal f. A terminal that is gone (hung up: the
-// shell that ran fence exited) has no keyboard to protect, and a fence that
-// stopped itself then would stay stopped for good.
-func inBackground(f *os.File) bool {
-	pg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
-	return err == nil && pg != unix.Getpgrp()
 }
 
 // stopSelf stops fence, which the shell reports as a stopped job; it
