@@ -37,6 +37,18 @@ var deniedSyscalls = append([]uintptr{
 	unix.SYS_PERSONALITY,
 }, archDeniedSyscalls...)
 
+// deniedIoctls return EPERM whatever the descriptor. TIOCSTI and TIOCLINUX
+// type into a terminal (T-01, T-04). The others act on the caller's own
+// terminal when `fence --` passes it on as stdin (the keyboard on a
+// terminal, the output redirected), beyond the termios fence restores at
+// the end: TIOCSETD changes its line discipline and TIOCCONS redirects the
+// console (red team B5); TIOCEXCL makes every later open of the terminal
+// fail with EBUSY (ssh's and git's password prompts, less, pinentry) until
+// something clears it, and TCXONC stops its output, which since Linux
+// 5.12 the user's Ctrl-Q no longer restarts: fence hung writing the
+// command's stderr to it. No ordinary program needs any of them.
+var deniedIoctls = []uint32{unix.TIOCSTI, unix.TIOCLINUX, unix.TIOCSETD, unix.TIOCCONS, unix.TIOCEXCL, unix.TCXONC}
+
 // namespaceFlags are the clone/unshare flags that create namespaces.
 // CLONE_NEWTIME (0x80) is left out: for clone it overlaps the exit signal
 // bits, and a time namespace grants nothing.
@@ -140,17 +152,15 @@ func seccompBaseInstructions() ([]bpf.Instruction, error) {
 		)
 	}
 	// ioctl: the kernel truncates the request to 32 bits, so compare the
-	// low half only (ATTACKS.md T-02). TIOCSETD and TIOCCONS would act on
-	// the caller's terminal when `fence --` passes it on (stdin on a
-	// terminal, output redirected; red team B5): no ordinary program
-	// changes a line discipline or redirects the console.
+	// low half only (ATTACKS.md T-02).
 	p = append(p,
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(unix.SYS_IOCTL), SkipTrue: 7},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(unix.SYS_IOCTL), SkipTrue: uint8(len(deniedIoctls) + 3)},
 		bpf.LoadAbsolute{Off: argLow(1), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCSTI, SkipTrue: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCLINUX, SkipTrue: 3},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCSETD, SkipTrue: 2},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.TIOCCONS, SkipTrue: 1},
+	)
+	for i, req := range deniedIoctls {
+		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: req, SkipTrue: uint8(len(deniedIoctls) - i)})
+	}
+	p = append(p,
 		bpf.RetConstant{Val: retAllow},
 		bpf.RetConstant{Val: retEPERM},
 	)

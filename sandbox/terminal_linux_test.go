@@ -242,25 +242,37 @@ func TestRunEscapesFiltered(t *testing.T) {
 	}
 }
 
-// TestTIOCSETD: with the keyboard on a terminal and the output redirected,
-// `fence --` passes the caller's terminal on as stdin; the command must
-// not change its line discipline (red team B5).
-func TestTIOCSETD(t *testing.T) {
+// TestCallerTerminalIoctls: with the keyboard on a terminal and the output
+// redirected, `fence --` passes the caller's terminal on as stdin; the
+// command must not change it in ways that outlast the run, beyond the
+// termios fence restores: its line discipline (TIOCSETD, red team B5),
+// exclusive mode, which makes every later open of the terminal fail
+// (TIOCEXCL), or stopped output, which hung fence on the command's stderr
+// (TCXONC). Each control undoes what it did.
+func TestCallerTerminalIoctls(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
-	const script = `echo SETD-TRY; python3 -c 'import fcntl,termios,struct;fcntl.ioctl(0,termios.TIOCSETD,struct.pack("i",0));print("SETD-OK")'`
-	run := func(argv ...string) string {
-		cmd, _, _ := ttyCommand(t, e, argv)
-		out, _ := cmd.CombinedOutput()
-		return string(out)
-	}
-	if out := run("/bin/sh", "-c", script); !strings.Contains(out, "SETD-OK") {
-		t.Fatalf("control: TIOCSETD failed without the sandbox: %s", out)
-	}
-	out := run(e.Fence, "-s", e.Config, "--", "sh", "-c", script)
-	if !strings.Contains(out, "SETD-TRY") {
-		t.Fatalf("the script did not run inside the sandbox: %s", out)
-	}
-	if strings.Contains(out, "SETD-OK") {
-		t.Errorf("TIOCSETD on the caller's terminal worked inside the sandbox: %s", out)
+	for _, c := range []struct{ name, try, undo string }{
+		{"TIOCSETD", `fcntl.ioctl(0,termios.TIOCSETD,struct.pack("i",0))`, ``},
+		{"TIOCEXCL", `fcntl.ioctl(0,termios.TIOCEXCL)`, `fcntl.ioctl(0,termios.TIOCNXCL)`},
+		{"TCXONC", `termios.tcflow(0,termios.TCOOFF)`, `termios.tcflow(0,termios.TCOON)`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			script := `echo TRY; python3 -c 'import fcntl,termios,struct;` + c.try + `;print("IOCTL-OK");` + c.undo + `'`
+			run := func(argv ...string) string {
+				cmd, _, _ := ttyCommand(t, e, argv)
+				out, _ := cmd.CombinedOutput()
+				return string(out)
+			}
+			if out := run("/bin/sh", "-c", script); !strings.Contains(out, "IOCTL-OK") {
+				t.Fatalf("control: %s failed without the sandbox: %s", c.name, out)
+			}
+			out := run(e.Fence, "-s", e.Config, "--", "sh", "-c", script)
+			if !strings.Contains(out, "TRY") {
+				t.Fatalf("the script did not run inside the sandbox: %s", out)
+			}
+			if strings.Contains(out, "IOCTL-OK") {
+				t.Errorf("%s on the caller's terminal worked inside the sandbox: %s", c.name, out)
+			}
+		})
 	}
 }
