@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Filter is a streaming filter for the output of a sandboxed terminal
@@ -36,9 +37,7 @@ type Filter struct {
 	strWhy string // name of the string being swallowed
 	st     bool   // the OSC being collected ended with ESC \ rather than BEL
 	out    []byte
-	modes  map[int]bool // DEC private modes the stream set (true) or reset
-	kitty  int          // kitty keyboard protocol levels pushed and not popped
-	mok    bool         // xterm modifyOtherKeys left on
+	term   termState // what the stream left switched on (modes.go)
 }
 
 type fstate uint8
@@ -86,11 +85,14 @@ func (f *Filter) Write(p []byte) (int, error) {
 }
 
 // Flush drops any incomplete sequence at the end of the stream. A lone
-// trailing 0xC2 byte is written out: it was not an introducer.
+// trailing 0xC2 byte is written as U+FFFD, as a terminal would show it:
+// written as it is, a C1 byte written next to the same terminal by another
+// stream (the command's stderr has a filter of its own) would make it a
+// control neither filter saw.
 func (f *Filter) Flush() error {
 	out := f.out[:0]
 	if f.state == sGroundC2 {
-		out = append(out, 0xC2)
+		out = append(out, "\ufffd"...)
 	}
 	f.state, f.seq, f.over = sGround, f.seq[:0], false
 	f.out = out
@@ -146,10 +148,14 @@ func (f *Filter) feed(p []byte) {
 				return
 			}
 			i = j
-			if p[i] == 0x1b {
+			switch p[i] {
+			case 0x1b:
 				f.state = sEsc
-			} else {
+			case 0xc2:
 				f.state = sGroundC2
+			default: // SO: G1 shifted in
+				f.term.charsets = true
+				f.out = append(f.out, p[i])
 			}
 
 		case sGroundC2:
@@ -203,6 +209,7 @@ func (f *Filter) feed(p []byte) {
 			default:
 				f.out = append(f.out, 0x1b, c)
 				f.state = sGround
+				f.term.trackEsc([]byte{0x1b}, c)
 			}
 
 		case sEscInter:
@@ -214,11 +221,17 @@ func (f *Filter) feed(p []byte) {
 					f.over = true
 				}
 			case c >= 0x30 && c <= 0x7e:
-				if !f.over {
-					f.out = append(f.out, f.seq...)
-					f.out = append(f.out, c)
-				}
 				f.state = sGround
+				if f.over {
+					break
+				}
+				if why := escBlocked(f.seq[1:], c); why != "" {
+					f.block(why)
+					break
+				}
+				f.out = append(f.out, f.seq...)
+				f.out = append(f.out, c)
+				f.term.trackEsc(f.seq, c)
 			default:
 				f.abort(c, &i)
 			}
@@ -243,10 +256,7 @@ func (f *Filter) feed(p []byte) {
 				}
 				f.out = append(f.out, f.seq...)
 				f.out = append(f.out, c)
-				if (c == 'h' || c == 'l') && len(f.seq) > 2 && f.seq[2] == '?' {
-					f.trackModes(f.seq[3:], c == 'h')
-				}
-				f.trackKeyboard(f.seq[2:], c)
+				f.term.trackCSI(f.seq[2:], c)
 			default:
 				f.abort(c, &i)
 			}
@@ -292,10 +302,20 @@ func (f *Filter) feed(p []byte) {
 				f.block("OSC (C1 inside)")
 				i-- // the C1 control starts over in ground as C2 xx
 				f.state = sGroundC2
-			default:
+			case c >= 0xa0 && c <= 0xbf:
 				f.state = sOSC
-				if len(f.seq)+1 < maxOSC {
-					f.seq = append(f.seq, 0xc2)
+				if len(f.seq)+2 <= maxOSC {
+					f.seq = append(f.seq, 0xc2, c)
+				} else {
+					f.over = true
+				}
+			default:
+				// Not UTF-8: kept as U+FFFD, as a terminal shows it. Kept
+				// as 0xC2, it would meet the byte after a C0 control the
+				// string drops, and be a C1 control in the output.
+				f.state = sOSC
+				if len(f.seq)+3 <= maxOSC {
+					f.seq = append(f.seq, "\ufffd"...)
 				} else {
 					f.over = true
 				}
@@ -365,6 +385,7 @@ func (f *Filter) endOSC() {
 		f.block(why)
 		return
 	}
+	f.term.trackOSC(oscNumber(payload))
 	f.out = append(f.out, f.seq...)
 	if f.st {
 		f.out = append(f.out, 0x1b, '\\')
@@ -373,13 +394,29 @@ func (f *Filter) endOSC() {
 	}
 }
 
+// oscNumber returns the number an OSC string payload starts with, or -1.
+func oscNumber(payload []byte) int {
+	num, _, _ := bytes.Cut(payload, []byte{';'})
+	n, err := strconv.Atoi(string(num))
+	if err != nil || len(num) == 0 || len(num) > 5 || num[0] < '0' || num[0] > '9' {
+		return -1
+	}
+	return n
+}
+
 // oscBlocked returns why the OSC string payload must be dropped, or "".
 func oscBlocked(payload []byte) string {
-	num, rest, _ := bytes.Cut(payload, []byte{';'})
-	n, err := strconv.Atoi(string(num))
-	if err != nil || len(num) == 0 || len(num) > 5 {
+	n := oscNumber(payload)
+	if n < 0 {
 		return "OSC (malformed)"
 	}
+	if !utf8.Valid(payload) {
+		// A raw C1 byte (0x9C, ST) ends the string early on a terminal
+		// that reads 8-bit controls, and what follows it is then a new
+		// sequence this filter saw as part of the title.
+		return "OSC (not UTF-8)"
+	}
+	_, rest, _ := bytes.Cut(payload, []byte{';'})
 	name := "OSC " + strconv.Itoa(n)
 	hasQuery := func(b []byte) bool {
 		for _, f := range bytes.Split(b, []byte{';'}) {
@@ -406,13 +443,58 @@ func oscBlocked(payload []byte) string {
 		return ""
 	case n == 633: // VS Code shell integration
 		// The cwd property is dropped like OSC 7: it tells the editor
-		// where to open new terminals (ATTACKS.md T-10).
-		if bytes.HasPrefix(rest, []byte("P;Cwd=")) {
-			return "OSC 633 P;Cwd"
+		// where to open new terminals (ATTACKS.md T-10). VS Code decodes
+		// \xNN and \\ in the property before it reads its name, so
+		// P;\x43wd= names it too.
+		if prop, ok := bytes.CutPrefix(rest, []byte("P;")); ok {
+			key, _, _ := bytes.Cut(prop, []byte{'='})
+			if bytes.EqualFold(vscodeUnescape(key), []byte("Cwd")) {
+				return "OSC 633 P;Cwd"
+			}
 		}
 		return ""
 	}
 	return name
+}
+
+// vscodeUnescape decodes the escapes VS Code's shell integration reads in
+// OSC 633 values: \\ and \xNN.
+func vscodeUnescape(b []byte) []byte {
+	if bytes.IndexByte(b, '\\') < 0 {
+		return b
+	}
+	var out []byte
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\\' && i+1 < len(b) && b[i+1] == '\\' {
+			out = append(out, '\\')
+			i++
+			continue
+		}
+		if b[i] == '\\' && i+3 < len(b) && (b[i+1] == 'x' || b[i+1] == 'X') {
+			if v, err := strconv.ParseUint(string(b[i+2:i+4]), 16, 8); err == nil {
+				out = append(out, byte(v))
+				i += 3
+				continue
+			}
+		}
+		out = append(out, b[i])
+	}
+	return out
+}
+
+// escBlocked returns why the escape sequence with intermediates inter
+// and final byte final must be dropped, or "".
+func escBlocked(inter []byte, final byte) string {
+	switch {
+	case len(inter) == 1 && inter[0] == '%' && final != 'G':
+		// Leaves UTF-8: raw C1 bytes in later text would then be
+		// controls (ESC % G, into UTF-8, is harmless).
+		return "ESC % (leave UTF-8)"
+	case len(inter) == 1 && inter[0] == ' ' && final == 'G':
+		// S8C1T: reports come back with 8-bit controls.
+		return "ESC SP G (S8C1T)"
+	}
+	return ""
 }
 
 // csiBlocked returns why the CSI sequence with parameter bytes params and
@@ -437,107 +519,37 @@ func csiBlocked(params []byte, final byte) string {
 		}
 	case 'i':
 		return "CSI i (media copy)"
+	case 'q':
+		if bytes.HasPrefix(params, []byte(">")) {
+			// Answers with the terminal's name and version as text.
+			return "XTVERSION"
+		}
+	case 'u', 'w':
+		// DECRQTSR, DECRQPSR, DECRQUPSS: reports as text strings, not
+		// numbers.
+		if bytes.HasSuffix(params, []byte("$")) || bytes.HasSuffix(params, []byte("&")) {
+			return "CSI " + string(params) + string(final) + " (report)"
+		}
+	case 'c':
+		if bytes.HasPrefix(params, []byte("=")) {
+			return "DA3" // answers with a DCS string
+		}
 	}
 	return ""
 }
 
-// resetModes are the DEC private modes a session may leave on that would
-// disturb the user's own shell afterwards, and the value they go back to.
-var resetModes = []struct {
-	mode int
-	on   bool
-}{
-	{1049, false}, {1047, false}, {47, false}, // alternate screen
-	{1000, false}, {1002, false}, {1003, false}, {1005, false}, {1006, false}, {1015, false}, // mouse
-	{1004, false}, // focus events
-	{1, false},    // application cursor keys
-	{25, true},    // cursor visible
-	{2026, false}, // synchronized output
-}
-
-func (f *Filter) trackModes(params []byte, on bool) {
-	if f.modes == nil {
-		f.modes = map[int]bool{}
-	}
-	for _, p := range bytes.Split(params, []byte{';'}) {
-		if n, err := strconv.Atoi(string(p)); err == nil {
-			f.modes[n] = on
-		}
-	}
-}
-
-// ResetModes returns the sequence that switches off the terminal modes the
-// filtered stream left on (alternate screen, mouse reporting, focus events,
-// application cursor keys, hidden cursor), plus an SGR reset. It returns nil
-// when there is nothing to undo.
-func (f *Filter) ResetModes() []byte {
-	var b []byte
-	for _, r := range resetModes {
-		if on, seen := f.modes[r.mode]; seen && on != r.on {
-			b = append(b, "\x1b[?"+strconv.Itoa(r.mode)...)
-			if r.on {
-				b = append(b, 'h')
-			} else {
-				b = append(b, 'l')
-			}
-		}
-	}
-	if f.kitty > 0 {
-		b = append(b, "\x1b[<"+strconv.Itoa(f.kitty)+"u"...)
-	}
-	if f.mok {
-		b = append(b, "\x1b[>4m"...)
-	}
-	if len(f.modes) > 0 || b != nil {
-		b = append(b, "\x1b[0m"...)
-	}
-	return b
-}
-
-// SuspendModes is ResetModes for a program that stopped and may go on:
-// what it returns is taken as done, so that what the program switches on
-// again is tracked afresh and nothing is undone twice (popping the kitty
-// keyboard stack twice would pop entries of the program outside).
-func (f *Filter) SuspendModes() []byte {
-	b := f.ResetModes()
-	for _, r := range resetModes {
-		if _, seen := f.modes[r.mode]; seen {
-			f.modes[r.mode] = r.on
-		}
-	}
-	f.kitty, f.mok = 0, false
-	return b
-}
-
-// trackKeyboard follows the keyboard-reporting modes a program may leave
-// on (the kitty keyboard protocol's push/pop stack, xterm's
-// modifyOtherKeys), so that the user's own shell gets plain keys back.
-func (f *Filter) trackKeyboard(params []byte, final byte) {
-	switch {
-	case final == 'u' && len(params) > 0 && params[0] == '>':
-		f.kitty = min(f.kitty+1, 64)
-	case final == 'u' && len(params) > 0 && params[0] == '<':
-		n := 1
-		if v, err := strconv.Atoi(string(params[1:])); err == nil && v > 0 {
-			n = v
-		}
-		f.kitty = max(f.kitty-n, 0)
-	case final == 'm' && len(params) > 1 && params[0] == '>':
-		p, v, _ := bytes.Cut(params[1:], []byte{';'})
-		if string(p) == "4" {
-			f.mok = len(v) > 0 && string(v) != "0"
-		}
-	}
-}
-
 // nextSpecial returns the index of the first ESC or 0xC2 byte in p (the
-// start of an escape sequence or of a UTF-8 encoded C1 control), or len(p).
+// start of an escape sequence or of a UTF-8 encoded C1 control), or of an
+// SO (shift out, which modes.go follows), or len(p).
 func nextSpecial(p []byte) int {
 	n := len(p)
 	if i := bytes.IndexByte(p, 0x1b); i >= 0 {
 		n = i
 	}
 	if i := bytes.IndexByte(p[:n], 0xc2); i >= 0 {
+		n = i
+	}
+	if i := bytes.IndexByte(p[:n], 0x0e); i >= 0 {
 		n = i
 	}
 	return n
