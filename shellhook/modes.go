@@ -30,7 +30,6 @@ var decModes = []modeReset{
 	{66, false},   // application keypad (DECNKM)
 	{25, true},    // cursor visible
 	{5, false},    // reverse video
-	{6, false},    // origin mode: cursor addressing relative to the scroll region
 	{7, true},     // autowrap
 	{8, true},     // key autorepeat
 	{69, false},   // left and right margins
@@ -54,6 +53,7 @@ type termState struct {
 	keypad    bool         // application keypad (DECKPAM, ESC =)
 	charsets  bool         // a character set designated or shifted in (ESC ( 0, SO)
 	margins   bool         // a scroll region set (DECSTBM)
+	origin    bool         // origin mode set at some point (DECOM; DECRC can bring it back)
 	cursor    bool         // a cursor style set (DECSCUSR)
 	colours   uint32       // bit N: OSC N set a colour (4, 10-19)
 }
@@ -66,6 +66,7 @@ func (s *termState) trackCSI(params []byte, final byte) {
 	case (final == 'h' || final == 'l') && private:
 		for _, n := range modeNumbers(params[1:]) {
 			s.dec = setMode(s.dec, n, final == 'h')
+			s.origin = s.origin || (n == 6 && final == 'h')
 		}
 	case (final == 'h' || final == 'l') && len(params) > 0 && params[0] >= '0' && params[0] <= '9':
 		for _, n := range modeNumbers(params) {
@@ -179,7 +180,22 @@ func (f *Filter) ResetModes() []byte {
 			}
 		}
 	}
+	// Origin mode and the scroll region go first: switching either off
+	// moves the cursor home, which in the alternate screen is of no
+	// consequence, as leaving it puts the cursor back (1049). Otherwise
+	// the cursor goes to a new last line, so that the user's prompt does
+	// not overwrite the top of the screen.
+	homed := s.origin || s.margins
+	if s.origin {
+		b = append(b, "\x1b[?6l"...)
+	}
+	if s.margins {
+		b = append(b, "\x1b[r"...)
+	}
 	undo(decModes, s.dec, "\x1b[?")
+	if homed && !s.dec[1049] {
+		b = append(b, "\x1b[999;1H\n"...)
+	}
 	undo(ansiModes, s.ansi, "\x1b[")
 	if s.kitty > 0 {
 		b = append(b, "\x1b[<"+strconv.Itoa(s.kitty)+"u"...)
@@ -195,10 +211,6 @@ func (f *Filter) ResetModes() []byte {
 	}
 	if s.charsets {
 		b = append(b, "\x0f\x1b(B"...) // G0 in use, and ASCII
-	}
-	if s.margins {
-		// DECSTBM moves the cursor home: keep it where it is.
-		b = append(b, "\x1b7\x1b[r\x1b8"...)
 	}
 	if s.cursor {
 		b = append(b, "\x1b[0 q"...)

@@ -256,6 +256,22 @@ func (e *env) waitFunc(what string, ok func(string) bool) {
 	}
 }
 
+// waitFormat waits until tmux expands format to want (the pane's modes).
+func (e *env) waitFormat(what, format, want string) {
+	e.t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		got := strings.TrimSpace(e.tmux("display-message", "-p", format))
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s: %s is %q, want %q", what, format, got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitText waits until the screen contains s.
 func (e *env) waitText(s string) {
 	e.t.Helper()
@@ -319,6 +335,11 @@ func TestShells(t *testing.T) {
 	}
 }
 
+// leftModes asks tmux for insert mode, origin mode and the top of the
+// scroll region: "1 1 2" after the test's modesOn. (Not the keypad: zsh's
+// line editor switches it on itself.)
+const leftModes = "#{insert_flag} #{origin_flag} #{scroll_region_upper}"
+
 func testShell(t *testing.T, shell string) {
 	e := newEnv(t, shell)
 	fp := func(s string) string { return e.fishify(s) }
@@ -341,6 +362,12 @@ func testShell(t *testing.T, shell string) {
 		t.Fatalf("control: mouse reporting from an unsandboxed shell not seen by tmux (%q)", got)
 	}
 	e.line(`printf '\033[?1000l'`)
+	const modesOn = `\033[4h\033[?6h\033[3;4r` // insert mode, origin mode, a scroll region
+	e.line(`printf '` + modesOn + `'`)
+	e.waitFormat("control: modes from an unsandboxed shell seen by tmux", leftModes, "1 1 2")
+	e.line(`printf '\033[4l\033[?6l\033[r'`)
+	e.waitFormat("control: modes switched off again", leftModes, "0 0 0")
+	e.keys("C-l")
 	if b, _ := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); strings.TrimSpace(string(b)) != "0" {
 		e.line("python3 " + e.path("control.py"))
 		e.waitText("MKCONTROL-INJECTED")
@@ -605,11 +632,10 @@ func testShell(t *testing.T, shell string) {
 	e.line("curl -s -o /dev/null -w 'HTTP%{http_code}\\n' http://blocked.fence-test.example/")
 	e.waitText("HTTP403")
 	// Modes a program inside leaves on are switched off at exit (T-09).
-	e.line(`printf '\033[?1000h\033[?1049h'; exit`)
+	e.line(`printf '\033[?1000h\033[?1049h` + modesOn + `'; exit`)
 	e.waitPrompt(false)
-	e.waitFunc("alternate screen and mouse reporting off after exit", func(string) bool {
-		return strings.TrimSpace(e.tmux("display-message", "-p", "#{alternate_on} #{mouse_any_flag}")) == "0 0"
-	})
+	e.waitFormat("alternate screen, mouse reporting, insert mode, origin mode and scroll region off after exit",
+		"#{alternate_on} #{mouse_any_flag} "+leftModes, "0 0 0 0 0")
 	e.waitText("blocked 1 connection")
 	if got := prompt(); got != "none" {
 		t.Fatalf("exit from other: still inside (%q)", got)
