@@ -348,3 +348,41 @@ func TestInitThreadsLockedDown(t *testing.T) {
 		}
 	}
 }
+
+// TestProcKeysHidden: the names of the user's keys (/proc/keys) are not
+// readable inside, where keyctl is denied anyway; the control lists the
+// key the test adds to its session keyring. Red team of the eleventh
+// session: "user aws:prod-deploy-token" was listed.
+func TestProcKeysHidden(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	// add_key(2) into a new session keyring, then list /proc/keys from a
+	// child: with and without fence.
+	const py = `import ctypes, subprocess, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+if libc.syscall(250, 1, None) < 0:  # keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)
+    sys.exit("join a session keyring: errno %d" % ctypes.get_errno())
+if libc.syscall(248, b"user", b"fence-test-key-name", b"x", 1, -3) < 0:  # add_key(..., KEY_SPEC_SESSION_KEYRING)
+    sys.exit("add_key: errno %d" % ctypes.get_errno())
+sys.exit(subprocess.run(sys.argv[1:]).returncode)
+`
+	run := func(argv ...string) string {
+		cmd := exec.Command("python3", append([]string{"-c", py}, argv...)...)
+		cmd.Dir, cmd.Env = e.Project, e.Vars
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Logf("%v: %v", argv, err)
+		}
+		return string(out)
+	}
+	if out := run("cat", "/proc/keys"); !strings.Contains(out, "fence-test-key-name") {
+		t.Fatalf("control: the key is not listed without the sandbox:\n%s", out)
+	}
+	out := run(e.Fence, "-s", e.Config, "--", "sh", "-c", "echo KEYS-READ; cat /proc/keys /proc/key-users")
+	if !strings.Contains(out, "KEYS-READ") {
+		t.Fatalf("the command did not run:\n%s", out)
+	}
+	if strings.Contains(out, "fence-test-key-name") {
+		t.Errorf("/proc/keys lists the user's key inside the sandbox:\n%s", out)
+	}
+}

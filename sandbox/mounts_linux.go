@@ -288,6 +288,15 @@ func (r *stagedRoot) fill(writableRoot int) error {
 			"mount /proc: %w", err)
 	}
 	r.debug = append(r.debug, "mount: /proc fresh for the pid namespace")
+	// keyctl is denied, so the user's keys cannot be read or used inside,
+	// but /proc/keys would list their names ("aws:prod-deploy-token") and
+	// /proc/key-users how many there are: /dev/null goes over both.
+	for _, f := range []string{"/proc/keys", "/proc/key-users"} {
+		err := unix.Mount(newRoot+"/dev/null", newRoot+f, "", unix.MS_BIND, "")
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return failf("", "hide %s: %w", f, err)
+		}
+	}
 	r.filled = true
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -286,5 +287,57 @@ for proto in (0, 262):
 	out := driver(t, e, "sh", "-c", script)
 	if strings.Contains(out, "BOUND") {
 		t.Errorf("bind succeeded with allowLocalBinding off:\n%s", out)
+	}
+}
+
+// TestControlSocketsOutsideRun: container engines' and SSH agents' sockets
+// in the home directory (Docker Desktop, colima, 1Password) and a socket
+// in /var/tmp cannot be reached from inside; each is reached without the
+// sandbox (the control). Red team of the eleventh session: they were.
+func TestControlSocketsOutsideRun(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	varTmp, err := os.MkdirTemp("/var/tmp", "fence-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(varTmp) })
+	var socks []string
+	for _, p := range []string{
+		filepath.Join(e.Home, ".docker", "run", "docker.sock"),
+		filepath.Join(e.Home, ".colima", "default", "docker.sock"),
+		filepath.Join(e.Home, ".1password", "agent.sock"),
+		filepath.Join(varTmp, "engine.sock"),
+	} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go serve(ln, "ENGINE:")
+		socks = append(socks, p)
+	}
+	const pyUnix = `python3 -c '
+import socket,sys
+for p in sys.argv[1:]:
+    try:
+        s=socket.socket(socket.AF_UNIX); s.settimeout(3); s.connect(p); s.sendall(b"ping\n")
+        print(p, s.recv(100).decode().strip())
+    except Exception as e:
+        print(p, "ERR", type(e).__name__)'`
+	script := pyUnix + " " + strings.Join(socks, " ")
+	control := exec.Command("sh", "-c", script)
+	control.Env = e.Vars
+	out, _ := control.CombinedOutput()
+	if strings.Count(string(out), "ENGINE:ping") != len(socks) {
+		t.Fatalf("control: not every socket answered without the sandbox:\n%s", out)
+	}
+	inside := driver(t, e, "sh", "-c", script)
+	for _, p := range socks {
+		if strings.Contains(inside, p+" ENGINE:") || !strings.Contains(inside, p+" ERR") {
+			t.Errorf("%s reachable from inside (or the probe did not run):\n%s", p, inside)
+		}
 	}
 }

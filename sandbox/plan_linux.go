@@ -110,6 +110,20 @@ var systemMasks = []string{
 	"/run/systemd/private", "/run/systemd/userdb", "/run/snapd.socket", "/run/snapd-snap.socket",
 	"/run/avahi-daemon", "/run/cups", "/run/libvirt", "/run/lxd-installer.socket", "/run/screen",
 	"/var/run/docker.sock", "/var/lib/docker", "/tmp/.X11-unix",
+	// LXD and Incus keep their sockets outside /run: connecting is enough
+	// for host root to a member of the lxd group (Ubuntu's first user).
+	"/var/snap/lxd/common/lxd", "/var/lib/lxd", "/var/lib/incus",
+}
+
+// homeMasks are control channels in the home directory, hidden like
+// systemMasks (red team of the eleventh session): the sockets of Docker
+// Desktop, Rancher Desktop, colima, lima and podman machine (each a
+// container engine: host root in practice), and password managers' SSH
+// agents.
+var homeMasks = []string{
+	".docker/run", ".docker/desktop", ".rd", ".colima", ".lima",
+	".local/share/containers/podman/machine",
+	".1password", ".bitwarden-ssh-agent.sock",
 }
 
 // runSockets finds the unix sockets under /run (and /var/run when it is
@@ -117,37 +131,52 @@ var systemMasks = []string{
 // each socket, or the socket itself when it lies directly in /run. A
 // read-only mount does not stop connect(), and a socket there is a service
 // of the host (a database, systemd-resolved's varlink DNS, a container
-// engine) that no list of names can keep up with.
+// engine) that no list of names can keep up with. A directory the user
+// cannot list, or one deeper than the walk goes, is hidden whole: a
+// socket in it is reachable by name (red team of the eleventh session: a
+// socket in a 0711 directory, and one five levels down). /var/tmp, which
+// the sandbox shares with the host, is looked at two levels deep.
 func runSockets() []string {
 	var out []string
 	seen := map[string]bool{}
-	var walk func(dir string, depth int)
-	walk = func(dir string, depth int) {
+	mask := func(m string) {
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	var walk func(top, dir string, depth, maxDepth int)
+	walk = func(top, dir string, depth, maxDepth int) {
 		ents, err := os.ReadDir(dir)
 		if err != nil {
+			if errors.Is(err, fs.ErrPermission) && dir != top {
+				mask(dir)
+			}
 			return
 		}
 		for _, e := range ents {
 			p := filepath.Join(dir, e.Name())
 			switch t := e.Type(); {
 			case t&fs.ModeSocket != 0:
-				m := dir
-				if dir == "/run" || dir == "/var/run" {
-					m = p
+				if dir == top {
+					mask(p)
+				} else {
+					mask(dir)
 				}
-				if !seen[m] {
-					seen[m] = true
-					out = append(out, m)
-				}
-			case t.IsDir() && depth < 4 && p != "/run/user":
-				walk(p, depth+1)
+			case t.IsDir() && p == "/run/user":
+				// Masked whole (systemMasks).
+			case t.IsDir() && depth < maxDepth:
+				walk(top, p, depth+1, maxDepth)
+			case t.IsDir() && top != "/var/tmp":
+				mask(p)
 			}
 		}
 	}
-	walk("/run", 1)
+	walk("/run", "/run", 1, 6)
 	if fi, err := os.Lstat("/var/run"); err == nil && fi.IsDir() {
-		walk("/var/run", 1)
+		walk("/var/run", "/var/run", 1, 6)
 	}
+	walk("/var/tmp", "/var/tmp", 1, 2)
 	return out
 }
 
@@ -392,6 +421,11 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 		denied[filepath.Clean(d)] = true
 	}
 	masks = append(masks, systemMasks...)
+	if home != "" {
+		for _, m := range homeMasks {
+			masks = append(masks, filepath.Join(home, m))
+		}
+	}
 	masks = append(masks, <-sockets...)
 	masks = append(masks, pol.StateDirs...)
 	if rt, ok := lookupEnv(spec.Env, "XDG_RUNTIME_DIR"); ok && filepath.IsAbs(rt) {

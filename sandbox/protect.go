@@ -107,6 +107,52 @@ var homeProtected = []ProtectedName{
 	{Name: ".emacs", Reason: "editor startup file"},
 	{Name: ".emacs.d", Dir: true, Reason: "editor startup file"},
 	{Name: ".config/emacs", Dir: true, Reason: "editor startup file"},
+	// Sourced by the lines installers add to the shell startup files
+	// (rustup, nvm, SDKMAN!), and what bash and fish load by themselves
+	// (red team of the eleventh session: ~/.cargo/env ran in the next
+	// host bash).
+	{Name: ".cargo/env", Reason: "shell startup file"},
+	{Name: ".nvm/nvm.sh", Reason: "shell startup file"},
+	{Name: ".nvm/bash_completion", Reason: "shell startup file"},
+	{Name: ".sdkman/bin", Dir: true, Reason: "shell startup file"},
+	{Name: ".bash_completion", Reason: "shell startup file"},
+	{Name: ".local/share/bash-completion", Dir: true, Reason: "shell startup file"},
+	{Name: ".local/share/fish/vendor_conf.d", Dir: true, Reason: "shell startup file"},
+	{Name: ".local/share/fish/vendor_functions.d", Dir: true, Reason: "shell startup file"},
+	{Name: ".local/share/fish/vendor_completions.d", Dir: true, Reason: "shell startup file"},
+	{Name: ".selected_editor", Reason: "shell startup file"}, // sourced by sensible-editor
+	// Plugins neovim loads at start (site/, plugin managers' trees).
+	{Name: ".local/share/nvim", Dir: true, Reason: "editor startup file"},
+	// Terminals and window managers run programs named in their
+	// configuration.
+	{Name: ".config/alacritty", Dir: true, Reason: "terminal startup file"},
+	{Name: ".config/kitty", Dir: true, Reason: "terminal startup file"},
+	{Name: ".config/wezterm", Dir: true, Reason: "terminal startup file"},
+	{Name: ".wezterm.lua", Reason: "terminal startup file"},
+	{Name: ".config/foot", Dir: true, Reason: "terminal startup file"},
+	{Name: ".config/ghostty", Dir: true, Reason: "terminal startup file"},
+	{Name: ".config/i3", Dir: true, Reason: "persistence point"},
+	{Name: ".config/sway", Dir: true, Reason: "persistence point"},
+	{Name: ".config/hypr", Dir: true, Reason: "persistence point"},
+	{Name: ".config/user-tmpfiles.d", Dir: true, Reason: "persistence point"}, // applied by systemd at login
+	// Tools whose configuration names a command they run: kubectl's exec
+	// credential plugins, the AWS CLI's credential_process, Docker's CLI
+	// plugins and credential helpers, gpg-agent's pinentry, mailcap
+	// viewers, pip's index. Most are in denyRead too, which hides them
+	// only when they exist at start.
+	{Name: ".kube", Dir: true, Reason: "runs commands named in it"},
+	{Name: ".aws", Dir: true, Reason: "runs commands named in it"},
+	{Name: ".docker/config.json", Reason: "runs commands named in it"},
+	{Name: ".docker/cli-plugins", Dir: true, Reason: "runs commands named in it"},
+	{Name: ".gnupg", Dir: true, Reason: "runs commands named in it"},
+	{Name: ".mailcap", Reason: "runs commands named in it"},
+	{Name: ".config/pip", Dir: true, Reason: "package manager configuration"},
+	{Name: ".pip", Dir: true, Reason: "package manager configuration"},
+	{Name: ".Rprofile", Reason: "REPL startup file"},
+	{Name: ".irbrc", Reason: "REPL startup file"},
+	{Name: ".pryrc", Reason: "REPL startup file"},
+	{Name: ".ghci", Reason: "REPL startup file"},
+	{Name: ".sqliterc", Reason: "REPL startup file"},
 	// macOS runs these at login; harmless to list on Linux.
 	{Name: "Library/LaunchAgents", Dir: true, Reason: "persistence point"},
 }
