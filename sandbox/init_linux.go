@@ -328,7 +328,7 @@ func (st *initState) lockdown() error {
 		}
 		st.notices = append(st.notices, fmt.Sprintf("running %s (%v), as allowDegraded says", what, err))
 	} else {
-		st.debugf("seccomp: arch check, %d denied syscalls, clone/unshare namespace flags, clone3 ENOSYS, socket families unix/inet/inet6/netlink-route, ioctl TIOCSTI/TIOCLINUX/TIOCSETD/TIOCCONS", len(deniedSyscalls))
+		st.debugf("seccomp: arch check, %d denied syscalls, clone/unshare namespace flags, clone3 ENOSYS, socket families unix/inet/inet6/netlink-route, ioctl TIOCSTI/TIOCLINUX/TIOCSETD/TIOCCONS/TIOCEXCL/TCXONC", len(deniedSyscalls))
 	}
 	if err := verifyNoCaps(); err != nil {
 		return failf("", "%w", err)
@@ -476,7 +476,7 @@ func (st *initState) reap(pid int, stamps []stamp) {
 			continue
 		}
 		code := 125
-		leftFor := ""
+		leftFor, killedBy := "", 0
 		switch {
 		case err != nil:
 			// ECHILD: the command is gone and was never collected.
@@ -499,6 +499,7 @@ func (st *initState) reap(pid int, stamps []stamp) {
 			code = 128 + int(ws.StopSignal())
 		case ws.Signaled():
 			code = 128 + int(ws.Signal())
+			killedBy = int(ws.Signal())
 		default:
 			code = ws.ExitStatus()
 		}
@@ -524,7 +525,7 @@ func (st *initState) reap(pid int, stamps []stamp) {
 			sentCode = code
 			statusSent.Store(true)
 		}
-		sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Offline: offline, LeftFor: leftFor, Stamps: stamps})
+		sendMsg(initFD, &message{Kind: "exit", Status: code, Alone: alone, Offline: offline, LeftFor: leftFor, KilledBy: killedBy, Stamps: stamps})
 		if alone {
 			select {}
 		}

@@ -38,6 +38,9 @@ type message struct {
 	// LeftFor is the working directory of a command that stopped itself
 	// to leave (initConfig.StopToLeave), read by the init.
 	LeftFor string
+	// KilledBy is the signal that killed the command, 0 when it exited
+	// (a shell's `exit 130` and a SIGINT death both make Status 130).
+	KilledBy int
 	// "local" (init → client): a connection to relay to the host's
 	// 127.0.0.1:Port; "publish" (client → init): a host connection to
 	// relay to the sandbox's 127.0.0.1:Port.

@@ -35,6 +35,7 @@ type Process struct {
 	done     chan struct{} // closed when Wait has collected the command
 	waitOnce sync.Once
 	waitCode int
+	killedBy syscall.Signal // set by Wait
 	waitErr  error
 }
 
@@ -359,6 +360,7 @@ func (p *Process) Wait() (int, error) {
 			switch {
 			case ok && ws.Signaled():
 				p.waitCode = 128 + int(ws.Signal())
+				p.killedBy = ws.Signal()
 			default:
 				p.waitCode = ee.ExitCode()
 			}
@@ -394,6 +396,10 @@ const CanStopToLeave = false
 
 // LeftFor is always "": Spec.StopToLeave is Linux only.
 func (p *Process) LeftFor() string { return "" }
+
+// KilledBy is, once Wait returned, the signal that killed the command, or
+// 0 when it exited (with whatever status).
+func (p *Process) KilledBy() syscall.Signal { return p.killedBy }
 
 // Signal sends sig to the command's process group (the command runs in a
 // session of its own, so a terminal's Ctrl-C reaches only fence).

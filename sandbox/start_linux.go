@@ -33,6 +33,7 @@ type Process struct {
 	gotStatus bool
 	alone     bool // the status came with nothing else left in the sandbox
 	leftFor   string
+	killedBy  int           // the signal that killed the command, 0 when it exited
 	suspended chan struct{} // the init's answer to "suspend"
 	stopped   chan struct{} // the command stopped
 	offline   bool          // and no connection was ever made in it
@@ -450,7 +451,7 @@ func (p *Process) readLoop(ready chan<- error) {
 			p.timeline.add(m.Stamps...)
 			p.timeline.mark("exit-received")
 			p.mu.Lock()
-			p.status, p.gotStatus, p.alone, p.offline, p.leftFor = m.Status, true, m.Alone, m.Offline, m.LeftFor
+			p.status, p.gotStatus, p.alone, p.offline, p.leftFor, p.killedBy = m.Status, true, m.Alone, m.Offline, m.LeftFor, m.KilledBy
 			p.mu.Unlock()
 			if m.Alone {
 				// The sandbox is over; the init's own exit may take a
@@ -690,6 +691,14 @@ func (p *Process) LeftFor() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.leftFor
+}
+
+// KilledBy is, once Wait returned, the signal that killed the command, or
+// 0 when it exited (with whatever status).
+func (p *Process) KilledBy() syscall.Signal {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return syscall.Signal(p.killedBy)
 }
 
 // Signal sends sig to the command (through the init, which forwards it).

@@ -146,6 +146,7 @@ func (m *message) encode(w *wireWriter) {
 	w.bool(m.Alone)
 	w.bool(m.Offline)
 	w.string(m.LeftFor)
+	w.int(int64(m.KilledBy))
 	w.int(int64(m.Port))
 	writeSlice(w, m.Stamps, func(st stamp) {
 		w.string(st.Name)
@@ -168,6 +169,7 @@ func (m *message) decode(r *wireReader) {
 	m.Alone = r.bool()
 	m.Offline = r.bool()
 	m.LeftFor = r.string()
+	m.KilledBy = int(r.int())
 	m.Port = int(r.int())
 	m.Stamps = readSlice(r, func() stamp { return stamp{Name: r.string(), At: r.int()} })
 }

@@ -152,6 +152,17 @@ func (e *env) historyHas(s string) bool {
 	return false
 }
 
+// endShell is a program started from the fenced shell that kills or stops
+// the shell (the signal named in its argument) a second later, from the
+// background.
+const endShell = `import os, signal, sys, time
+shell = os.getppid()
+if os.fork():
+    sys.exit(0)
+time.sleep(1)
+os.kill(shell, getattr(signal, "SIG" + sys.argv[1]))
+`
+
 // forgeHandoff is what a program run in the fenced shell could leave
 // behind to choose where the outer shell goes when the user leaves: it
 // waits for the inner shell to write a handoff file, then writes its own
@@ -412,6 +423,31 @@ func testShell(t *testing.T, shell string) {
 	}
 	e.line("rm inside.txt")
 	e.fence("deny", e.path("proj"))
+
+	// A program inside that kills the shell ends its sandbox, but does not
+	// leave the user typing into the outer, unsandboxed shell in the
+	// project: a new sandboxed shell starts, saying why. Stopped again
+	// within seconds (the prompt hook stops it only outside the project),
+	// fence gives up and says so. Red team of the eleventh session: both
+	// fell back to the outer shell without a word.
+	e.write("end-shell.py", endShell)
+	e.line("python3 " + e.path("end-shell.py") + " KILL")
+	e.waitText("ended without you leaving (killed by SIGKILL); starting a new one")
+	e.waitPrompt(true)
+	if got := prompt(); got != "(fence:proj)" {
+		t.Fatalf("after the shell was killed: FENCE_PROMPT %q, want a new sandboxed shell", got)
+	}
+	e.line("python3 " + e.path("end-shell.py") + " STOP")
+	e.waitText("ended again without you leaving (something in the sandbox stopped it)")
+	e.waitText("UNSANDBOXED shell in")
+	e.waitPrompt(false)
+	if got := prompt(); got != "none" {
+		t.Fatalf("after giving up: FENCE_PROMPT %q", got)
+	}
+	e.line("cd ..")
+	e.waitPrompt(false)
+	e.line("cd proj")
+	e.waitPrompt(true)
 
 	// Leave by cd: the outer shell ends up in the parent directory, and
 	// nothing else in the sandbox can send it elsewhere (ATTACKS.md H-04):

@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
 	"github.com/fence-dev/fence/sandbox"
@@ -147,16 +150,32 @@ flags:
 	tm := shellhook.NewTerminal(stdio.In, out)
 	// The session lives until the shell exits; a signal that cancels ctx
 	// hangs the shell up (the relay does that) instead of abandoning it.
+	restarted := false
 	for {
+		started := time.Now()
 		res, err := runShellOnce(ctx, stdio, tm, dir, &f)
 		if err != nil {
 			return err
 		}
 		switch {
+		case res.ended != "" && (!restarted || time.Since(started) > restartGuard):
+			// Something inside killed or stopped the shell: back in the
+			// outer shell, the user would type the next command
+			// unsandboxed in the project, without noticing. Everything
+			// in the old sandbox is gone with it, so a new one is clean.
+			fmt.Fprintf(stdio.Err, "fence: the sandboxed shell ended without you leaving (%s); starting a new one\n", res.ended)
+			restarted = true
+			continue
+		case res.ended != "":
+			fmt.Fprintf(stdio.Err, "fence: the sandboxed shell ended again without you leaving (%s); not starting another.\n"+
+				"fence: you are now in your own, UNSANDBOXED shell in %s\n", res.ended, config.Printable(dir))
+			return exitCode(125)
 		case res.reload:
 			fmt.Fprintln(stdio.Err, "fence: reloading the sandbox with the current policy")
+			restarted = false
 			continue
 		case res.allow:
+			restarted = false
 			if err := allowFromShell(stdio, dir); err != nil {
 				report(stdio, err, ExitFenceFailed)
 			}
@@ -171,6 +190,11 @@ flags:
 		return exitCode(res.code)
 	}
 }
+
+// restartGuard is how long a restarted shell must have lived for another
+// unexpected end to start yet another one (not for a shell that cannot
+// start, or an rc file that crashes it).
+const restartGuard = 5 * time.Second
 
 // allowFromShell is `fence allow` for an inner shell's project, run by the
 // client outside the sandbox after the inner shell exited with
@@ -224,6 +248,7 @@ func readAnswer(in *os.File) string {
 // shellResult is how one sandboxed shell ended.
 type shellResult struct {
 	code    int
+	ended   string // why the shell ended when the user did not end it
 	reload  bool   // `fence reload`: start again in place
 	allow   bool   // `fence allow`: ask outside, then start again in place
 	leaveTo string // the validated directory the shell handed back
@@ -347,10 +372,22 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	if stopToLeave && code == 128+int(syscall.SIGSTOP) {
 		// The shell stopped itself to leave (or something inside stopped
 		// it, which ends the session all the same).
-		if to, ok := acceptLeave(p.LeftFor(), realRoot, root); ok {
+		left := p.LeftFor()
+		if to, ok := acceptLeave(left, realRoot, root); ok {
 			return &shellResult{leaveTo: to}, nil
 		}
+		if left == "" || within(left, realRoot) || within(left, root) {
+			// The prompt hook stops the shell only once it is outside
+			// the project: this was not the user leaving.
+			return &shellResult{ended: "something in the sandbox stopped it"}, nil
+		}
+		fmt.Fprintf(stdio.Err, "fence: cannot take you to %s (not a plain, existing directory)\n", strconv.QuoteToGraphic(left))
 		return &shellResult{}, nil
+	}
+	if sig := p.KilledBy(); sig != 0 && ctx.Err() == nil {
+		// Not the user's exit, and not fence hanging the shell up
+		// because its terminal went away.
+		return &shellResult{ended: "killed by " + unix.SignalName(sig)}, nil
 	}
 	switch code {
 	case shellhook.ExitReload:
