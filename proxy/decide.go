@@ -126,8 +126,8 @@ func (t Target) Name() string {
 type Verdict struct {
 	Allowed bool
 	// Exact reports whether the entry that allowed the target names it
-	// exactly (a host without wildcard, or an IP literal): only then may
-	// a private address be dialed.
+	// exactly ([Pattern.Exact]): only then may a private address be
+	// dialed.
 	Exact bool
 	// Rule is the config entry that decided, as written in the config
 	// ("deniedDomains: telemetry.example.com"); empty when no entry matched.
@@ -172,7 +172,7 @@ func (r *Rules) Check(t Target) Verdict {
 		if !p.matchHost(t) || !p.portOK(t.Port) {
 			continue
 		}
-		if !p.Wildcard {
+		if p.Exact() {
 			return Verdict{Allowed: true, Exact: true, Rule: "allowedDomains: " + p.String(), Reason: "allowed"}
 		}
 		if wild == nil {

@@ -313,3 +313,31 @@ func FuzzParseHostPort(f *testing.F) {
 		}
 	})
 }
+
+// TestCoversAgreesWithCheck ties the trust store's notion of a covered
+// entry to the decision: whatever p allows, and at whatever exactness,
+// an entry q that covers p allows too, at least as exact.
+func TestCoversAgreesWithCheck(t *testing.T) {
+	pats := []string{"w.example", "*.w.example", "*.a.w.example", "a.w.example", "b.a.w.example", "a.w.example:8080", "*.w.example:8080", "10.1.2.3", "10.1.2.3:22", "[2001:db8::1]:443"}
+	targets := []string{"w.example", "a.w.example", "b.a.w.example", "c.b.a.w.example", "10.1.2.3", "[2001:db8::1]"}
+	for _, ps := range pats {
+		for _, qs := range pats {
+			p, q := mustRules(t, []string{ps}, nil), mustRules(t, []string{qs}, nil)
+			if !q.Allow[0].Covers(p.Allow[0]) {
+				continue
+			}
+			for _, h := range targets {
+				for _, port := range []int{443, 80, 8080, 22} {
+					tg, err := ParseTarget(h, port)
+					if err != nil {
+						t.Fatal(err)
+					}
+					vp, vq := p.Check(tg), q.Check(tg)
+					if vp.Allowed && (!vq.Allowed || vp.Exact && !vq.Exact) {
+						t.Errorf("%q covers %q, but on %s: %+v under %q, %+v under %q", qs, ps, tg, vp, ps, vq, qs)
+					}
+				}
+			}
+		}
+	}
+}

@@ -183,6 +183,35 @@ func (p Pattern) Matches(host string, port int) bool {
 	return host == p.Host
 }
 
+// Exact reports whether p names its destinations exactly: a host without
+// wildcard, or an IP literal. Only a name allowed by an exact entry may be
+// dialed at a private address ([Verdict.Exact]).
+func (p Pattern) Exact() bool { return !p.Wildcard }
+
+// Covers reports whether q allows everything p allows: every name and
+// port ([Pattern.CoversNames]), and private addresses only if q is exact
+// too. The trust store uses it to tell a tightening edit from a new grant,
+// so an exact entry under an allowed wildcard counts as new: it lets the
+// name reach private addresses the wildcard keeps it from.
+func (q Pattern) Covers(p Pattern) bool {
+	return q.CoversNames(p) && (q.Exact() || !p.Exact())
+}
+
+// CoversNames reports whether q allows every name (or IP literal) and port
+// p allows, setting aside which addresses they may be dialed at.
+func (q Pattern) CoversNames(p Pattern) bool {
+	if q.Port != p.Port && (q.Port != 0 || (p.Port != 443 && p.Port != 80)) {
+		return false
+	}
+	if q.IP.IsValid() || p.IP.IsValid() {
+		return q.IP.IsValid() && p.IP.IsValid() && q.IP.Unmap() == p.IP.Unmap()
+	}
+	if q.Wildcard {
+		return strings.HasSuffix(p.Host, "."+q.Host) || (p.Wildcard && p.Host == q.Host)
+	}
+	return !p.Wildcard && p.Host == q.Host
+}
+
 // Rules is the network policy of one session: allowed and denied
 // destinations. Deny wins over allow.
 type Rules struct {

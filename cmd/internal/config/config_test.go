@@ -388,7 +388,11 @@ func TestSubset(t *testing.T) {
 	}{
 		{"same", func(s *policySet) {}, true},
 		{"drop allow", func(s *policySet) { s.AllowDomains = s.AllowDomains[:1] }, true},
-		{"narrow wildcard", func(s *policySet) { s.AllowDomains = []string{"api.example.com", "*.x.example.com"} }, true},
+		{"narrow wildcard", func(s *policySet) { s.AllowDomains = []string{"*.x.example.com", "*.api.example.com:443"} }, true},
+		// An exact entry reaches private addresses, a wildcard does not
+		// (proxy.Verdict.Exact): no wildcard covers it.
+		{"exact under wildcard", func(s *policySet) { s.AllowDomains = []string{"api.example.com"} }, false},
+		{"exact kept", func(s *policySet) { s.AllowDomains = []string{"a.org:443", "b.org:8443"} }, true},
 		{"apex not under wildcard", func(s *policySet) { s.AllowDomains = []string{"example.com"} }, false},
 		{"new domain", func(s *policySet) { s.AllowDomains = append(s.AllowDomains, "c.org") }, false},
 		{"other port", func(s *policySet) { s.AllowDomains = []string{"a.org:22"} }, false},
@@ -415,6 +419,19 @@ func TestSubset(t *testing.T) {
 				t.Errorf("subsetOf = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestGrantsExactUnderWildcard: an exact entry under a wildcard the user
+// already allows is a grant (it lets the name reach private addresses),
+// and `fence allow` says so; a narrower wildcard is none.
+func TestGrantsExactUnderWildcard(t *testing.T) {
+	base := &policySet{AllowDomains: []string{"*.wild.test:42005"}}
+	full := &policySet{AllowDomains: []string{"*.wild.test:42005", "priv6.wild.test:42005", "*.sub.wild.test:42005", "other.test"}}
+	got := grants(base, full, "/p", "/p")
+	want := []string{"+net priv6.wild.test:42005 (exact entry: may also reach private addresses)", "+net other.test"}
+	if !slices.Equal(got, want) {
+		t.Errorf("grants = %q, want %q", got, want)
 	}
 }
 

@@ -118,31 +118,26 @@ func canonPattern(s string) string {
 	return p.String()
 }
 
-// patternCovers reports whether every destination p allows is allowed by q.
-func patternCovers(q, p proxy.Pattern) bool {
-	if q.Port != p.Port && (q.Port != 0 || (p.Port != 443 && p.Port != 80)) {
-		return false
-	}
-	if q.IP.IsValid() || p.IP.IsValid() {
-		return q.IP.IsValid() && p.IP.IsValid() && q.IP.Unmap() == p.IP.Unmap()
-	}
-	if q.Wildcard {
-		return strings.HasSuffix(p.Host, "."+q.Host) || (p.Wildcard && p.Host == q.Host)
-	}
-	return !p.Wildcard && p.Host == q.Host
-}
-
-func domainCovered(d string, by []string) bool {
+// domainCovered reports whether one of by allows everything d allows
+// ([proxy.Pattern.Covers]); publicOnly, when it is not covered, whether
+// one allows its names and ports but not its private addresses (an exact
+// entry under a wildcard).
+func domainCovered(d string, by []string) (covered, publicOnly bool) {
 	p, err := proxy.ParsePattern(d)
 	if err != nil {
-		return slices.Contains(by, d)
+		return slices.Contains(by, d), false
 	}
 	for _, b := range by {
-		if q, err := proxy.ParsePattern(b); err == nil && patternCovers(q, p) {
-			return true
+		q, err := proxy.ParsePattern(b)
+		if err != nil {
+			continue
 		}
+		if q.Covers(p) {
+			return true, false
+		}
+		publicOnly = publicOnly || q.CoversNames(p)
 	}
-	return false
+	return false, publicOnly
 }
 
 // pathCovered reports whether p is one of by or under a glob-free one.
@@ -161,7 +156,10 @@ func pathCovered(p string, by []string) bool {
 func grants(base, full *policySet, root, dir string) []string {
 	var g []string
 	for _, d := range full.AllowDomains {
-		if !domainCovered(d, base.AllowDomains) {
+		switch covered, publicOnly := domainCovered(d, base.AllowDomains); {
+		case publicOnly:
+			g = append(g, "+net "+Printable(d)+" (exact entry: may also reach private addresses)")
+		case !covered:
 			g = append(g, "+net "+Printable(d))
 		}
 	}
