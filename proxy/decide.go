@@ -193,9 +193,10 @@ func (r *Rules) Check(t Target) Verdict {
 }
 
 // CheckAddr decides on one resolved address of t after [Rules.Check]
-// allowed the name with verdict v. It reports whether the address may be
+// allowed the name with verdict v; self lists the addresses of the host's
+// own interfaces ([HostAddrs]). It reports whether the address may be
 // dialed and, if not, why.
-func (r *Rules) CheckAddr(v Verdict, t Target, a netip.Addr) (bool, string) {
+func (r *Rules) CheckAddr(v Verdict, t Target, a netip.Addr, self []netip.Addr) (bool, string) {
 	if !v.Allowed {
 		return false, v.Reason
 	}
@@ -209,6 +210,11 @@ func (r *Rules) CheckAddr(v Verdict, t Target, a netip.Addr) (bool, string) {
 		}
 	}
 	class, what := Classify(a)
+	// The host's own LAN or global address reaches what listens on all
+	// its interfaces, as loopback does: the same port rule applies.
+	if (class == ClassPublic || class == ClassPrivate) && slices.Contains(self, a) && !(r.localPort(t.Port) && !t.Mapped) {
+		return false, fmt.Sprintf("resolves to an address of this host (%s); host ports need allowLocalOutbound", a)
+	}
 	switch class {
 	case ClassPublic:
 		return true, ""
@@ -227,6 +233,36 @@ func (r *Rules) CheckAddr(v Verdict, t Target, a netip.Addr) (bool, string) {
 }
 
 func (r *Rules) localPort(port int) bool { return slices.Contains(r.LocalOutbound, port) }
+
+// hostAddrs is [HostAddrs]; tests replace it with a fixed list.
+var hostAddrs = HostAddrs
+
+// HostAddrs lists the addresses assigned to the host's network interfaces,
+// unmapped and without zone. [Decide] asks for them on every decision
+// rather than caching them: addresses change (a laptop's DHCP lease, a VPN
+// coming up), a cached list would let a new address through until it
+// expired, and the list costs one netlink dump (some 15 µs with a few
+// interfaces), next to a DNS lookup and a TCP handshake.
+func HostAddrs() ([]netip.Addr, error) {
+	ifas, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, 0, len(ifas))
+	for _, ifa := range ifas {
+		var ip net.IP
+		switch v := ifa.(type) {
+		case *net.IPNet:
+			ip = v.IP
+		case *net.IPAddr:
+			ip = v.IP
+		}
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			out = append(out, a.Unmap().WithZone(""))
+		}
+	}
+	return out, nil
+}
 
 // isLocalAddr reports whether a is one of the two addresses
 // allowLocalOutbound opens ports on: 127.0.0.1 and ::1 (not the rest of
@@ -303,6 +339,11 @@ var (
 		{netip.MustParsePrefix("192.168.0.0/16"), "RFC 1918"},
 		{netip.MustParsePrefix("100.64.0.0/10"), "CGNAT"},
 		{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
+		// Never routed on the Internet (RFC 5737): where one answers, it
+		// is someone's own network using it as private space.
+		{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},
+		{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
+		{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
 	}
 	nat64WKP   = netip.MustParsePrefix("64:ff9b::/96")
 	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48")
@@ -312,6 +353,10 @@ var (
 	discard6   = netip.MustParsePrefix("100::/64")
 	siteLocal  = netip.MustParsePrefix("fec0::/10")
 	ula        = netip.MustParsePrefix("fc00::/7")
+	// The IPv6 documentation prefixes (RFC 3849, RFC 9637), private for
+	// the same reason as their IPv4 counterparts.
+	doc6    = netip.MustParsePrefix("2001:db8::/32")
+	doc6New = netip.MustParsePrefix("3fff::/20")
 )
 
 // Classify returns the class of a and a short description of why. IPv4
@@ -369,6 +414,8 @@ func Classify(a netip.Addr) (AddrClass, string) {
 		return ClassPrivate, "site-local"
 	case ula.Contains(a):
 		return ClassPrivate, "ULA"
+	case doc6.Contains(a) || doc6New.Contains(a):
+		return ClassPrivate, "documentation"
 	}
 	return ClassPublic, "public"
 }

@@ -129,6 +129,12 @@ func TestClassify(t *testing.T) {
 		{"192.168.1.1", ClassPrivate},
 		{"100.64.0.1", ClassPrivate},
 		{"fd12:3456::1", ClassPrivate},
+		{"192.0.2.2", ClassPrivate},
+		{"198.51.100.7", ClassPrivate},
+		{"203.0.113.9", ClassPrivate},
+		{"2001:db8::2", ClassPrivate},
+		{"3fff::1", ClassPrivate},
+		{"64:ff9b::c000:202", ClassBlocked},
 	}
 	for _, tt := range tests {
 		got, what := Classify(netip.MustParseAddr(tt.addr))
@@ -217,6 +223,66 @@ func TestDecide(t *testing.T) {
 	}
 	if n := res.count.Load(); n != 0 {
 		t.Errorf("denied names caused %d lookups, want 0", n)
+	}
+}
+
+// TestDecideHostAddrs: an address of one of the host's own interfaces is
+// the host, whatever name led to it: refused like loopback unless the port
+// is in allowLocalOutbound (P-04 by way of the host's LAN or global address).
+func TestDecideHostAddrs(t *testing.T) {
+	self := []netip.Addr{netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("2606:4700::1234")}
+	old := hostAddrs
+	hostAddrs = func() ([]netip.Addr, error) { return self, nil }
+	t.Cleanup(func() { hostAddrs = old })
+	res := &fakeResolver{m: map[string][]string{
+		"self.wild.example":  {"93.184.216.34"},
+		"self6.wild.example": {"2606:4700::1234"},
+		"mixed.wild.example": {"93.184.216.34", "93.184.216.35"},
+		"pub.wild.example":   {"93.184.216.35"},
+		"db.corp.example":    {"10.0.0.7"},
+		"lan.corp.example":   {"10.0.0.8"},
+	}}
+	r := mustRules(t, []string{"*.wild.example:8080", "*.wild.example:9000", "db.corp.example:8080", "lan.corp.example:8080", "93.184.216.34:8080", "93.184.216.34:9000"}, nil, 9000)
+	for _, tt := range []struct {
+		host    string
+		port    int
+		blocked bool
+		addrs   int
+	}{
+		{"self.wild.example", 8080, true, 0},
+		{"self6.wild.example", 8080, true, 0},
+		{"mixed.wild.example", 8080, false, 1},
+		{"pub.wild.example", 8080, false, 1},
+		{"db.corp.example", 8080, true, 0}, // exact entry, private: still the host
+		{"lan.corp.example", 8080, false, 1},
+		{"93.184.216.34", 8080, true, 0},
+		// allowLocalOutbound opens the port on the host, at any of its
+		// addresses, but not through the mapped form.
+		{"self.wild.example", 9000, false, 1},
+		{"93.184.216.34", 9000, false, 1},
+		{"[::ffff:93.184.216.34]", 9000, true, 0},
+	} {
+		tg, err := ParseTarget(tt.host, tt.port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Decide(context.Background(), r, res, tg)
+		if err != nil {
+			t.Errorf("Decide(%s): %v", tg, err)
+			continue
+		}
+		if d.Blocked != tt.blocked || len(d.Addrs) != tt.addrs {
+			t.Errorf("Decide(%s) = blocked %v addrs %v (%s), want blocked %v with %d addrs", tg, d.Blocked, d.Addrs, d.Reason, tt.blocked, tt.addrs)
+		}
+		if d.Blocked && !strings.Contains(d.Reason, "this host") {
+			t.Errorf("Decide(%s) reason %q does not say it is this host's address", tg, d.Reason)
+		}
+	}
+	// Fail closed when the host's addresses cannot be listed.
+	hostAddrs = func() ([]netip.Addr, error) { return nil, errors.New("netlink: boom") }
+	tg, _ := ParseTarget("pub.wild.example", 8080)
+	if d, err := Decide(context.Background(), r, res, tg); err == nil && !d.Blocked {
+		t.Errorf("Decide(%s) with no host address list = %+v, want an error", tg, d)
 	}
 }
 

@@ -55,9 +55,15 @@ func Decide(ctx context.Context, rules *Rules, res Resolver, t Target) (Decision
 			return d, fmt.Errorf("resolve %q: %w", t.Host, err)
 		}
 	}
+	// Listed now, just before the dial, so that an address the host got
+	// a moment ago is known as the host's.
+	self, err := hostAddrs()
+	if err != nil {
+		return d, fmt.Errorf("list this host's addresses (to keep them out): %w", err)
+	}
 	var firstReason string
 	for _, a := range addrs {
-		ok, why := rules.CheckAddr(d.Verdict, t, a)
+		ok, why := rules.CheckAddr(d.Verdict, t, a, self)
 		if ok {
 			d.Addrs = append(d.Addrs, a.Unmap())
 		} else if firstReason == "" {
