@@ -162,6 +162,16 @@ func (r *Rules) Check(t Target) Verdict {
 				Fix: "deny wins over allow; remove the entry from deniedDomains if it is yours"}
 		}
 	}
+	// A loopback literal in the IPv4-mapped form is never dialed (see
+	// [Target.Mapped]): say so, not "not in allowedDomains".
+	if t.Mapped && t.IP.IsLoopback() {
+		v := Verdict{Rule: "built-in: address check",
+			Reason: fmt.Sprintf("[::ffff:%s] is the IPv4-mapped form of a loopback address; the host's loopback is reached only as 127.0.0.1 or ::1, on allowLocalOutbound ports", t.IP)}
+		if r.localPort(t.Port) && isLocalAddr(t.IP) {
+			v.Fix = fmt.Sprintf("request %s instead", net.JoinHostPort(t.IP.String(), strconv.Itoa(t.Port)))
+		}
+		return v
+	}
 	// Host loopback ports listed in allowLocalOutbound, by loopback literal
 	// or by the name localhost (which fence never sends to DNS).
 	if r.localPort(t.Port) && (isLocalAddr(t.IP) && !t.Mapped || isLocalhostName(t.Host)) {

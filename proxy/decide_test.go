@@ -62,8 +62,8 @@ func TestCheck(t *testing.T) {
 		{"127.0.0.1", 5555, true, true, ""},
 		{"localhost", 5555, true, true, ""},
 		{"127.0.0.1", 5556, false, false, "not in"},
-		{"[::ffff:127.0.0.1]", 80, false, false, "not in"},
-		{"[::ffff:127.0.0.1]", 5555, false, false, "not in"},
+		{"[::ffff:127.0.0.1]", 80, false, false, "IPv4-mapped"},
+		{"[::ffff:127.0.0.1]", 5555, false, false, "IPv4-mapped"},
 		{"metadata.google.internal", 80, false, false, "metadata"},
 		{"telemetry.example", 443, false, false, "denied"},
 	}

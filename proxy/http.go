@@ -253,7 +253,16 @@ func (s *Session) forward(ctx context.Context, c net.Conn, br *bufio.Reader, req
 		return false
 	}
 	u, err := url.ParseRequestURI(req.target)
-	if err != nil || !strings.EqualFold(u.Scheme, "http") || u.Host == "" {
+	if err != nil {
+		// Say what is wrong with it ("invalid URL escape "%6c"" for
+		// http://%6cocalhost/), not that it is not http://.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return refuse(400, nil, "fence: bad request URI: "+Escape(err.Error()))
+	}
+	if !strings.EqualFold(u.Scheme, "http") || u.Host == "" {
 		return refuse(400, nil, "fence: only http:// URIs are proxied here; use CONNECT for https")
 	}
 	if u.User != nil {

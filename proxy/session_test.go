@@ -129,6 +129,9 @@ func TestHTTPProxy(t *testing.T) {
 		{"P-01 CONNECT IP literal of allowed name", "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n", 403, ""},
 		{"P-08 metadata", "GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 403, ""},
 		{"P-07 mapped metadata", "GET http://[::ffff:169.254.169.254]/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 403, ""},
+		{"mapped loopback on a local port says why", "GET http://[::ffff:7f00:1]:" + p + "/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 403, "IPv4-mapped"},
+		{"CONNECT mapped loopback says why", "CONNECT [::ffff:127.0.0.1]:" + p + " HTTP/1.1\r\nHost: x\r\n\r\n", 403, "request 127.0.0.1:" + p + " instead"},
+		{"bad escape in the host says so", "GET http://%6cocalhost:" + p + "/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400, `invalid URL escape "%6c"`},
 		{"P-12 smuggled request is decided on its own", "POST http://allowed.test:" + p + "/s HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET http://evil.test:" + p + "/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, "403 Forbidden"},
 	}
 	for _, tt := range tests {
@@ -264,6 +267,8 @@ func TestSOCKS(t *testing.T) {
 		{"port", 1, 3, []byte("allowed.test"), 22, 0x02},
 		{"loopback literal on a local port", 1, 1, []byte{127, 0, 0, 1}, port, 0x00},
 		{"loopback literal on another port", 1, 1, []byte{127, 0, 0, 1}, port + 1, 0x02},
+		// The HTTP proxy refuses [::ffff:127.0.0.1]; SOCKS must agree.
+		{"mapped loopback on a local port", 1, 4, net.ParseIP("::ffff:127.0.0.1").To16(), port, 0x02},
 	} {
 		code, c := socks(t, ts.socksSock, tt.cmd, tt.atyp, tt.addr, tt.port)
 		c.Close()

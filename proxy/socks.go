@@ -5,6 +5,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -96,11 +97,15 @@ func (r *socksRules) Allow(ctx context.Context, req *socks5.Request) (context.Co
 	}
 	host := dst.FQDN
 	if host == "" {
-		ip := dst.IP.String()
-		if dst.IP.To4() == nil {
-			ip = "[" + ip + "]"
+		// The request's own address type decides the form: an IPv6
+		// request for ::ffff:127.0.0.1 is the mapped form, refused as the
+		// HTTP proxy refuses [::ffff:127.0.0.1], not the 127.0.0.1 that
+		// net.IP.String prints for it.
+		ip, _ := netip.AddrFromSlice(dst.IP)
+		host = ip.String()
+		if ip.Is6() {
+			host = "[" + host + "]"
 		}
-		host = ip
 	}
 	t, err := ParseTarget(host, dst.Port)
 	if err != nil {
