@@ -177,3 +177,21 @@ func TestGitIncludes(t *testing.T) {
 		t.Errorf("gitIncludes = %q, want %q", got, want)
 	}
 }
+
+// TestSanitizeLine: what fence prints of a name the sandbox chose cannot
+// act on the terminal or reorder the line (T-13; red team of the eleventh
+// session: a bidi override in a quarantined path was printed raw).
+func TestSanitizeLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain/.envrc":        "plain/.envrc",
+		"esc\x1b]52;x\a":      `esc\x1b]52;x\x07`,
+		"c1\u009d":            `c1\x9d`,
+		"r\u202Ecri.ssap":     `r\u202ecri.ssap`,
+		"zero\u200bwidth":     `zero\u200bwidth`,
+		"caf\u00e9 \u2713 ok": "caf\u00e9 \u2713 ok",
+	} {
+		if got := sanitizeLine(in); got != want {
+			t.Errorf("sanitizeLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -501,6 +502,12 @@ func sanitizeLine(s string) string {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
 			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		if r >= 0x80 && (!unicode.IsPrint(r) || unicode.Is(unicode.Cf, r)) {
+			// Bidi overrides (U+202E) and other invisible format
+			// characters would reorder or hide what the line says.
+			fmt.Fprintf(&b, "\\u%04x", r)
 			continue
 		}
 		b.WriteRune(r)
