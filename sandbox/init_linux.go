@@ -635,6 +635,9 @@ func (st *initState) startCommand() (int, int) {
 		if cfg.PassStderr {
 			cmd.Stderr = os.Stderr
 		}
+		if cfg.PassStdout {
+			cmd.Stdout = os.Stdout
+		}
 		// The PTY is the init's controlling terminal, and the command's
 		// process group its foreground one, in the init's session. As a
 		// session leader of its own, with its parent in another session,

@@ -103,6 +103,13 @@ func TestKeyboardNotReadInTheBackground(t *testing.T) {
 	reader := func(name string) string {
 		return "sh -c " + shQuote("exec 2>/dev/null; : > "+name+".up; sleep 0.5; exec dd bs=1 of="+name+".captured status=none") + " >/dev/null"
 	}
+	// A reader that arms a timer sending it SIGCONT every 50 ms: stopped
+	// with the rest of the sandbox, it continues itself (red team of the
+	// eleventh session: it read the line typed into the shell).
+	e.Write("self-continuing.py", selfContinuingReader)
+	selfContinuing := func(name string) string {
+		return "python3 self-continuing.py " + name + " >/dev/null"
+	}
 	fence := shQuote(e.Fence) + " -s " + shQuote(e.Config) + " -- "
 	for _, v := range []struct {
 		name string
@@ -116,10 +123,14 @@ func TestKeyboardNotReadInTheBackground(t *testing.T) {
 		{"control-background", startInBackground, false},
 		{"background", startInBackground, true},
 		{"ctrl-z-then-bg", ctrlZThenBg, true},
+		{"ctrl-z-self-continuing", ctrlZ, true},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			s := newTmuxShell(t, e, v.name)
 			cmd := reader(v.name)
+			if strings.Contains(v.name, "self-continuing") {
+				cmd = selfContinuing(v.name)
+			}
 			if v.sandboxed {
 				cmd = fence + cmd
 			}
@@ -137,6 +148,33 @@ func TestKeyboardNotReadInTheBackground(t *testing.T) {
 		})
 	}
 }
+
+// selfContinuingReader copies its stdin into NAME.captured byte by byte,
+// with a POSIX timer sending it SIGCONT every 50 ms; NAME.up says it runs.
+const selfContinuingReader = `import ctypes, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+class sigevent(ctypes.Structure):
+    _fields_ = [("value", ctypes.c_void_p), ("signo", ctypes.c_int), ("notify", ctypes.c_int), ("pad", ctypes.c_byte * 48)]
+class timespec(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+class itimerspec(ctypes.Structure):
+    _fields_ = [("interval", timespec), ("value", timespec)]
+timer = ctypes.c_void_p()
+ev = sigevent(None, signal.SIGCONT, 0)  # SIGEV_SIGNAL
+if libc.timer_create(1, ctypes.byref(ev), ctypes.byref(timer)) != 0:  # CLOCK_MONOTONIC
+    sys.exit("timer_create: errno %d" % ctypes.get_errno())
+every = timespec(0, 50000000)
+if libc.timer_settime(timer, 0, ctypes.byref(itimerspec(every, every)), None) != 0:
+    sys.exit("timer_settime: errno %d" % ctypes.get_errno())
+name = sys.argv[1]
+open(name + ".up", "w").close()
+out = open(name + ".captured", "wb", buffering=0)
+while True:
+    b = os.read(0, 1)
+    if not b:
+        break
+    out.write(b)
+`
 
 // waitUntil polls ok for up to 10 s.
 func waitUntil(ok func() bool) bool {
@@ -171,7 +209,7 @@ func startInBackground(s *tmuxShell, reader string, up func() bool) {
 func ctrlZThenBg(s *tmuxShell, reader string, up func() bool) {
 	ctrlZ(s, reader, up)
 	s.line("bg")
-	s.waitFor("the command stays stopped in the background")
+	s.waitFor("stays stopped in the background")
 }
 
 // TestKeyboardAfterFg: after Ctrl-Z and fg, the command is continued and

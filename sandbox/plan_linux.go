@@ -26,6 +26,9 @@ type initConfig struct {
 	// PassStderr gives the command the init's stderr (the caller's) with
 	// a TTY.
 	PassStderr bool
+	// PassStdout gives the command the init's stdout (the caller's) with a
+	// TTY.
+	PassStdout bool
 	// StopToLeave: the command stopping itself ends the sandbox, and the
 	// init reports its working directory (Spec.StopToLeave).
 	StopToLeave bool

@@ -22,7 +22,10 @@ type Spec struct {
 	Env []string
 
 	// Stdin, Stdout and Stderr are passed to the command untouched when TTY
-	// is false (pipes stay pipes).
+	// is false (pipes stay pipes). With TTY, a Stdout is passed as the
+	// command's standard output instead of the PTY where [CanPassStdout]
+	// (the caller's stdout is a file or a pipe, and stays one), and Stderr
+	// is where the sandbox's own messages go (see PassStderr).
 	Stdin, Stdout, Stderr *os.File
 
 	// TTY asks for an interactive session: the command gets a PTY whose

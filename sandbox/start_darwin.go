@@ -394,6 +394,10 @@ func (p *Process) Continue() error { return syscall.Kill(-p.cmd.Process.Pid, sys
 // CanStopToLeave says whether Spec.StopToLeave works on this system.
 const CanStopToLeave = false
 
+// CanPassStdout says whether a TTY session can give the command a stdout
+// other than its PTY: not here, where the PTY is all of its stdio.
+const CanPassStdout = false
+
 // LeftFor is always "": Spec.StopToLeave is Linux only.
 func (p *Process) LeftFor() string { return "" }
 

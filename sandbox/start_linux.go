@@ -102,15 +102,21 @@ func Prepare(spec *Spec) (*Pending, error) {
 }
 
 // commandStdio is what the init gets as its descriptors 0-2: the
-// command's for a plain run (it passes them on untouched), only stderr for
-// a TTY session (nil: /dev/null).
+// command's for a plain run (it passes them on untouched), stderr and any
+// stdout to pass for a TTY session (nil: /dev/null).
 func commandStdio(spec *Spec) (stdin, stdout, stderr *os.File) {
 	stderr = fileOr(spec.Stderr, os.Stderr)
 	if !spec.TTY {
 		stdin, stdout = fileOr(spec.Stdin, os.Stdin), fileOr(spec.Stdout, os.Stdout)
+	} else {
+		stdout = spec.Stdout
 	}
 	return stdin, stdout, stderr
 }
+
+// CanPassStdout says whether a TTY session can give the command a stdout
+// other than its PTY ([Spec.Stdout] with TTY).
+const CanPassStdout = true
 
 func fileOr(f, def *os.File) *os.File {
 	if f != nil {
@@ -300,6 +306,7 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 	}
 	cfg.TTY = spec.TTY
 	cfg.PassStderr = spec.TTY && spec.PassStderr
+	cfg.PassStdout = spec.TTY && spec.Stdout != nil
 	cfg.StopToLeave = spec.StopToLeave
 	cfg.Rows, cfg.Cols = spec.Rows, spec.Cols
 	cfg.Relay = spec.Relay

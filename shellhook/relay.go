@@ -247,11 +247,16 @@ func (t *Terminal) suspend(c Child, resize func()) {
 	cont := make(chan os.Signal, 1)
 	signal.Notify(cont, syscall.SIGCONT)
 	defer signal.Stop(cont)
+	told := false
 	for {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 		<-cont
 		if !InBackground(t.In) {
 			break
+		}
+		if !told {
+			told = true
+			_, _ = io.WriteString(t.Out, "fence: stays stopped in the background: it passes your keyboard to the command, which would read what you type into your shell; fg continues it\n")
 		}
 	}
 	_ = t.makeRaw()

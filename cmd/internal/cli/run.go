@@ -146,16 +146,34 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	restoreTerminal := saveTerminal(stdin)
 	// A terminal is never handed to the command: escape sequences would
 	// reach it unfiltered (OSC 52 clipboard, OSC 7, titles; ATTACKS.md
-	// §T, red team B5), and ioctls would act on it. With the keyboard and
-	// the screen on a terminal the command gets a PTY of its own, relayed
-	// through the filter as in `fence shell`; otherwise what goes to a
-	// terminal goes through a pipe and the filter, and the rest (files,
-	// pipes: `fence -- cat < big > out`) is passed on untouched.
+	// §T, red team B5), and ioctls would act on it. With the keyboard on
+	// a terminal the command gets a PTY of its own, relayed through the
+	// filter as in `fence shell`; its stdout and stderr are the PTY where
+	// they are that terminal, and passed on untouched where they are not
+	// (`fence -- cmd > log`). What goes to a terminal otherwise goes
+	// through a pipe and the filter, and the rest (files, pipes: `fence
+	// -- cat < big > out`) is passed on untouched.
+	//
+	// The keyboard goes through fence's relay, never to the command
+	// directly: when fence is stopped (Ctrl-Z) or in the background,
+	// nothing in the sandbox can read what is typed into the user's shell,
+	// whatever it does to keep running. Handed the terminal itself, a
+	// command stopped with the sandbox could continue itself (a timer
+	// sending SIGCONT) and read it (red team of the eleventh session).
 	outFile, _ := stdio.Out.(*os.File)
 	errFile, _ := stdio.Err.(*os.File)
 	// In the background (`fence -- make &`) the relay could not put the
 	// terminal in raw mode (SIGTTOU): the output filter alone then.
-	useTTY := isTerminal(stdin) && isTerminal(outFile) && foreground(stdin)
+	useTTY := isTerminal(stdin) && foreground(stdin) && (isTerminal(outFile) || sandbox.CanPassStdout)
+	// Where the relay shows the PTY's output (the echo of what is typed,
+	// what the command writes to its terminal).
+	screen := outFile
+	if useTTY && !isTerminal(outFile) {
+		if screen, err = terminalForScreen(stdin); err != nil {
+			return 0, err
+		}
+		defer screen.Close()
+	}
 	// A terminal on stdin alone is the keyboard: the command gets it
 	// read-only, or it could write to the terminal past the filter. Not
 	// in the background (`fence -- make &`): there it gets /dev/null, as
@@ -174,13 +192,13 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 			cmdStdin, err = os.Open(os.DevNull)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("pass the terminal on stdin on, read-only: %w", err)
+			return 0, fmt.Errorf("pass the terminal on stdin to the command, read-only: %w", err)
 		}
 		defer cmdStdin.Close()
 	}
 	var blocked blockCounter
 	var stdout, stderr *os.File
-	if !useTTY {
+	if !useTTY || !isTerminal(outFile) {
 		stdout, copies = terminalFileFor(stdio.Out, copies, &blocked)
 	}
 	if !useTTY || !isTerminal(errFile) {
@@ -210,7 +228,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	go func() {
 		ps := &sandbox.Spec{Stdin: cmdStdin, Stdout: stdout, Stderr: stderr}
 		if useTTY {
-			ps = &sandbox.Spec{TTY: true, Stderr: stderr}
+			ps = &sandbox.Spec{TTY: true, Stdout: stdout, Stderr: stderr}
 			if stderr == nil {
 				ps.Stderr = errFile
 			}
@@ -272,8 +290,8 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	spec.Stdin, spec.Stdout, spec.Stderr = cmdStdin, stdout, stderr
 	var tm *shellhook.Terminal
 	if useTTY {
-		tm = shellhook.NewTerminal(stdin, outFile)
-		spec.Stdin, spec.Stdout = nil, nil
+		tm = shellhook.NewTerminal(stdin, screen)
+		spec.Stdin = nil
 		spec.TTY = true
 		spec.Rows, spec.Cols = tm.Size()
 		spec.PassStderr = stderr != nil
@@ -422,6 +440,18 @@ func fileFor(w io.Writer, copies []*pipeCopy) (*os.File, []*pipeCopy) {
 		close(c.done)
 	}()
 	return pw, append(copies, c)
+}
+
+// terminalForScreen opens the keyboard's terminal again for writing: where
+// a TTY session whose stdout is not that terminal shows what its PTY
+// writes (the echo of what is typed, what the command writes to its
+// terminal).
+func terminalForScreen(keyboard *os.File) (*os.File, error) {
+	f, err := reopenTerminal(keyboard, unix.O_WRONLY)
+	if err != nil {
+		return nil, fmt.Errorf("open the terminal on stdin for the command's terminal output: %w", err)
+	}
+	return f, nil
 }
 
 // foreground reports whether this process is in the foreground process

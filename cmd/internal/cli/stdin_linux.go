@@ -15,9 +15,13 @@ import (
 // /proc/self/fd/0 is denied by Landlock: the host's terminal lies below
 // none of its rules. unix.Open, not os.OpenFile: the descriptor must stay
 // blocking for the command.
-func reopenReadOnly(f *os.File) (*os.File, error) {
+func reopenReadOnly(f *os.File) (*os.File, error) { return reopenTerminal(f, unix.O_RDONLY) }
+
+// reopenTerminal opens the terminal behind f again with mode (O_RDONLY,
+// O_WRONLY).
+func reopenTerminal(f *os.File, mode int) (*os.File, error) {
 	p := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(p, mode|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
