@@ -1,9 +1,11 @@
 package sandbox
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -49,9 +51,19 @@ func (p *Process) auditNewRepos() []string {
 	done := map[string]bool{}
 	// A gitlink's repository is what the host's git status in the project
 	// recurses into: new or renamed into place, it is neutralized.
+	var unknown []string
 	for _, d := range p.starts {
-		for _, sub := range gitlinks(d) {
-			dotgit := filepath.Join(d, sub, ".git")
+		links, err := gitlinks(d)
+		if err != nil {
+			// The sandbox can break an index (a fifo, a sparse
+			// terabyte): its gitlinks are unknown, so every repository
+			// below that changed is treated as one (below), and the
+			// rest of the audit goes on.
+			unknown = append(unknown, d)
+			reportUnreadableIndex(p.spec, d, err)
+		}
+		for _, sub := range links {
+			dotgit := filepath.Join(d, filepath.FromSlash(sub), ".git")
 			if born, changed := changedSince(dotgit, p.started, p.knownGit); !done[dotgit] && (born || changed) {
 				done[dotgit] = true
 				p.neutralize(w, dotgit)
@@ -60,14 +72,15 @@ func (p *Process) auditNewRepos() []string {
 	}
 	// Elsewhere a repository created in the session is neutralized; one
 	// that only changed may be the user's own, used from outside during
-	// the session (the search at start has bounds): it is reported.
+	// the session (the search at start has bounds): it is reported,
+	// unless it may be a gitlink of an index that could not be read.
 	check := func(dotgit string) {
 		if done[dotgit] {
 			return
 		}
 		born, changed := changedSince(dotgit, p.started, p.knownGit)
 		switch {
-		case born:
+		case born, changed && withinAny(dotgit, unknown):
 			p.neutralize(w, dotgit)
 		case changed:
 			reportNewRepo(p.spec, filepath.Dir(dotgit))
@@ -219,7 +232,8 @@ func (p *Process) auditGitState() {
 	}
 	for d, before := range p.hidden {
 		var hidden []string
-		for f := range hiddenEntries(d) {
+		now, _ := hiddenEntries(d) // an unreadable index was reported by auditNewRepos
+		for f := range now {
 			if !before[f] {
 				hidden = append(hidden, f)
 			}
@@ -252,7 +266,7 @@ func gitDir(dir string) string {
 		return ""
 	}
 	if fi.Mode().IsRegular() {
-		b, err := os.ReadFile(gitdir)
+		b, err := readRegular(gitdir, maxGitFile)
 		if err != nil {
 			return ""
 		}
@@ -268,6 +282,55 @@ func gitDir(dir string) string {
 	return gitdir
 }
 
+// maxIndexSize bounds the git index fence reads. The sandbox can write a
+// repository's index (git needs to), so it is read as a stream, keeping
+// only the entries the audit needs: memory does not grow with the size,
+// and the cap bounds the time. The largest indexes known (the Windows
+// repository, 3.5 million files) are a few hundred MB; 1 GiB leaves room
+// for them, and a crafted one that size costs one to two seconds.
+const maxIndexSize = 1 << 30
+
+// maxGitFile bounds the other git files the audit reads: a .git pointer
+// file and a repository's config, a few hundred bytes in practice.
+const maxGitFile = 1 << 20
+
+// openRegular opens p for reading if it is a regular file of at most max
+// bytes, and returns its size. It follows no final symlink and does not
+// block: a file the sandbox could write may be a fifo (a blocking open
+// waits for a writer for good, and fence could not even be interrupted),
+// a link to a device, or a sparse file of a terabyte (read whole, it
+// crashed fence with "out of memory", red team 4).
+func openRegular(p string, max int64) (*os.File, int64, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, 0, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, 0, &os.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, 0, fmt.Errorf("open %q: not a regular file", p)
+	}
+	if st.Size > max {
+		unix.Close(fd)
+		return nil, 0, fmt.Errorf("open %q: %d bytes, more than fence reads (%d)", p, st.Size, max)
+	}
+	return os.NewFile(uintptr(fd), p), st.Size, nil
+}
+
+// readRegular reads p with [openRegular]'s checks.
+func readRegular(p string, max int64) ([]byte, error) {
+	f, size, err := openRegular(p, max)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, size))
+}
+
 // indexEntry is what the audit needs of a git index entry.
 type indexEntry struct {
 	Path string
@@ -277,118 +340,195 @@ type indexEntry struct {
 	Hidden bool
 }
 
-// gitIndex reads the index of the repository at dir.
-func gitIndex(dir string) []indexEntry {
+// gitIndex returns the gitlinks and the hidden entries of the index of the
+// repository at dir; none when it has no index. An error means the index
+// is there but could not be read: what it holds is unknown.
+func gitIndex(dir string) ([]indexEntry, error) {
 	gitdir := gitDir(dir)
 	if gitdir == "" {
-		return nil
+		return nil, nil
 	}
-	b, err := os.ReadFile(filepath.Join(gitdir, "index"))
+	f, size, err := openRegular(filepath.Join(gitdir, "index"), maxIndexSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	hashLen := 20
-	if cfg, err := os.ReadFile(filepath.Join(gitdir, "config")); err == nil && bytes.Contains(bytes.ToLower(cfg), []byte("sha256")) {
-		hashLen = 32
+	defer f.Close()
+	hashLen, err := objectHashLen(gitdir)
+	if err != nil {
+		return nil, err
 	}
-	return parseIndex(b, hashLen)
+	entries, err := parseIndex(bufio.NewReaderSize(io.LimitReader(f, size), 64<<10), size, hashLen)
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", f.Name(), err)
+	}
+	return entries, nil
+}
+
+// objectHashLen returns the length of the object names in the repository
+// whose git directory is gitdir: 32 bytes when its config sets
+// extensions.objectFormat = sha256, 20 otherwise.
+func objectHashLen(gitdir string) (int, error) {
+	cfg, err := readRegular(filepath.Join(gitdir, "config"), maxGitFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 20, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(strings.ToLower(string(cfg)), "\n") {
+		if strings.Join(strings.Fields(line), "") == "objectformat=sha256" {
+			return 32, nil
+		}
+	}
+	return 20, nil
 }
 
 // gitlinks returns the paths of the gitlink (submodule) entries in the
-// index of the repository at dir, relative to dir.
-func gitlinks(dir string) []string {
+// index of the repository at dir, relative to dir, as the index spells
+// them.
+func gitlinks(dir string) ([]string, error) {
+	entries, err := gitIndex(dir)
 	var out []string
-	for _, e := range gitIndex(dir) {
-		if e.Mode == 0o160000 {
-			out = append(out, filepath.FromSlash(e.Path))
+	for _, e := range entries {
+		if e.Mode == gitlinkMode {
+			out = append(out, e.Path)
 		}
 	}
-	return out
+	return out, err
 }
 
 // hiddenEntries returns the paths git status does not look at in the
-// repository at dir (red team B22).
-func hiddenEntries(dir string) map[string]bool {
+// repository at dir (red team B22); none when its index cannot be read.
+func hiddenEntries(dir string) (map[string]bool, error) {
 	out := map[string]bool{}
-	for _, e := range gitIndex(dir) {
+	entries, err := gitIndex(dir)
+	for _, e := range entries {
 		if e.Hidden {
 			out[e.Path] = true
 		}
 	}
-	return out
+	return out, err
 }
 
-// parseIndex reads the entries of a git index (versions 2 to 4).
-func parseIndex(b []byte, hashLen int) []indexEntry {
-	if len(b) < 12 || string(b[:4]) != "DIRC" {
-		return nil
+const gitlinkMode = 0o160000
+
+// maxIndexName bounds a path in the index: longer ones cannot exist in a
+// work tree on Linux (PATH_MAX is 4096), so git never uses them.
+const maxIndexName = 64 << 10
+
+// parseIndex reads the entries of a git index (versions 2 to 4) of size
+// bytes from r, and returns the gitlinks and the hidden entries. An index
+// git would not read either (a wrong signature, version or name length,
+// entries past the end) is an error.
+func parseIndex(r *bufio.Reader, size int64, hashLen int) ([]indexEntry, error) {
+	var read int64
+	next := func(n int) ([]byte, error) {
+		if read+int64(n) > size {
+			return nil, io.ErrUnexpectedEOF
+		}
+		b, err := r.Peek(n)
+		if err != nil {
+			return nil, err
+		}
+		r.Discard(n)
+		read += int64(n)
+		return b, nil
 	}
-	version := binary.BigEndian.Uint32(b[4:8])
-	n := int(binary.BigEndian.Uint32(b[8:12]))
+	hdr, err := next(12)
+	if err != nil || string(hdr[:4]) != "DIRC" {
+		return nil, errors.New("not a git index")
+	}
+	version := binary.BigEndian.Uint32(hdr[4:8])
+	n := binary.BigEndian.Uint32(hdr[8:12])
 	if version < 2 || version > 4 {
-		return nil
+		return nil, fmt.Errorf("git index version %d", version)
 	}
 	var out []indexEntry
-	off := 12
-	prev := ""
-	for i := 0; i < n; i++ {
-		start := off
-		fixed := 40 + hashLen + 2
-		if off+fixed > len(b) {
-			return out
+	var prev []byte // the previous entry's name (version 4 starts from it)
+	fixed := 40 + hashLen + 2
+	for i := uint32(0); i < n; i++ {
+		b, err := next(fixed)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
 		}
-		mode := binary.BigEndian.Uint32(b[off+24 : off+28])
-		flags := binary.BigEndian.Uint16(b[off+40+hashLen : off+fixed])
-		off += fixed
+		mode := binary.BigEndian.Uint32(b[24:28])
+		flags := binary.BigEndian.Uint16(b[40+hashLen : fixed])
+		length := fixed
 		hidden := flags&0x8000 != 0 // assume-valid
 		if version >= 3 && flags&0x4000 != 0 {
-			if off+2 > len(b) {
-				return out
+			x, err := next(2)
+			if err != nil {
+				return nil, fmt.Errorf("entry %d: %w", i, err)
 			}
-			hidden = hidden || binary.BigEndian.Uint16(b[off:off+2])&0x4000 != 0 // skip-worktree
-			off += 2
+			hidden = hidden || binary.BigEndian.Uint16(x)&0x4000 != 0 // skip-worktree
+			length += 2
 		}
-		var name string
+		kept := 0 // of the previous name
 		if version == 4 {
-			strip, k := 0, 0
-			// offset-encoded varint
-			if off >= len(b) {
-				return out
+			// The length of the previous name to drop, an
+			// offset-encoded varint.
+			c, err := next(1)
+			if err != nil {
+				return nil, fmt.Errorf("entry %d: %w", i, err)
 			}
-			c := b[off]
-			k++
-			strip = int(c & 0x7f)
-			for c&0x80 != 0 {
-				if off+k >= len(b) {
-					return out
+			strip := int(c[0] & 0x7f)
+			for c[0]&0x80 != 0 {
+				if c, err = next(1); err != nil || strip > maxIndexName {
+					return nil, fmt.Errorf("entry %d: bad name prefix", i)
 				}
-				c = b[off+k]
-				k++
-				strip = ((strip + 1) << 7) | int(c&0x7f)
+				strip = ((strip + 1) << 7) | int(c[0]&0x7f)
 			}
-			off += k
-			end := bytes.IndexByte(b[off:], 0)
-			if end < 0 || strip > len(prev) {
-				return out
+			if strip > len(prev) {
+				return nil, fmt.Errorf("entry %d: bad name prefix", i)
 			}
-			name = prev[:len(prev)-strip] + string(b[off:off+end])
-			off += end + 1
-		} else {
-			end := bytes.IndexByte(b[off:], 0)
-			if end < 0 {
-				return out
-			}
-			name = string(b[off : off+end])
-			off += end + 1
-			// pad to a multiple of 8 from the entry's start
-			for (off-start)%8 != 0 {
-				off++
+			kept = len(prev) - strip
+		}
+		rest, err := r.ReadSlice(0)
+		if err != nil || read+int64(len(rest)) > size || kept+len(rest)-1 > maxIndexName {
+			return nil, fmt.Errorf("entry %d: bad name", i)
+		}
+		read += int64(len(rest))
+		prev = append(prev[:kept], rest[:len(rest)-1]...)
+		if l := int(flags & 0xfff); l < 0xfff && l != len(prev) {
+			return nil, fmt.Errorf("entry %d: name length %d in its flags, %d in fact", i, l, len(prev))
+		}
+		if version < 4 {
+			// Entries are padded with NULs to a multiple of 8 bytes.
+			length += len(rest)
+			if _, err := next((8 - length%8) % 8); err != nil {
+				return nil, fmt.Errorf("entry %d: %w", i, err)
 			}
 		}
-		prev = name
-		out = append(out, indexEntry{Path: name, Mode: mode, Hidden: hidden})
+		if hidden || mode == gitlinkMode {
+			out = append(out, indexEntry{Path: string(prev), Mode: mode, Hidden: hidden})
+		}
 	}
-	return out
+	return out, nil
+}
+
+// withinAny reports whether p is below one of dirs.
+func withinAny(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if within(p, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// reportUnreadableIndex tells the user that the index of the repository in
+// dir could not be read at the end of the session.
+func reportUnreadableIndex(spec *Spec, dir string, err error) {
+	msg := fmt.Sprintf("the git index of the repository in %s could not be read (%v): the submodules it lists are unknown, so every repository below it that was created or changed during the session was treated as new; git does not work there with this index: inspect it, then move it away and run git reset (which rebuilds it from HEAD)", sanitizeLine(dir), sanitizeLine(err.Error()))
+	if spec.Notices != nil {
+		fmt.Fprintf(spec.Notices, "fence: %s\n", msg)
+	}
+	if spec.Monitor != nil {
+		fmt.Fprintf(spec.Monitor, "[fence:fs] unreadable index in %s\n", sanitizeLine(dir))
+	}
 }
 
 // reportNewRepo tells the user about a repository that changed in the

@@ -1,10 +1,15 @@
 package sandbox
 
 import (
+	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSearchesSkipSandboxOwn: with allowWrite = ["/"], the repository
@@ -57,4 +62,71 @@ func TestSearchesSkipSandboxOwn(t *testing.T) {
 	if len(found) != 1 || found[0] != filepath.Join(repo, ".git") {
 		t.Errorf("audit below %s: %v", root, found)
 	}
+}
+
+// TestUnreadableIndex: an index the sandbox broke is an error, at once:
+// not a hang on a fifo, not a terabyte read into memory, not a link
+// followed (red team 4). A missing index is no error.
+func TestUnreadableIndex(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		make    func(index string) error
+		wantErr bool
+	}{
+		{"missing", func(string) error { return nil }, false},
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o644) }, true},
+		{"sparse", func(p string) error {
+			if err := os.WriteFile(p, []byte("DIRC\x00\x00\x00\x02\x00\x00\x00\x01"), 0o644); err != nil {
+				return err
+			}
+			return os.Truncate(p, 1<<40)
+		}, true},
+		{"symlink", func(p string) error { return os.Symlink("/dev/zero", p) }, true},
+		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }, true},
+		{"truncated", func(p string) error {
+			return os.WriteFile(p, []byte("DIRC\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00"), 0o644)
+		}, true},
+	} {
+		dir := t.TempDir()
+		if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.make(filepath.Join(dir, ".git", "index")); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := gitlinks(dir)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if (err != nil) != c.wantErr {
+				t.Errorf("%s index: error %v, want one: %v", c.name, err, c.wantErr)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s index: reading it hangs", c.name)
+		}
+	}
+}
+
+// FuzzParseIndex: no index makes the parser panic, and what it returns
+// came from the input.
+func FuzzParseIndex(f *testing.F) {
+	f.Add([]byte("DIRC\x00\x00\x00\x02\x00\x00\x00\x00"), 20)
+	f.Add([]byte("DIRC\x00\x00\x00\x04\x00\x00\x00\x02"+strings.Repeat("\x00", 62)+"\x00a\x00"+strings.Repeat("\x00", 62)+"\x81b\x00"), 20)
+	f.Fuzz(func(t *testing.T, b []byte, hashLen int) {
+		if hashLen != 32 {
+			hashLen = 20
+		}
+		entries, err := parseIndex(bufio.NewReader(bytes.NewReader(b)), int64(len(b)), hashLen)
+		if err != nil && entries != nil {
+			t.Errorf("entries with an error: %v", entries)
+		}
+		for _, e := range entries {
+			if len(e.Path) > len(b) && !strings.HasPrefix(string(b[:8]), "DIRC\x00\x00\x00\x04") {
+				t.Errorf("a name longer than the index: %q", e.Path)
+			}
+		}
+	})
 }

@@ -269,7 +269,13 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 		var st unix.Stat_t
 		if unix.Lstat(filepath.Join(d, ".git"), &st) == nil {
 			pl.knownGit[[2]uint64{st.Dev, st.Ino}] = true
-			pl.hidden[d] = hiddenEntries(d)
+			// An index that cannot be read (the sandbox of an earlier
+			// session can break it) hides nothing known: the exit
+			// audit reports it, and git does not work with it either.
+			var err error
+			if pl.hidden[d], err = hiddenEntries(d); err != nil {
+				pl.notes = append(pl.notes, fmt.Sprintf("the git index in %s cannot be read: %v", d, err))
+			}
 		}
 	}
 	pwrite := pol

@@ -155,9 +155,9 @@ func TestGitlinks(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, "n"), nil, 0o644)
 			run("add", "-N", "n") // intent-to-add sets the extended flag
 		}
-		got := gitlinks(dir)
-		if strings.Join(got, ",") != "deep/dir/sub,z" {
-			t.Errorf("index version %s: gitlinks = %q, want deep/dir/sub and z", v, got)
+		got, err := gitlinks(dir)
+		if err != nil || strings.Join(got, ",") != "deep/dir/sub,z" {
+			t.Errorf("index version %s: gitlinks = %q (%v), want deep/dir/sub and z", v, got, err)
 		}
 	}
 }
