@@ -63,7 +63,11 @@ func (p *Process) auditNewRepos() []string {
 			reportUnreadableIndex(p.spec, d, err)
 		}
 		for _, sub := range links {
-			dotgit := filepath.Join(d, filepath.FromSlash(sub), ".git")
+			repo, ok := p.gitlinkRepo(d, sub)
+			if !ok {
+				continue
+			}
+			dotgit := filepath.Join(repo, ".git")
 			if born, changed := changedSince(dotgit, p.started, p.knownGit); !done[dotgit] && (born || changed) {
 				done[dotgit] = true
 				p.neutralize(w, dotgit)
@@ -105,8 +109,8 @@ func (p *Process) auditNewRepos() []string {
 			return
 		}
 		for _, n := range names[first] {
-			q := filepath.Join(dir, filepath.FromSlash(n.Name))
-			if _, err := os.Lstat(q); err != nil || !treeChangedSince(q, p.started) {
+			q := nameOrLink(dir, n.Name)
+			if _, err := os.Lstat(q); err != nil || !p.belowWritable(q) || !treeChangedSince(q, p.started) {
 				continue
 			}
 			w.mu.Lock()
@@ -124,7 +128,7 @@ func (p *Process) neutralize(w *watcher, dotgit string) {
 	dir := filepath.Dir(dotgit)
 	x := watch{Dir: dir, Name: ".git", Protected: dotgit, Reason: "new git repository"}
 	fi, err := os.Lstat(dotgit)
-	if err != nil {
+	if err != nil || !p.belowWritable(dotgit) {
 		return
 	}
 	w.mu.Lock()
@@ -147,6 +151,80 @@ func (p *Process) neutralize(w *watcher, dotgit string) {
 	if p.spec.Monitor != nil {
 		fmt.Fprintf(p.spec.Monitor, "[fence:fs] new repository %s\n", sanitizeLine(dir))
 	}
+}
+
+// The audit runs on the host, as the user, over trees the sandbox wrote:
+// a symlink it planted on the way to a path would make the audit act on
+// what the link points to. A gitlink "lnk" with lnk -> ../other made
+// fence move the config and hooks of ~/other/.git, a repository outside
+// every writable root that the user had used during the session, to the
+// quarantine; a .github link to another project's made it move that
+// project's hooks (red team 4). So the audit acts only on paths below a
+// writable root whose directories are reached without a symlink. The
+// writable roots have none (the mounts refuse links), and the sandbox is
+// gone when the audit runs: nothing changes between the check and the
+// move, unless another session writes the same tree at that moment.
+
+// gitlinkRepo returns the directory of gitlink sub of the repository at
+// d, with symlinks resolved as the host's git follows them, if the
+// sandbox could have written there: below a writable root. A repository
+// elsewhere is the user's.
+func (p *Process) gitlinkRepo(d, sub string) (string, bool) {
+	if !cleanGitlink(sub) {
+		return "", false
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(d, filepath.FromSlash(sub)))
+	if err != nil || !p.belowWritable(real) {
+		return "", false
+	}
+	return real, true
+}
+
+// cleanGitlink reports whether sub is a path git would check out from an
+// index: relative, without empty, "." or ".." components. The index is
+// the sandbox's to write.
+func cleanGitlink(sub string) bool {
+	if sub == "" || strings.HasPrefix(sub, "/") {
+		return false
+	}
+	for _, c := range strings.Split(sub, "/") {
+		if c == "" || c == "." || c == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// belowWritable reports whether q is a writable root or below one, and
+// the directory holding q is reached from "/" without a symlink (q itself
+// may be one: what the audit moves is q, never what it points to).
+func (p *Process) belowWritable(q string) bool {
+	if !filepath.IsAbs(q) || filepath.Clean(q) != q || !withinAny(q, p.writable) {
+		return false
+	}
+	fd, err := unix.Openat2(unix.AT_FDCWD, filepath.Dir(q), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// nameOrLink returns dir/name (name may have several components), or the
+// first symlink on the way to it: what the session put at a protected
+// name is quarantined, a link there included, never what it points to.
+func nameOrLink(dir, name string) string {
+	q := dir
+	for _, c := range strings.Split(name, "/") {
+		q = filepath.Join(q, c)
+		if fi, err := os.Lstat(q); err != nil || fi.Mode()&os.ModeSymlink != 0 {
+			break
+		}
+	}
+	return q
 }
 
 // changedSince reports whether p is not one of the known repositories'

@@ -130,3 +130,17 @@ func FuzzParseIndex(f *testing.F) {
 		}
 	})
 }
+
+// TestCleanGitlink: the exit audit acts on a gitlink's path only when git
+// would check it out: a hand-written index can hold anything.
+func TestCleanGitlink(t *testing.T) {
+	for sub, want := range map[string]bool{
+		"sub": true, "deep/dir/sub": true, "..x": true,
+		"": false, "/home/u/other": false, "../other": false, "a/../../other": false,
+		"a//b": false, "a/": false, "./a": false, "a/.": false,
+	} {
+		if got := cleanGitlink(sub); got != want {
+			t.Errorf("cleanGitlink(%q) = %v, want %v", sub, got, want)
+		}
+	}
+}

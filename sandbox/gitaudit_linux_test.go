@@ -93,3 +93,79 @@ func TestAuditUnreadableIndex(t *testing.T) {
 		})
 	}
 }
+
+// whileRunning starts script in the sandbox, which signals it is ready by
+// creating the file "ready" in the project and then waits for "go"; in
+// between, meanwhile runs on the host, as the user working elsewhere.
+func whileRunning(t *testing.T, e *sandboxtest.Env, script string, meanwhile func()) sandboxtest.Result {
+	t.Helper()
+	wait := startSh(t, e, script+` && touch ready && while [ ! -e go ]; do sleep 0.05; done; echo ok`)
+	for deadline := time.Now().Add(30 * time.Second); !e.Exists("ready"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.Write("go", "")
+			t.Fatalf("the sandbox never got ready:\n%s", wait().Out())
+		}
+	}
+	meanwhile()
+	e.Write("go", "")
+	r := wait()
+	if r.Code != 0 || !strings.Contains(r.Stdout, "ok") {
+		t.Fatalf("script failed: status %d:\n%s", r.Code, r.Out())
+	}
+	return r
+}
+
+// TestAuditGitlinkThroughSymlink: the sandbox adds a gitlink "lnk" to the
+// project's index and makes lnk a symlink to ~/other, a repository
+// outside the writable roots, which the user commits to during the
+// session. The exit audit followed the link and moved ~/other's config,
+// hooks and info to the quarantine (red team 4); it must leave it alone.
+// A gitlink through a link to a new repository the sandbox could write
+// (in node_modules, which the walk skips) is still neutralized: the
+// host's git follows the link too.
+func TestAuditGitlinkThroughSymlink(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	gitInit(t, e)
+	gitInitIn(t, e, e.Path("~/other"))
+	e.Write("~/other/b", "b\n")
+	gitIn(t, e, "~/other", "add", "b")
+	gitIn(t, e, "~/other", "commit", "-q", "-m", "b")
+	gitIn(t, e, "~/other", "config", "remote.origin.url", "https://example.com/mine.git")
+	const h = "0123456789012345678901234567890123456789"
+	r := whileRunning(t, e, `git update-index --add --cacheinfo 160000,`+h+`,lnk && ln -s ../other lnk &&
+mkdir -p node_modules/evil && git -C node_modules/evil init -q && git -C node_modules/evil config core.fsmonitor 'sh -c "id >&2"; false' &&
+ln -s node_modules/evil lnk2 && git update-index --add --cacheinfo 160000,`+h+`,lnk2`, func() {
+		e.Write("~/other/b", "user's work\n")
+		gitIn(t, e, "~/other", "commit", "-q", "-am", "user's work outside the sandbox")
+	})
+	for _, f := range []string{"config", "hooks", "info", "HEAD"} {
+		if !e.Exists("~/other/.git/" + f) {
+			t.Errorf("~/other/.git/%s, outside the writable roots, is gone:\n%s", f, r.Stderr)
+		}
+	}
+	if !strings.Contains(e.Read("~/other/.git/config"), "example.com/mine.git") {
+		t.Errorf("~/other's config changed:\n%s", e.Read("~/other/.git/config"))
+	}
+	if e.Exists("node_modules/evil/.git/config") {
+		t.Errorf("the new repository behind the gitlink lnk2 -> node_modules/evil kept its config:\n%s", r.Stderr)
+	}
+}
+
+// TestAuditNameThroughSymlink: a protected name below the project
+// (sub/.github) made a symlink to another project's .github, whose hooks
+// the user edits during the session. The exit walk followed the link and
+// moved that project's .github/hooks to the quarantine (red team 4); it
+// must leave it alone (the link itself, created in the session, goes).
+func TestAuditNameThroughSymlink(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	e.Write("~/other/.github/hooks/agent.json", `{"v":1}`)
+	r := whileRunning(t, e, `mkdir sub && ln -s `+e.Path("~/other/.github")+` sub/.github`, func() {
+		e.Write("~/other/.github/hooks/agent.json", `{"v":2}`)
+	})
+	if got := e.Read("~/other/.github/hooks/agent.json"); got != `{"v":2}` {
+		t.Errorf("~/other/.github/hooks/agent.json, outside the writable roots: %s\n%s", got, r.Stderr)
+	}
+	if e.Exists("sub/.github") {
+		t.Errorf("the link sub/.github made in the session was not quarantined:\n%s", r.Stderr)
+	}
+}
