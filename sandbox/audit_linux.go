@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -438,11 +439,29 @@ func gitIndex(dir string) ([]indexEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, err := parseIndex(bufio.NewReaderSize(io.LimitReader(f, size), 64<<10), size, hashLen)
+	entries, shared, err := parseIndex(bufio.NewReaderSize(io.LimitReader(f, size), 64<<10), size, hashLen)
 	if err != nil {
 		return nil, fmt.Errorf("read %q: %w", f.Name(), err)
 	}
-	return entries, nil
+	if shared == nil {
+		return entries, nil
+	}
+	// A split index (git update-index --split-index, core.splitIndex):
+	// most entries, a gitlink among them, are in the shared index it
+	// names. The entries of both are taken, those the main index marks
+	// deleted included: one gitlink too many is looked at for nothing,
+	// one too few is a repository the audit does not see (red team of
+	// the eleventh session: a gitlink in the shared index only).
+	sf, ssize, err := openRegular(filepath.Join(gitdir, "sharedindex."+hex.EncodeToString(shared)), maxIndexSize)
+	if err != nil {
+		return nil, err
+	}
+	defer sf.Close()
+	more, _, err := parseIndex(bufio.NewReaderSize(io.LimitReader(sf, ssize), 64<<10), ssize, hashLen)
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", sf.Name(), err)
+	}
+	return append(entries, more...), nil
 }
 
 // objectHashLen returns the length of the object names in the repository
@@ -501,7 +520,7 @@ const maxIndexName = 64 << 10
 // bytes from r, and returns the gitlinks and the hidden entries. An index
 // git would not read either (a wrong signature, version or name length,
 // entries past the end) is an error.
-func parseIndex(r *bufio.Reader, size int64, hashLen int) ([]indexEntry, error) {
+func parseIndex(r *bufio.Reader, size int64, hashLen int) (entries []indexEntry, shared []byte, err error) {
 	var read int64
 	next := func(n int) ([]byte, error) {
 		if read+int64(n) > size {
@@ -517,20 +536,19 @@ func parseIndex(r *bufio.Reader, size int64, hashLen int) ([]indexEntry, error) 
 	}
 	hdr, err := next(12)
 	if err != nil || string(hdr[:4]) != "DIRC" {
-		return nil, errors.New("not a git index")
+		return nil, nil, errors.New("not a git index")
 	}
 	version := binary.BigEndian.Uint32(hdr[4:8])
 	n := binary.BigEndian.Uint32(hdr[8:12])
 	if version < 2 || version > 4 {
-		return nil, fmt.Errorf("git index version %d", version)
+		return nil, nil, fmt.Errorf("git index version %d", version)
 	}
-	var out []indexEntry
 	var prev []byte // the previous entry's name (version 4 starts from it)
 	fixed := 40 + hashLen + 2
 	for i := uint32(0); i < n; i++ {
 		b, err := next(fixed)
 		if err != nil {
-			return nil, fmt.Errorf("entry %d: %w", i, err)
+			return nil, nil, fmt.Errorf("entry %d: %w", i, err)
 		}
 		mode := binary.BigEndian.Uint32(b[24:28])
 		flags := binary.BigEndian.Uint16(b[40+hashLen : fixed])
@@ -539,7 +557,7 @@ func parseIndex(r *bufio.Reader, size int64, hashLen int) ([]indexEntry, error) 
 		if version >= 3 && flags&0x4000 != 0 {
 			x, err := next(2)
 			if err != nil {
-				return nil, fmt.Errorf("entry %d: %w", i, err)
+				return nil, nil, fmt.Errorf("entry %d: %w", i, err)
 			}
 			hidden = hidden || binary.BigEndian.Uint16(x)&0x4000 != 0 // skip-worktree
 			length += 2
@@ -550,41 +568,70 @@ func parseIndex(r *bufio.Reader, size int64, hashLen int) ([]indexEntry, error) 
 			// offset-encoded varint.
 			c, err := next(1)
 			if err != nil {
-				return nil, fmt.Errorf("entry %d: %w", i, err)
+				return nil, nil, fmt.Errorf("entry %d: %w", i, err)
 			}
 			strip := int(c[0] & 0x7f)
 			for c[0]&0x80 != 0 {
 				if c, err = next(1); err != nil || strip > maxIndexName {
-					return nil, fmt.Errorf("entry %d: bad name prefix", i)
+					return nil, nil, fmt.Errorf("entry %d: bad name prefix", i)
 				}
 				strip = ((strip + 1) << 7) | int(c[0]&0x7f)
 			}
 			if strip > len(prev) {
-				return nil, fmt.Errorf("entry %d: bad name prefix", i)
+				return nil, nil, fmt.Errorf("entry %d: bad name prefix", i)
 			}
 			kept = len(prev) - strip
 		}
 		rest, err := r.ReadSlice(0)
 		if err != nil || read+int64(len(rest)) > size || kept+len(rest)-1 > maxIndexName {
-			return nil, fmt.Errorf("entry %d: bad name", i)
+			return nil, nil, fmt.Errorf("entry %d: bad name", i)
 		}
 		read += int64(len(rest))
 		prev = append(prev[:kept], rest[:len(rest)-1]...)
 		if l := int(flags & 0xfff); l < 0xfff && l != len(prev) {
-			return nil, fmt.Errorf("entry %d: name length %d in its flags, %d in fact", i, l, len(prev))
+			return nil, nil, fmt.Errorf("entry %d: name length %d in its flags, %d in fact", i, l, len(prev))
 		}
 		if version < 4 {
 			// Entries are padded with NULs to a multiple of 8 bytes.
 			length += len(rest)
 			if _, err := next((8 - length%8) % 8); err != nil {
-				return nil, fmt.Errorf("entry %d: %w", i, err)
+				return nil, nil, fmt.Errorf("entry %d: %w", i, err)
 			}
 		}
 		if hidden || mode == gitlinkMode {
-			out = append(out, indexEntry{Path: string(prev), Mode: mode, Hidden: hidden})
+			entries = append(entries, indexEntry{Path: string(prev), Mode: mode, Hidden: hidden})
 		}
 	}
-	return out, nil
+	// Extensions follow, up to the checksum. Only "link" matters: the
+	// index is split, and it names the shared index (its hash first).
+	for read+8 <= size-int64(hashLen) {
+		h, err := next(8)
+		if err != nil {
+			return nil, nil, fmt.Errorf("extension: %w", err)
+		}
+		n := int64(binary.BigEndian.Uint32(h[4:8]))
+		if n > size-int64(hashLen)-read {
+			return nil, nil, fmt.Errorf("extension %q: %d bytes, past the end", h[:4], n)
+		}
+		if string(h[:4]) == "link" {
+			if n < int64(hashLen) {
+				return nil, nil, errors.New(`extension "link": too short`)
+			}
+			b, err := next(hashLen)
+			if err != nil {
+				return nil, nil, fmt.Errorf(`extension "link": %w`, err)
+			}
+			if strings.Trim(string(b), "\x00") != "" {
+				shared = append([]byte(nil), b...)
+			}
+			n -= int64(hashLen)
+		}
+		if d, err := r.Discard(int(n)); err != nil || int64(d) != n {
+			return nil, nil, fmt.Errorf("extension %q: cut short", h[:4])
+		}
+		read += n
+	}
+	return entries, shared, nil
 }
 
 // withinAny reports whether p is below one of dirs.

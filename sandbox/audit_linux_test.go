@@ -119,7 +119,7 @@ func FuzzParseIndex(f *testing.F) {
 		if hashLen != 32 {
 			hashLen = 20
 		}
-		entries, err := parseIndex(bufio.NewReader(bytes.NewReader(b)), int64(len(b)), hashLen)
+		entries, _, err := parseIndex(bufio.NewReader(bytes.NewReader(b)), int64(len(b)), hashLen)
 		if err != nil && entries != nil {
 			t.Errorf("entries with an error: %v", entries)
 		}
