@@ -332,6 +332,14 @@ func buildRoot(st *initState, mp *mountPlan, r *stagedRoot) error {
 		}
 		writable = append(writable, s)
 	}
+	var session []hostSource
+	for _, p := range mp.Session {
+		s, err := r.open(p)
+		if err != nil {
+			return failf("", "shell file %v", err)
+		}
+		session = append(session, s)
+	}
 	if !r.filled || writableRoot >= 0 {
 		if err := r.fill(writableRoot); err != nil {
 			return err
@@ -369,23 +377,50 @@ func buildRoot(st *initState, mp *mountPlan, r *stagedRoot) error {
 	for _, s := range append(expose, writable...) {
 		unix.Close(s.fd)
 	}
-	for _, p := range mp.Pins {
-		if err := selfBind(p, false, true); err != nil {
-			if errors.Is(err, unix.ENOENT) {
+	protect := func(below []string) error {
+		for _, p := range mp.Pins {
+			if !withinAny(p, below) {
 				continue
 			}
-			return failf("", "pin %q: %w", p, err)
+			if err := selfBind(p, false, true); err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					continue
+				}
+				return failf("", "pin %q: %w", p, err)
+			}
+			st.debugf("mount: %s pinned (mount point, cannot be renamed)", p)
 		}
-		st.debugf("mount: %s pinned (mount point, cannot be renamed)", p)
+		for _, p := range mp.ReadOnly {
+			if !withinAny(p, below) {
+				continue
+			}
+			if err := selfBind(p, true, false); err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					continue
+				}
+				return failf("", "protect %q: %w", p, err)
+			}
+			st.debugf("mount: %s read-only (protected)", p)
+		}
+		return nil
 	}
-	for _, p := range mp.ReadOnly {
-		if err := selfBind(p, true, false); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue
-			}
-			return failf("", "protect %q: %w", p, err)
+	if err := protect([]string{"/"}); err != nil {
+		return err
+	}
+	// The session's own shell files lie in the protected shell directory,
+	// whose read-only bind just covered them: bind them again on top, and
+	// what is protected below them once more on top of that.
+	for _, s := range session {
+		if err := bindFD(s, false); err != nil {
+			return failf("", "%w", err)
 		}
-		st.debugf("mount: %s read-only (protected)", p)
+		unix.Close(s.fd)
+		st.debugf("mount: %s writable (this shell's own, in the protected shell directory)", s.path)
+	}
+	if len(session) > 0 {
+		if err := protect(mp.Session); err != nil {
+			return err
+		}
 	}
 	for _, m := range []struct {
 		paths []string
@@ -416,6 +451,16 @@ func buildRoot(st *initState, mp *mountPlan, r *stagedRoot) error {
 		return failf("", "%w", err)
 	}
 	return nil
+}
+
+// withinAny reports whether p is one of dirs or below one of them.
+func withinAny(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if within(p, d) {
+			return true
+		}
+	}
+	return false
 }
 
 // buildDev mounts a minimal /dev in the new root.

@@ -67,6 +67,11 @@ type mountPlan struct {
 	// ReadOnly are read-only self-binds of protected paths and denyWrite
 	// paths under writable roots.
 	ReadOnly []string
+	// Session are read-write binds inside a protected directory, made
+	// after ReadOnly so that they stay writable: a fence shell's own
+	// history in the shell directory (Policy.ShellWrite). The Pins and
+	// ReadOnly below them are made again on top.
+	Session []string
 	// MaskDirs get an empty read-only directory, MaskFiles an empty read-only
 	// file (denyRead, host control sockets, fence's own state).
 	MaskDirs  []string
@@ -220,9 +225,27 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 		}
 		writable = append(writable, w)
 	}
-	writable = dedupeStrings(writable)
+	// A fence shell's own history lies inside the protected shell
+	// directory: it is bound after the protections (mountPlan.Session).
+	var session []string
+	for _, w := range ShellWritable(pol) {
+		if _, err := fc.lstat(w); err != nil {
+			pl.notes = append(pl.notes, fmt.Sprintf("shell file %s: does not exist, skipped", w))
+			continue
+		}
+		session = append(session, w)
+	}
+	session = dedupeStrings(session)
+	sortByDepth(session)
+	pl.cfg.Mounts.Session = session
+	for _, w := range dedupeStrings(writable) {
+		if !slices.Contains(session, w) {
+			pl.cfg.Mounts.Writable = append(pl.cfg.Mounts.Writable, w)
+		}
+	}
+	sortByDepth(pl.cfg.Mounts.Writable)
+	writable = dedupeStrings(append(writable, session...))
 	sortByDepth(writable)
-	pl.cfg.Mounts.Writable = writable
 	rootOf := func(p string) string {
 		best := ""
 		for _, w := range writable {

@@ -42,6 +42,16 @@ type Policy struct {
 	// StateDirs are fence's own directories (trust store, runtime dir, state
 	// dir) that the sandbox must never write.
 	StateDirs []string
+	// ShellDir is `fence shell`'s directory of session files and per-project
+	// histories. It stays readable (the inner shell reads its init files
+	// there) but is protected like fence's own files: the host writes it,
+	// so nothing inside may plant links or files in it.
+	ShellDir string
+	// ShellWrite lists the paths inside ShellDir that this session writes
+	// all the same: a `fence shell` session's own history directory and
+	// handoff file. Other projects' histories and the session files stay
+	// read-only. Paths outside ShellDir are ignored.
+	ShellWrite []string
 
 	// AllowDegraded names protection layers the user accepted to run
 	// without when the kernel lacks them (for example "landlock").

@@ -209,6 +209,23 @@ var repoProtected = []ProtectedName{
 	{Name: ".fence.toml", Reason: "fence configuration"},
 }
 
+// ShellWritable returns the cleaned p.ShellWrite paths that lie strictly
+// inside p.ShellDir: the only ones a backend makes writable there.
+func ShellWritable(p Policy) []string {
+	if p.ShellDir == "" {
+		return nil
+	}
+	dir := filepath.Clean(p.ShellDir)
+	var out []string
+	for _, w := range p.ShellWrite {
+		w = filepath.Clean(w)
+		if filepath.IsAbs(w) && strings.HasPrefix(w, dir+"/") {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // SystemConfigDir is the system policy directory, always protected.
 const SystemConfigDir = "/etc/fence"
 
@@ -231,8 +248,8 @@ func ProtectedNames(p Policy) []ProtectedName {
 // touching the filesystem: the shell startup files and persistence points
 // under home, the [ProtectedNames] at the top of every p.AllowWrite path
 // (names with a "*" element are left to [ResolveProtected]), fence's own
-// files (p.ConfigFiles, p.StateDirs, [SystemConfigDir]) and the fence
-// binary exe (skipped when empty). The result is sorted and free of
+// files (p.ConfigFiles, p.StateDirs, p.ShellDir, [SystemConfigDir]) and the
+// fence binary exe (skipped when empty). The result is sorted and free of
 // duplicates.
 func ProtectedPaths(p Policy, home, exe string) []ProtectedPath {
 	var out []ProtectedPath
@@ -255,6 +272,9 @@ func ProtectedPaths(p Policy, home, exe string) []ProtectedPath {
 	}
 	for _, d := range p.StateDirs {
 		out = append(out, ProtectedPath{Path: filepath.Clean(d), Dir: true, Reason: "fence state"})
+	}
+	if p.ShellDir != "" {
+		out = append(out, ProtectedPath{Path: filepath.Clean(p.ShellDir), Dir: true, Reason: "fence shell state"})
 	}
 	out = append(out, ProtectedPath{Path: SystemConfigDir, Dir: true, Reason: "fence system policy"})
 	if exe != "" {

@@ -48,7 +48,8 @@ const protectedMarker = ";; -- denied and always-protected paths: last, so they 
 //
 // The profile denies by default. It allows reads everywhere except
 // p.DenyRead, p.StateDirs, the other terminal devices and [SeatbeltProbe];
-// writes under p.AllowWrite and opts.TmpDir; network connections only to
+// writes under p.AllowWrite, [ShellWritable] and opts.TmpDir (and nowhere
+// else in p.ShellDir); network connections only to
 // the relay ports, p.LocalOutbound and p.Publish on localhost; binding only
 // on localhost (any port with p.AllowLocalBinding, else the p.Publish
 // ports); unix sockets only under opts.TmpDir. It ends with denies of
@@ -102,6 +103,26 @@ func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 			}
 		}
 		b.WriteString(")\n")
+	}
+	if p.ShellDir != "" {
+		// Before the marker: the session's own shell files must win over
+		// this deny, and nothing protected below them may.
+		b.WriteString(";; fence shell's session files and histories: read-only, but for this session's own\n")
+		b.WriteString("(deny file-write*")
+		for _, s := range sbDenySpellings(filepath.Clean(p.ShellDir)) {
+			b.WriteString("\n  " + sbSubpath(s))
+			b.WriteString("\n  " + sbRegexFilterCI(s, true))
+		}
+		b.WriteString(")\n")
+		if own := ShellWritable(p); len(own) > 0 {
+			b.WriteString("(allow file-write*")
+			for _, w := range own {
+				for _, s := range sbSpellings(w) {
+					b.WriteString("\n  " + sbSubpath(s))
+				}
+			}
+			b.WriteString(")\n")
+		}
 	}
 
 	// Network.
@@ -169,6 +190,9 @@ func SeatbeltProfile(p Policy, opts SeatbeltOptions) string {
 	b.WriteString("(deny file-write*")
 	names := ProtectedNames(p)
 	for _, pp := range protected {
+		if p.ShellDir != "" && pp.Path == filepath.Clean(p.ShellDir) {
+			continue // above, with the session's own files left writable
+		}
 		covered := sbCoveredByNames(pp.Path, names)
 		for _, s := range sbDenySpellings(pp.Path) {
 			b.WriteString("\n  " + sbSubpath(s))
@@ -270,9 +294,10 @@ const seatbeltPTY = `(allow pseudo-tty)
   (require-all (regex #"^/dev/ttys[0-9]+$") (extension "com.apple.sandbox.pty")))
 `
 
-// sbWritableRoots returns the cleaned AllowWrite paths and TmpDir.
+// sbWritableRoots returns the cleaned AllowWrite paths, the session's own
+// shell files and TmpDir.
 func sbWritableRoots(p Policy, opts SeatbeltOptions) []string {
-	w := sbCleanAll(p.AllowWrite)
+	w := append(sbCleanAll(p.AllowWrite), ShellWritable(p)...)
 	if opts.TmpDir != "" {
 		w = append(w, filepath.Clean(opts.TmpDir))
 	}

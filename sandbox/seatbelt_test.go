@@ -336,6 +336,30 @@ func TestSeatbeltDecisions(t *testing.T) {
 			{w(tHome + "/.gitconfig"), false},
 			{w(tHome), false},
 		}},
+		// fence shell's directory: read-only with the home writable, but
+		// for the session's own history (appended, and replaced by rename).
+		{"shell directory", Policy{Root: tProj, AllowWrite: []string{tHome}, ShellDir: tHome + "/.local/state/fence-shell",
+			ShellWrite: []string{tHome + "/.local/state/fence-shell/history/proj-1"}}, tOpts(), []check{
+			{w(tHome + "/.local/state/fence-shell/history/proj-1/bash"), true},
+			{w(tHome + "/.local/state/fence-shell/history/proj-1/.zsh_history.new"), true},
+			{w(tHome + "/.local/state/fence-shell/history/proj-1/fish/fish_history"), true},
+			{w(tHome + "/.local/state/fence-shell/history/proj-1/.envrc"), false},
+			{w(tHome + "/.local/state/fence-shell/history/other-2/bash"), false},
+			{w(tHome + "/.local/state/fence-shell/history/new-3"), false},
+			{w(tHome + "/.local/state/fence-shell/sessions/1-ab/notice"), false},
+			{w(tHome + "/.local/state/fence-shell/sessions"), false},
+			{w(tHome + "/.local/state/fence-shell"), false},
+			{w(tHome + "/.local/state/Fence-Shell/sessions"), false},
+			{w(tHome + "/.local/state"), false}, // its parent: cannot be renamed
+			{w(tHome + "/.local/state/other"), true},
+			{r(tHome + "/.local/state/fence-shell/sessions/1-ab/init.bash"), true},
+		}},
+		{"shell directory, home read-only", Policy{Root: tProj, AllowWrite: []string{tProj}, ShellDir: tHome + "/.local/state/fence-shell",
+			ShellWrite: []string{tHome + "/.local/state/fence-shell/history/proj-1", tHome + "/elsewhere"}}, tOpts(), []check{
+			{w(tHome + "/.local/state/fence-shell/history/proj-1/bash"), true},
+			{w(tHome + "/.local/state/fence-shell/history/other-2/bash"), false},
+			{w(tHome + "/elsewhere/x"), false},
+		}},
 		{"data volume spelling", Policy{Root: tProj, AllowWrite: []string{"/System/Volumes/Data" + tHome}}, tOpts(), []check{
 			{w("/System/Volumes/Data" + tHome + "/x"), true},
 			{w("/System/Volumes/Data" + tHome + "/.bashrc"), false},

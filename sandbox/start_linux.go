@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -338,7 +339,7 @@ func (pd *Pending) start(ctx context.Context, spec *Spec) (*Process, error) {
 		return nil, err
 	}
 	p := &Process{init: pd.init, conn: conn, spec: spec, done: make(chan struct{}), loopDone: make(chan struct{}), suspended: make(chan struct{}, 1), stopped: make(chan struct{}, 1),
-		writable: pl.cfg.Mounts.Writable, starts: pl.starts, knownGit: pl.knownGit, hidden: pl.hidden, started: pdStart}
+		writable: append(slices.Clip(pl.cfg.Mounts.Writable), pl.cfg.Mounts.Session...), starts: pl.starts, knownGit: pl.knownGit, hidden: pl.hidden, started: pdStart}
 	if spec.Debug != nil {
 		p.timeline = &timeline{}
 		p.timeline.add(stamp{"init-" + strings.Fields(pd.how)[0], pd.t0}, stamp{"plan", t1}, stamp{"plan-done", tPlanned})

@@ -240,7 +240,7 @@ func (r *wireReader) uint16() uint16 {
 
 // lists are the plan's lists in a fixed order, for the codec.
 func (mp *mountPlan) lists() []*[]string {
-	return []*[]string{&mp.Expose, &mp.Writable, &mp.Pins, &mp.ReadOnly, &mp.MaskDirs, &mp.MaskFiles}
+	return []*[]string{&mp.Expose, &mp.Writable, &mp.Pins, &mp.ReadOnly, &mp.Session, &mp.MaskDirs, &mp.MaskFiles}
 }
 
 // marshalMessage encodes m.

@@ -30,12 +30,17 @@ func main() {
 	flag.Var(&publish, "publish", "publish sandbox port N on the host's 127.0.0.1 (repeatable)")
 	flag.Var(&local, "local", "let the sandbox reach the host's 127.0.0.1:N (repeatable)")
 	bind := flag.Bool("allow-bind", false, "allow binding sockets")
+	var write, shellWrite paths
+	flag.Var(&write, "write", "allow writing `PATH` (repeatable)")
+	shellDir := flag.String("shell-dir", "", "fence shell's directory, read-only but for -shell-write")
+	flag.Var(&shellWrite, "shell-write", "a `PATH` in -shell-dir the session writes (repeatable)")
 	flag.Parse()
 	wd, _ := os.Getwd()
 	spec := &sandbox.Spec{
 		Args: flag.Args(), Dir: wd, Env: os.Environ(), TTY: *tty, Rows: uint16(*rows), Cols: uint16(*cols),
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Notices: os.Stderr, Relay: *relay,
-		Policy: sandbox.Policy{Publish: publish, LocalOutbound: local, AllowLocalBinding: *bind || len(publish) > 0},
+		Policy: sandbox.Policy{Publish: publish, LocalOutbound: local, AllowLocalBinding: *bind || len(publish) > 0,
+			AllowWrite: write, ShellDir: *shellDir, ShellWrite: shellWrite},
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -73,4 +78,13 @@ func (p *ports) Set(s string) error {
 	n, err := strconv.Atoi(s)
 	*p = append(*p, n)
 	return err
+}
+
+type paths []string
+
+func (p *paths) String() string { return fmt.Sprint(*p) }
+
+func (p *paths) Set(s string) error {
+	*p = append(*p, s)
+	return nil
 }
