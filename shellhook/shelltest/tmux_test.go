@@ -346,6 +346,82 @@ func TestShells(t *testing.T) {
 	}
 }
 
+// TestShellsHomeWritable: a fenced shell whose project may write all of ~
+// cannot touch fence shell's session files or another project's history,
+// which fence reads and writes on the host (a link planted there was
+// followed: sessions/ to the user's files, which the next fence shell
+// deleted; a notice file to ~/.ssh/authorized_keys, which fence
+// overwrote). Its own history is still saved: bash appends to it, zsh and
+// fish replace it by rename.
+func TestShellsHomeWritable(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		t.Run(sh, func(t *testing.T) { testShellHomeWritable(t, sh) })
+	}
+}
+
+func testShellHomeWritable(t *testing.T, shell string) {
+	e := newEnv(t, shell)
+	e.run("ready")
+	for _, d := range []string{"wide", ".ssh", ".local/state/fence-shell/history/other-1"} {
+		os.MkdirAll(e.path(d), 0o700)
+	}
+	e.write("wide/.fence.toml", "[filesystem]\nallowWrite = [\"~\"]\n")
+	e.write(".ssh/authorized_keys", "ssh-ed25519 AAAA user\n")
+	e.write(".local/state/fence-shell/history/other-1/history", "other\n")
+	e.fence("allow", e.path("wide"))
+	e.line("cd wide")
+	e.waitPrompt(true)
+	try := func(cmd string) string {
+		t.Helper()
+		return e.run(`"$(` + cmd + ` 2>/dev/null && echo wrote || echo denied)"`)
+	}
+	if got := try(`echo x > ~/home.txt`); got != "wrote" {
+		t.Fatalf("control: writing ~ from a project with allowWrite = [\"~\"]: %s", got)
+	}
+	for _, cmd := range []string{
+		`echo x > ~/.local/state/fence-shell/sessions/planted`,
+		`ln -sfn ~/.ssh/authorized_keys ~/.local/state/fence-shell/sessions/*/notice`,
+		`echo evil >> ~/.local/state/fence-shell/history/other-1/history`,
+		`mkdir ~/.local/state/fence-shell/history/planted`,
+	} {
+		if got := try(cmd); got != "denied" {
+			t.Errorf("%s: %s", cmd, got)
+		}
+	}
+	// fence rewrites the notice file when the config changes: still the
+	// file it made, not the keys.
+	e.write("wide/.fence.toml", "[filesystem]\nallowWrite = [\"~\", \"/var/tmp\"]\n")
+	time.Sleep(400 * time.Millisecond)
+	e.keys("Enter")
+	const keys = "ssh-ed25519 AAAA user\n"
+	keysNow := func() string { b, _ := os.ReadFile(e.path(".ssh/authorized_keys")); return string(b) }
+	e.waitFunc("the notice, or the keys overwritten", func(s string) bool {
+		return strings.Contains(s, "fence reload") || keysNow() != keys
+	})
+	if got := keysNow(); got != keys {
+		t.Fatalf("~/.ssh/authorized_keys overwritten with the notice: %q", got)
+	}
+	e.line("echo history-wide-" + shell)
+	e.line("exit")
+	e.waitPrompt(false)
+	if b, _ := os.ReadFile(e.path(".local/state/fence-shell/history/other-1/history")); string(b) != "other\n" {
+		t.Errorf("another project's history changed: %q", b)
+	}
+	hist, _ := filepath.Glob(e.path(".local/state/fence-shell/history/wide-*/*"))
+	if shell == "fish" {
+		hist, _ = filepath.Glob(e.path(".local/state/fence-shell/history/wide-*/fish/fish_history"))
+	}
+	saved := false
+	for _, h := range hist {
+		if b, err := os.ReadFile(h); err == nil && strings.Contains(string(b), "history-wide-"+shell) {
+			saved = true
+		}
+	}
+	if !saved {
+		t.Errorf("the session's own history was not saved (files %q)", hist)
+	}
+}
+
 // leftModes asks tmux for insert mode, origin mode and the top of the
 // scroll region: "1 1 2" after the test's modesOn. (Not the keypad: zsh's
 // line editor switches it on itself.)

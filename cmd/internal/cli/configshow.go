@@ -123,6 +123,7 @@ func policyJSON(p sandbox.Policy) map[string]any {
 		"envPass":           nonNil(p.EnvPass),
 		"configFiles":       nonNil(p.ConfigFiles),
 		"stateDirs":         nonNil(p.StateDirs),
+		"shellDir":          p.ShellDir,
 		"allowDegraded":     nonNil(p.AllowDegraded),
 	}
 }

@@ -70,9 +70,10 @@ func hasInt(s []int, v int) bool {
 
 // watchPolicy watches the config chain of res and, when a change alters the
 // filesystem policy (which only applies to a new sandbox), writes a notice
-// for the inner shell to print at its next prompt. Network changes are the
-// daemon's and apply live. The returned function stops watching.
-func watchPolicy(res *config.Resolved, opts config.Options, notice string) (stop func()) {
+// with notify for the inner shell to print at its next prompt. Network
+// changes are the daemon's and apply live. The returned function stops
+// watching.
+func watchPolicy(res *config.Resolved, opts config.Options, notify func(string) error) (stop func()) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return func() {}
@@ -120,7 +121,7 @@ func watchPolicy(res *config.Resolved, opts config.Options, notice string) (stop
 				}
 				last = msg
 				gen++
-				_ = os.WriteFile(notice, []byte(fmt.Sprintf("%d %s\n", gen, msg)), 0o600)
+				_ = notify(fmt.Sprintf("%d %s\n", gen, msg))
 			}
 		}
 	}()

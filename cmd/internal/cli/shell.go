@@ -3,8 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -309,9 +307,13 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	// sandbox reads its directory from the kernel; otherwise it writes it
 	// to a handoff file, which anything in the sandbox can write too.
 	stopToLeave := sandbox.CanStopToLeave
-	files, err := newShellFiles(root, !stopToLeave)
+	files, err := newShellFiles(shellDirOf(res), root, !stopToLeave)
 	if err != nil {
-		return nil, fmt.Errorf("shell: session files: %w", err)
+		err = fmt.Errorf("shell: session files: %w", err)
+		if pl, ok := errors.AsType[*plantedLinkError](err); ok {
+			err = withHint(err, pl.hint())
+		}
+		return nil, err
 	}
 	defer files.remove()
 	name := shellhook.ProjectName(root)
@@ -342,9 +344,12 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	}
 	rows, cols := tm.Size()
 	spec := sessionSpec(stdio, res, sess, f.ports, dir, f.debug, f.monitor)
-	spec.Policy.AllowWrite = append(spec.Policy.AllowWrite, files.history)
+	// The shell directory is read-only in every sandbox but for this
+	// session's own history and handoff file.
+	spec.Policy.ShellDir = shellDirOf(res)
+	spec.Policy.ShellWrite = []string{files.history}
 	if files.handoff != "" {
-		spec.Policy.AllowWrite = append(spec.Policy.AllowWrite, files.handoff)
+		spec.Policy.ShellWrite = append(spec.Policy.ShellWrite, files.handoff)
 	}
 	spec.StopToLeave = stopToLeave
 	spec.Args = launch.Args
@@ -360,7 +365,7 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 		_, _ = p.Wait()
 		return nil, errors.New("BUG: sandbox started without the requested PTY")
 	}
-	stopWatch := watchPolicy(res, opts, files.notice)
+	stopWatch := watchPolicy(res, opts, files.writeNotice)
 	code, stats, err := tm.Relay(ctx, shellhook.Child{Master: p.TTY, Wait: p.Wait, Signal: p.Signal})
 	stopWatch()
 	if err != nil {
@@ -500,81 +505,6 @@ func writeHookResult(path, dir string) error {
 		err = cerr
 	}
 	return err
-}
-
-// shellFiles are one session's files outside fence's state directory
-// (which the sandbox cannot see at all): generated init files and the
-// notice file (read-only inside), the handoff file and the project's
-// history directory (writable inside).
-type shellFiles struct {
-	dir, handoff, notice, history string
-}
-
-// shellStateDir holds the sandboxed shells' files: sessions/ and history/.
-// It is a sibling of fence's state directory, because that one is masked
-// inside every sandbox.
-func shellStateDir() string {
-	return filepath.Join(filepath.Dir(config.StateDir()), "fence-shell")
-}
-
-// newShellFiles makes them, the handoff file only if asked.
-func newShellFiles(root string, handoff bool) (*shellFiles, error) {
-	base := shellStateDir()
-	sessions := filepath.Join(base, "sessions")
-	if err := os.MkdirAll(sessions, 0o700); err != nil {
-		return nil, err
-	}
-	cleanStaleSessions(sessions)
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(sessions, strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:]))
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, err
-	}
-	sf := &shellFiles{
-		dir:     dir,
-		notice:  filepath.Join(dir, "notice"),
-		history: filepath.Join(base, "history", shellhook.HistoryKey(root)),
-	}
-	made := []string{sf.notice}
-	if handoff {
-		sf.handoff = filepath.Join(dir, "handoff")
-		made = append(made, sf.handoff)
-	}
-	for _, p := range made {
-		if err := os.WriteFile(p, nil, 0o600); err != nil {
-			sf.remove()
-			return nil, err
-		}
-	}
-	if err := os.MkdirAll(sf.history, 0o700); err != nil {
-		sf.remove()
-		return nil, err
-	}
-	return sf, nil
-}
-
-func (s *shellFiles) remove() { os.RemoveAll(s.dir) }
-
-// cleanStaleSessions removes the files of sessions whose fence client is
-// gone (killed, or the machine rebooted).
-func cleanStaleSessions(sessions string) {
-	ents, err := os.ReadDir(sessions)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		pidStr, _, _ := strings.Cut(e.Name(), "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid <= 0 {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			os.RemoveAll(filepath.Join(sessions, e.Name()))
-		}
-	}
 }
 
 // userZDOTDIR is the user's own ZDOTDIR: VS Code's zsh shell integration

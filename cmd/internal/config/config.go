@@ -659,6 +659,9 @@ func (res *Resolved) fill(set *policySet, files []string) {
 		// is hidden as well.
 		p.StateDirs = append(p.StateDirs, runtimeDir(""))
 	}
+	// Only its parent is resolved: a link planted in its place is never
+	// followed (fence shell refuses to start over one).
+	p.ShellDir = filepath.Join(sr.resolve(filepath.Dir(ShellDir())), filepath.Base(ShellDir()))
 	for _, d := range set.AllowDomains {
 		if pat, err := proxy.ParsePattern(d); err == nil {
 			res.Network.Allow = append(res.Network.Allow, pat)

@@ -38,6 +38,14 @@ func DataDir() string { return filepath.Join(xdg("XDG_DATA_HOME", ".local/share"
 // ~/.local/state/fence (shell history, quarantined files).
 func StateDir() string { return filepath.Join(xdg("XDG_STATE_HOME", ".local/state"), "fence") }
 
+// ShellDir is `fence shell`'s directory: $XDG_STATE_HOME/fence-shell,
+// default ~/.local/state/fence-shell, with sessions/ (each session's init
+// and notice files) and history/ (one directory per project). It is a
+// sibling of the state directory because that one is hidden inside every
+// sandbox, and the inner shells read their files here. Every sandbox sees
+// it read-only (sandbox.Policy.ShellDir).
+func ShellDir() string { return filepath.Join(xdg("XDG_STATE_HOME", ".local/state"), "fence-shell") }
+
 // TrustDir is the trust store: one file per trusted project root.
 func TrustDir() string { return filepath.Join(DataDir(), "trust") }
 
@@ -103,7 +111,7 @@ func FindRoot(dir string) (string, bool) {
 // Errors are ignored: inside a sandbox they are read-only by design, and a
 // home fence cannot write is one the sandbox cannot write either.
 func EnsureDirs() {
-	for _, d := range []string{ConfigDir(), DataDir(), TrustDir(), StateDir()} {
+	for _, d := range []string{ConfigDir(), DataDir(), TrustDir(), StateDir(), ShellDir()} {
 		if _, err := os.Lstat(d); err == nil {
 			continue
 		}
