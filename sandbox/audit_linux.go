@@ -634,16 +634,6 @@ func parseIndex(r *bufio.Reader, size int64, hashLen int) (entries []indexEntry,
 	return entries, shared, nil
 }
 
-// withinAny reports whether p is below one of dirs.
-func withinAny(p string, dirs []string) bool {
-	for _, d := range dirs {
-		if within(p, d) {
-			return true
-		}
-	}
-	return false
-}
-
 // reportUnreadableIndex tells the user that the index of the repository in
 // dir could not be read at the end of the session.
 func reportUnreadableIndex(spec *Spec, dir string, err error) {
