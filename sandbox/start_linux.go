@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -480,7 +481,7 @@ func (p *Process) readLoop(ready chan<- error) {
 		case "local":
 			if len(fds) == 1 {
 				p.outbound.add() // before the status that may follow
-				go relayLocal(fds[0], m.Port, &p.outbound)
+				go relayLocal(fds[0], m.Port, p.spec.Relay, &p.outbound)
 				fds = nil
 			}
 		}
@@ -493,7 +494,7 @@ func (p *Process) readLoop(ready chan<- error) {
 // relayLocal connects an accepted in-sandbox connection to the host's
 // 127.0.0.1:port (allowLocalOutbound).
 // out has counted the connection already (drain.add).
-func relayLocal(fd int, port int, out *drain) {
+func relayLocal(fd int, port int, relay string, out *drain) {
 	f := os.NewFile(uintptr(fd), "local")
 	inner, err := net.FileConn(f)
 	f.Close()
@@ -501,13 +502,60 @@ func relayLocal(fd int, port int, out *drain) {
 		out.done()
 		return
 	}
-	outer, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	outer, err := dialLocal(relay, port)
 	if err != nil {
 		inner.Close()
 		out.done()
 		return
 	}
 	pipeConns(inner, outer, out)
+}
+
+// dialLocal connects to the host's 127.0.0.1:port through the session's
+// HTTP proxy (a CONNECT, in the session directory relay), which decides
+// with the session's live policy: a port taken out of allowLocalOutbound
+// by a config edit, or a deniedDomains entry for the host's loopback,
+// holds for these connections as for the proxy's own. The init's
+// listeners are fixed at start; dialed directly, they kept reaching the
+// port after the edit, and past the deny (red team of the eleventh
+// session). Without a session (no daemon), directly.
+func dialLocal(relay string, port int) (net.Conn, error) {
+	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if relay == "" {
+		return net.Dial("tcp", target)
+	}
+	c, err := net.Dial("unix", filepath.Join(relay, "http.sock"))
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (net.Conn, error) {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, "CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\n\r\n"); err != nil {
+		return fail(err)
+	}
+	// The answer is read a byte at a time: a server that speaks first
+	// (MySQL, SSH) may send its greeting right behind it, and what a
+	// buffered reader took of that would be lost to the copy.
+	var head []byte
+	one := make([]byte, 1)
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		if len(head) > 8<<10 {
+			return fail(errors.New("CONNECT answer too long"))
+		}
+		if _, err := io.ReadFull(c, one); err != nil {
+			return fail(err)
+		}
+		head = append(head, one[0])
+	}
+	if !bytes.HasPrefix(head, []byte("HTTP/1.1 200")) && !bytes.HasPrefix(head, []byte("HTTP/1.0 200")) {
+		line, _, _ := bytes.Cut(head, []byte("\r\n"))
+		return fail(fmt.Errorf("CONNECT %s: %s", target, line))
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
 }
 
 // publish listens on the host's 127.0.0.1 for every published port and

@@ -617,3 +617,48 @@ eval "$GIT_SSH_COMMAND %s -p %d git@localhost true"; echo "exit=$?"`, opts, port
 		t.Fatalf("ssh to a refused host:\n%s", r.Out())
 	}
 }
+
+// TestLocalOutboundLive: a connection the command makes straight to an
+// allowLocalOutbound port (no proxy variables) is decided like a proxied
+// one, with the session's live policy: a deniedDomains entry for the
+// host's loopback wins, and a port a config edit takes out is refused to
+// new connections. Red team of the eleventh session: the client dialed
+// the port directly with the list fixed when the session started.
+func TestLocalOutboundLive(t *testing.T) {
+	port := web(t)
+	loose := fmt.Sprintf("[network]\nallowLocalOutbound = [%d]\n", port)
+	e := newEnv(t, loose)
+	direct := fmt.Sprintf(`curl -s -m 3 -o /dev/null -w 'code=%%{http_code}\n' --noproxy '*' http://127.0.0.1:%d/`, port)
+	if r := e.Sh(direct); !strings.Contains(r.Stdout, "code=200") {
+		t.Fatalf("control: the allowed port is not reachable directly:\n%s", r.Out())
+	}
+	e.writeConfig(t, loose+"deniedDomains = [\"127.0.0.1\"]\n")
+	if r := e.Sh(direct); strings.Contains(r.Stdout, "code=200") {
+		t.Errorf("a deniedDomains entry for 127.0.0.1 did not stop a direct connection:\n%s", r.Out())
+	}
+
+	e.writeConfig(t, loose)
+	if out, err := e.fence("allow"); err != nil {
+		t.Fatalf("fence allow: %v\n%s", err, out)
+	}
+	_, lines := e.start(t, "--", "sh", "-c", "while :; do "+direct+"; sleep 0.1; done")
+	next := func(within time.Duration) string {
+		select {
+		case l := <-lines:
+			return l
+		case <-time.After(within):
+			t.Fatalf("no answer within %v", within)
+			return ""
+		}
+	}
+	if l := next(10 * time.Second); l != "code=200" {
+		t.Fatalf("before the edit: %s", l)
+	}
+	e.writeConfig(t, "[network]\n")
+	deadline := time.Now().Add(3 * time.Second)
+	for l := next(5 * time.Second); l != "code=000"; l = next(5 * time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the port taken out of allowLocalOutbound is still reached directly 3 s after the edit (%s)", l)
+		}
+	}
+}
