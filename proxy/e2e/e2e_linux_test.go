@@ -662,3 +662,53 @@ func TestLocalOutboundLive(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveReloadLinkedConfig: a .fence.toml that is a symbolic link to a
+// file elsewhere (a dotfiles checkout) is reloaded when the file it leads
+// to is edited there: a tightening applies to the running session. Red
+// team of the eleventh session: the daemon watched the link's directory
+// alone, and the edit waited for an unrelated event.
+func TestLiveReloadLinkedConfig(t *testing.T) {
+	port := web(t)
+	loose := fmt.Sprintf("[network]\nallowLocalOutbound = [%d]\n", port)
+	e := newEnv(t, loose)
+	target := filepath.Join(e.Base, "dotfiles", "fence.toml")
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(e.Config, target); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, e.Config); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.fence("allow"); err != nil {
+		t.Fatalf("fence allow: %v\n%s", err, out)
+	}
+	e.start(t, "--", "sleep", "60")
+	dir := e.waitSessions(t, 1).Sessions[0].Dir
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	code := func() int {
+		c, _, err := proxyGet(dir, url)
+		if err != nil {
+			t.Fatalf("proxy: %v", err)
+		}
+		return c
+	}
+	if c := code(); c != 200 {
+		t.Fatalf("before the edit: %d", c)
+	}
+	// The edit as an editor makes it, in the target's directory.
+	tmp := target + ".tmp"
+	if err := os.WriteFile(tmp, []byte("[network]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		t.Fatal(err)
+	}
+	for t0 := time.Now(); code() != 403; time.Sleep(10 * time.Millisecond) {
+		if time.Since(t0) > 2*time.Second {
+			t.Fatal("the tightened linked config was not applied within 2 s")
+		}
+	}
+}

@@ -134,11 +134,7 @@ func resolveSession(spec control.Spec) (daemon.Resolution, error) {
 		return daemon.Resolution{}, err
 	}
 	out := daemon.Resolution{Root: res.Root, Rules: res.Network}
-	for _, s := range res.Chain {
-		if s.File != "" {
-			out.Watch = append(out.Watch, s.File)
-		}
-	}
+	out.Watch = append(out.Watch, res.ChainFiles()...)
 	// A .fence.toml created or removed, and `fence allow` / `fence deny`.
 	out.Watch = append(out.Watch, filepath.Join(res.Dir, config.ProjectFile), config.TrustDir()+string(filepath.Separator))
 	if res.Root != "" {

@@ -80,19 +80,13 @@ func watchPolicy(res *config.Resolved, opts config.Options, notify func(string) 
 	}
 	// Editors replace files by rename: watch directories, not files.
 	dirs := map[string]bool{}
-	for _, s := range res.Chain {
-		if s.File != "" {
-			dirs[filepath.Dir(s.File)] = true
-		}
+	files := map[string]bool{}
+	for _, f := range res.ChainFiles() {
+		dirs[filepath.Dir(f)] = true
+		files[f] = true
 	}
 	for d := range dirs {
 		_ = w.Add(d)
-	}
-	files := map[string]bool{}
-	for _, s := range res.Chain {
-		if s.File != "" {
-			files[filepath.Clean(s.File)] = true
-		}
 	}
 	opts.ReadOnly = true
 	var once sync.Once

@@ -776,3 +776,24 @@ func Validate(file string, data []byte) error {
 	_, err = parseRules(abs, filepath.Dir(abs), LayerProject, data, false)
 	return err
 }
+
+// ChainFiles returns the files of the layers in Chain, and for each that is
+// a symbolic link (a .fence.toml kept in a dotfiles directory, say) the
+// file it leads to: a change to either is a change of the policy, and an
+// edit of the target happens in the target's directory (red team of the
+// eleventh session: a tightening edit of a linked config was not applied
+// to running sessions).
+func (r *Resolved) ChainFiles() []string {
+	var out []string
+	for _, s := range r.Chain {
+		if s.File == "" {
+			continue
+		}
+		f := filepath.Clean(s.File)
+		out = append(out, f)
+		if t, err := filepath.EvalSymlinks(f); err == nil && t != f {
+			out = append(out, t)
+		}
+	}
+	return out
+}
