@@ -500,7 +500,9 @@ func TestLiveReload(t *testing.T) {
 		select {
 		case line := <-mon:
 			sawError = sawError || strings.Contains(line, `"kind":"config-error"`)
-			sawPending = sawPending || strings.Contains(line, `"kind":"pending"`)
+			// Said of the running session, which keeps its rules (it
+			// used to say "running with your user policy only").
+			sawPending = sawPending || strings.Contains(line, `"kind":"pending"`) && strings.Contains(line, "running sessions keep the policy they had")
 			sawPolicy = sawPolicy || strings.Contains(line, `"kind":"policy"`)
 		case <-timeout:
 			t.Fatalf("monitor: config-error %v, pending %v, policy %v", sawError, sawPending, sawPolicy)

@@ -174,6 +174,12 @@ func describeSource(s config.Source) string {
 }
 
 func trustLine(res *config.Resolved) string {
+	if res.Trust != config.NoProject && res.Trust != config.Named && sandbox.Inside() {
+		// The trust store is hidden from the sandbox: what it says of
+		// the project cannot be read here (it said "not trusted" of a
+		// project running with its grants).
+		return "not known inside a fence sandbox, where the trust store is hidden; run 'fence status' outside"
+	}
 	switch res.Trust {
 	case config.NoProject:
 		return "no project config"

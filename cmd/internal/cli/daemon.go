@@ -141,11 +141,14 @@ func resolveSession(spec control.Spec) (daemon.Resolution, error) {
 		out.Watch = append(out.Watch, filepath.Join(res.Root, config.ProjectFile))
 	}
 	if res.Trust == config.Changed {
+		// Said of a running session, which keeps the rules it had (not
+		// res.Notices: a new session runs on the user policy alone).
 		out.Keep = true
-		out.Notice = strings.Join(res.Notices, "; ")
-		if out.Notice == "" {
-			out.Notice = "the config changed in a way that loosens the policy; run 'fence allow' to apply it"
+		what := "the config changed in a way that loosens the policy"
+		if len(res.NewGrants) > 0 {
+			what = fmt.Sprintf("%s changed since 'fence allow' (%s)", config.Printable(res.ConfigFile), strings.Join(res.NewGrants, ", "))
 		}
+		out.Notice = what + "; running sessions keep the policy they had; 'fence allow' applies the change"
 	}
 	return out, nil
 }

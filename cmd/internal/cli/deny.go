@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/fence-dev/fence/cmd/internal/config"
+	"github.com/fence-dev/fence/sandbox"
 )
 
 func init() {
@@ -17,6 +19,11 @@ func init() {
 			dir, err := oneDir(stdio, "deny", args)
 			if err != nil {
 				return err
+			}
+			if sandbox.Inside() {
+				// The trust store is hidden inside: it would say the
+				// project "was not trusted", whatever it is.
+				return withHint(errors.New("deny: the trust store cannot be read or changed from inside a fence sandbox"), "run 'fence deny' in a shell outside it")
 			}
 			root, ok := config.FindRoot(dir)
 			if !ok {
