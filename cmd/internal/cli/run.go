@@ -112,7 +112,9 @@ func parseRunFlags(args []string) (*runFlags, error) {
 		if len(f.args) == 0 {
 			f.args = []string{"sh"}
 		}
-		f.args = append([]string{"/bin/sh", "-c", f.command}, f.args...)
+		// "--": a STRING that starts with "-" is the command, not
+		// options of sh (fence -c '-x' ran sh with xtrace on).
+		f.args = append([]string{"/bin/sh", "-c", "--", f.command}, f.args...)
 		return f, nil
 	}
 	if len(f.args) == 0 {
