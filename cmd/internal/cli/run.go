@@ -74,6 +74,10 @@ func parseRunFlags(args []string) (*runFlags, error) {
 			if err != nil {
 				return nil, err
 			}
+			if v == "" {
+				// Ignored, it would have run on the project's config.
+				return nil, usagef("flag %s: empty file name", name)
+			}
 			f.settings = v
 		case "-t", "--template":
 			v, err := needValue()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -109,6 +110,16 @@ flags:
 	pos, err := parseInterspersed(fs, rest)
 	if err != nil {
 		return err
+	}
+	var emptySettings error
+	fs.Visit(func(fl *flag.Flag) {
+		if (fl.Name == "s" || fl.Name == "settings") && fl.Value.String() == "" {
+			// Ignored, it would have run on the project's config.
+			emptySettings = usagef("shell: flag -%s: empty file name", fl.Name)
+		}
+	})
+	if emptySettings != nil {
+		return emptySettings
 	}
 	if len(pos) > 1 {
 		return usagef("shell: want at most one directory, got %q", pos)
