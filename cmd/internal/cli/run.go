@@ -297,6 +297,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	var tm *shellhook.Terminal
 	if useTTY {
 		tm = shellhook.NewTerminal(stdin, screen)
+		forRawTerminal(spec)
 		spec.Stdin = nil
 		spec.TTY = true
 		spec.Rows, spec.Cols = tm.Size()

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -57,6 +59,30 @@ func sessionSpec(stdio Stdio, res *config.Resolved, sess *netSession, ports []in
 		spec.Monitor = stdio.Err
 	}
 	return spec
+}
+
+// forRawTerminal makes spec's notices and monitor lines, written while a
+// TTY session's relay holds the terminal in raw mode, end with CR LF: LF
+// alone moves down without going back to the first column, and the lines
+// came out as a staircase (found by a red-team helper). Where the terminal
+// is cooked again, the CR it adds is invisible.
+func forRawTerminal(spec *sandbox.Spec) {
+	if spec.Notices != nil {
+		spec.Notices = crlfWriter{spec.Notices}
+	}
+	if spec.Monitor != nil {
+		spec.Monitor = crlfWriter{spec.Monitor}
+	}
+}
+
+// crlfWriter writes each LF as CR LF.
+type crlfWriter struct{ w io.Writer }
+
+func (c crlfWriter) Write(p []byte) (int, error) {
+	if _, err := c.w.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func hasInt(s []int, v int) bool {

@@ -355,6 +355,7 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 	}
 	rows, cols := tm.Size()
 	spec := sessionSpec(stdio, res, sess, f.ports, dir, f.debug, f.monitor)
+	forRawTerminal(spec)
 	// The shell directory is read-only in every sandbox but for this
 	// session's own history and handoff file.
 	spec.Policy.ShellDir = shellDirOf(res)
