@@ -168,11 +168,16 @@ func (s *Session) ServeSOCKS(ln net.Listener) error {
 }
 
 // serve hands each connection accepted on ln to handle, in a goroutine of
-// its own.
+// its own. It goes on through errors that pass (the daemon out of
+// descriptors for a moment): the listener is the sandbox's only way out.
 func (s *Session) serve(ln net.Listener, handle func(net.Conn)) error {
 	ln, err := s.track(ln)
 	if err != nil {
 		return err
+	}
+	var backoff AcceptBackoff
+	logf := func(format string, args ...any) {
+		s.cfg.Log.Printf("session %s: "+format, append([]any{s.cfg.ID}, args...)...)
 	}
 	for {
 		c, err := ln.Accept()
@@ -180,13 +185,12 @@ func (s *Session) serve(ln net.Listener, handle func(net.Conn)) error {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
+			if backoff.Retry(err, logf) {
 				continue
 			}
 			return err
 		}
+		backoff.Reset()
 		go handle(c)
 	}
 }

@@ -353,19 +353,22 @@ func Run(ctx context.Context, opts Options) error {
 		opts.Ready()
 	}
 	opts.Log.Printf("daemon %d serving %s", os.Getpid(), opts.Dir)
+	// Out of descriptors for a moment (a session's flood, the system's
+	// limit), accept fails until some close: the daemon goes on, or every
+	// session would lose its network with it.
+	var backoff proxy.AcceptBackoff
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
+			if backoff.Retry(err, func(format string, args ...any) { opts.Log.Printf("control socket: "+format, args...) }) {
 				continue
 			}
-			return err
+			return fmt.Errorf("daemon: control socket: %w", err)
 		}
+		backoff.Reset()
 		go d.serve(ctx, c, cancel)
 	}
 	// Exiting: close the proxies but keep the records, so that the next

@@ -480,25 +480,29 @@ func TestControlRefusesSandboxedPeer(t *testing.T) {
 // TestKillMidTransfer kills -9 a daemon during a tunnelled transfer: the
 // transfer fails, the session's sockets refuse connections while no daemon
 // runs, and the next daemon serves the same session again.
+// spawnDaemon starts a daemon for rt in a process of its own (this test
+// binary as a helper) and waits until it answers.
+func spawnDaemon(t *testing.T, rt string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "FENCE_DAEMON_TEST_HELPER=daemon", "FENCE_DAEMON_TEST_DIR="+rt)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if _, err := control.Do(rt, control.Request{Op: control.OpStatus}); err == nil {
+			return cmd
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("helper daemon did not start")
+	return nil
+}
+
 func TestKillMidTransfer(t *testing.T) {
 	rt := filepath.Join(shortTemp(t), "rt")
-	spawn := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), "FENCE_DAEMON_TEST_HELPER=daemon", "FENCE_DAEMON_TEST_DIR="+rt)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < 200; i++ {
-			if _, err := control.Do(rt, control.Request{Op: control.OpStatus}); err == nil {
-				return cmd
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatal("helper daemon did not start")
-		return nil
-	}
-	d1 := spawn()
+	d1 := spawnDaemon(t, rt)
 	// A server that streams forever.
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
@@ -556,7 +560,7 @@ func TestKillMidTransfer(t *testing.T) {
 	if _, err := get(info.Dir, fmt.Sprintf("http://127.0.0.1:%d/", web)); err == nil {
 		t.Fatal("session socket answered with no daemon")
 	}
-	d2 := spawn()
+	d2 := spawnDaemon(t, rt)
 	defer func() { d2.Process.Kill(); d2.Wait() }()
 	// The restored session serves the same sockets; no new session needed.
 	if code, err := get(info.Dir, fmt.Sprintf("http://127.0.0.1:%d/", web)); err != nil || code != 200 {
