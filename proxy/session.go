@@ -33,6 +33,9 @@ type Config struct {
 	// proxies together); 0 means 4096. Connections over the limit are
 	// closed at once, so one session cannot starve the daemon.
 	MaxConns int
+	// Budget, if set, is the daemon's descriptors shared with the other
+	// sessions; connections it cannot pay for are closed at once too.
+	Budget *Budget
 	// DialTimeout bounds each upstream connection attempt; 0 means 10s.
 	DialTimeout time.Duration
 	// Log receives diagnostics that are not events; nil discards them.
@@ -64,8 +67,7 @@ type Session struct {
 	listeners []net.Listener
 	closed    bool
 	active    atomic.Int64
-	// limitLogged is when the connection limit was last logged (unix ns):
-	// a flood of connections must not become a flood of log lines.
+	// limitLogged is when a refused connection was last logged (unix ns).
 	limitLogged atomic.Int64
 }
 
@@ -87,6 +89,7 @@ func NewSession(cfg Config) *Session {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
 	s := &Session{cfg: cfg, conns: map[net.Conn]struct{}{}, known: make(chan struct{})}
+	s.pool.budget, s.pool.timeout, s.pool.sweepEvery = cfg.Budget, upstreamIdleTimeout, idleSweep
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	r := cfg.Rules
 	s.rules.Store(&r)
@@ -267,16 +270,21 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if s.active.Add(1) > int64(s.cfg.MaxConns) {
 			s.active.Add(-1)
 			c.Close()
-			if now := time.Now().UnixNano(); now-s.limitLogged.Load() > int64(10*time.Second) {
-				s.limitLogged.Store(now)
-				s.cfg.Log.Printf("session %s: connection limit %d reached; closing new connections", s.cfg.ID, s.cfg.MaxConns)
-			}
+			s.logLimit("session %s: connection limit %d reached; closing new connections", s.cfg.ID, s.cfg.MaxConns)
+			continue
+		}
+		// The client connection and the upstream one it will carry.
+		if !s.cfg.Budget.take(2) {
+			s.active.Add(-1)
+			c.Close()
+			s.logLimit("session %s: the daemon's descriptors for connections are all in use (%d); closing new connections until some close (a higher open-file limit, ulimit -n, when the daemon starts gives it more)", s.cfg.ID, s.cfg.Budget.Used())
 			continue
 		}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			s.active.Add(-1)
+			s.cfg.Budget.give(2)
 			c.Close()
 			return nil, net.ErrClosed
 		}
@@ -284,6 +292,15 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		s.conns[tc] = struct{}{}
 		s.mu.Unlock()
 		return tc, nil
+	}
+}
+
+// logLimit logs a refused connection, at most once every 10 s: a flood of
+// connections must not become a flood of log lines.
+func (s *Session) logLimit(format string, args ...any) {
+	if now := time.Now().UnixNano(); now-s.limitLogged.Load() > int64(10*time.Second) {
+		s.limitLogged.Store(now)
+		s.cfg.Log.Printf(format, args...)
 	}
 }
 
@@ -300,6 +317,7 @@ func (c *trackedConn) Close() error {
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
 		c.s.active.Add(-1)
+		c.s.cfg.Budget.give(2)
 	})
 	return err
 }

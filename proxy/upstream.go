@@ -16,33 +16,56 @@ import (
 
 const (
 	// maxIdlePerTarget bounds the idle upstream connections kept for one
-	// target; upstreamIdleTimeout how long one is kept.
+	// target, maxIdle those a session keeps in all; upstreamIdleTimeout
+	// is how long one is kept. The pool only spares plain-HTTP clients a
+	// dial to the few servers they talk to at a time (a package mirror, a
+	// registry): 32 covers a client's parallel downloads from a handful of
+	// them, and past it the oldest goes, which costs at worst one dial.
+	// Each kept connection is a descriptor of the daemon's, and the
+	// targets are the sandbox's to choose (every *.localhost name is one):
+	// bounded only per target, 20,000 names left 20,000 of them open and
+	// the daemon out of descriptors.
 	maxIdlePerTarget    = 8
+	maxIdle             = 32
 	upstreamIdleTimeout = 60 * time.Second
 	// maxInterim bounds the interim (1xx) responses skipped before the
 	// final one.
 	maxInterim = 5
 )
 
+// idleSweep is how often a session's idle connections are checked: those
+// past upstreamIdleTimeout and those the server closed are closed (a
+// server's close left them in CLOSE_WAIT until the next request to the
+// same target).
+const idleSweep = 5 * time.Second
+
 // upstreamConn is a connection to a server that can carry one request
 // after the other.
 type upstreamConn struct {
 	net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	idle time.Time // since when it waits in the pool
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	target string    // the decided target it was dialled for
+	idle   time.Time // since when it waits in the pool
 }
 
 func newUpstreamConn(c net.Conn) *upstreamConn {
 	return &upstreamConn{Conn: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}
 }
 
-// upstreamPool keeps idle upstream connections per decided target, for
-// the next request to the same target: each request is decided anyway,
+// upstreamPool keeps a session's idle upstream connections, for the next
+// request to the same decided target: each request is decided anyway,
 // and a connection only ever goes back to the target it was dialled for.
 type upstreamPool struct {
-	mu     sync.Mutex
-	idle   map[string][]*upstreamConn
+	// budget, if set, is charged one descriptor per idle connection.
+	budget *Budget
+	// timeout and sweepEvery are upstreamIdleTimeout and idleSweep but
+	// in tests.
+	timeout, sweepEvery time.Duration
+
+	mu     sync.Mutex      // guards everything below
+	idle   []*upstreamConn // oldest first
+	sweep  *time.Timer     // running while idle is not empty
 	closed bool
 }
 
@@ -50,54 +73,113 @@ type upstreamPool struct {
 func (p *upstreamPool) get(target string) *upstreamConn {
 	for {
 		p.mu.Lock()
-		l := p.idle[target]
-		if len(l) == 0 {
+		i := len(p.idle) - 1
+		for i >= 0 && p.idle[i].target != target {
+			i--
+		}
+		if i < 0 {
 			p.mu.Unlock()
 			return nil
 		}
-		uc := l[len(l)-1]
-		p.idle[target] = l[:len(l)-1]
+		uc := p.remove(i)
+		timeout := p.timeout
 		p.mu.Unlock()
-		if time.Since(uc.idle) < upstreamIdleTimeout && stillOpen(uc.Conn) {
+		if time.Since(uc.idle) < timeout && stillOpen(uc.Conn) {
 			return uc
 		}
 		uc.Close()
 	}
 }
 
-// put keeps uc for the next request to target, or closes it.
+// remove takes the i-th idle connection out of the pool; p.mu is held.
+func (p *upstreamPool) remove(i int) *upstreamConn {
+	uc := p.idle[i]
+	p.idle = append(p.idle[:i], p.idle[i+1:]...)
+	p.budget.give(1)
+	return uc
+}
+
+// put keeps uc for the next request to target, or closes it. A full pool
+// (for the target, or in all) makes room by closing its oldest.
 func (p *upstreamPool) put(target string, uc *upstreamConn) {
+	var drop []*upstreamConn
+	defer func() {
+		for _, c := range drop {
+			c.Close()
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.idle == nil {
-		p.idle = map[string][]*upstreamConn{}
+	if p.closed || !p.budget.take(1) {
+		drop = append(drop, uc)
+		return
 	}
-	l := p.idle[target]
-	// The oldest are the first to expire.
-	for len(l) > 0 && time.Since(l[0].idle) >= upstreamIdleTimeout {
-		l[0].Close()
-		l = l[1:]
+	n, oldest := 0, -1
+	for i, c := range p.idle {
+		if c.target == target {
+			n++
+			if oldest < 0 {
+				oldest = i
+			}
+		}
 	}
-	if p.closed || len(l) >= maxIdlePerTarget {
-		uc.Close()
+	if n >= maxIdlePerTarget {
+		drop = append(drop, p.remove(oldest))
+	} else if len(p.idle) >= maxIdle {
+		drop = append(drop, p.remove(0))
+	}
+	uc.target, uc.idle = target, time.Now()
+	p.idle = append(p.idle, uc)
+	if p.sweep == nil {
+		p.sweep = time.AfterFunc(p.sweepEvery, p.sweepIdle)
+	}
+}
+
+// sweepIdle closes the idle connections that expired or that the server
+// closed, and comes back while any are left.
+func (p *upstreamPool) sweepIdle() {
+	var drop []*upstreamConn
+	p.mu.Lock()
+	for i := 0; i < len(p.idle); {
+		if uc := p.idle[i]; time.Since(uc.idle) >= p.timeout || !stillOpen(uc.Conn) {
+			drop = append(drop, p.remove(i))
+			continue
+		}
+		i++
+	}
+	if len(p.idle) > 0 && !p.closed {
+		p.sweep.Reset(p.sweepEvery)
 	} else {
-		uc.idle = time.Now()
-		l = append(l, uc)
+		p.sweep = nil
 	}
-	p.idle[target] = l
+	p.mu.Unlock()
+	for _, uc := range drop {
+		uc.Close()
+	}
+}
+
+// len returns the number of idle connections kept.
+func (p *upstreamPool) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
 }
 
 // close closes every idle connection, and those put back later.
 func (p *upstreamPool) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
-	for _, l := range p.idle {
-		for _, uc := range l {
-			uc.Close()
-		}
-	}
+	idle := p.idle
 	p.idle = nil
+	p.budget.give(int64(len(idle)))
+	if p.sweep != nil {
+		p.sweep.Stop()
+		p.sweep = nil
+	}
+	p.mu.Unlock()
+	for _, uc := range idle {
+		uc.Close()
+	}
 }
 
 // stillOpen reports whether an idle connection can carry a request: the

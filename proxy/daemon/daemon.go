@@ -81,8 +81,9 @@ type Options struct {
 	Log *log.Logger
 	// Ready, if set, is called once the control socket accepts connections.
 	Ready func()
-	// MaxConns bounds each session's concurrent connections; 0 means the
-	// proxy's default (4096).
+	// MaxConns bounds each session's concurrent connections; 0 means 4096.
+	// Either is lowered to what the daemon's open-file limit allows
+	// (descriptorBudget).
 	MaxConns int
 	// Inits, if set, keeps sandbox inits booted ahead for clients
 	// ([control.OpInit]); the daemon closes it when it exits.
@@ -124,6 +125,10 @@ type daemon struct {
 	started time.Time
 	watcher *fsnotify.Watcher
 	wake    chan struct{}
+	// budget is the descriptors the sessions' connections share, maxConns
+	// one session's part (descriptorBudget).
+	budget   *proxy.Budget
+	maxConns int
 
 	mu        sync.Mutex // guards everything below
 	sessions  map[string]*session
@@ -335,6 +340,9 @@ func Run(ctx context.Context, opts Options) error {
 		sessions: map[string]*session{}, monitors: map[*stream]struct{}{},
 		watched: map[string]map[*session]struct{}{}, idleSince: time.Now(),
 	}
+	limit := openFileLimit()
+	budget, perSession := descriptorBudget(limit, opts.MaxConns)
+	d.budget, d.maxConns = proxy.NewBudget(budget), perSession
 	d.restore()
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -352,7 +360,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready()
 	}
-	opts.Log.Printf("daemon %d serving %s", os.Getpid(), opts.Dir)
+	opts.Log.Printf("daemon %d serving %s (open files: %d; %d for connections, %d connections per session)", os.Getpid(), opts.Dir, limit, budget, perSession)
 	// Out of descriptors for a moment (a session's flood, the system's
 	// limit), accept fails until some close: the daemon goes on, or every
 	// session would lose its network with it.
@@ -718,7 +726,8 @@ const recordDelay = 200 * time.Millisecond
 // requests wait for [proxy.Session.SetRules].
 func (d *daemon) start(s *session, rules *proxy.Rules, lns []net.Listener) error {
 	cfg := proxy.Config{
-		ID: s.id, Project: s.root, Pending: rules == nil, Resolver: d.opts.Resolver, Log: d.opts.Log, MaxConns: d.opts.MaxConns,
+		ID: s.id, Project: s.root, Pending: rules == nil, Resolver: d.opts.Resolver, Log: d.opts.Log,
+		MaxConns: d.maxConns, Budget: d.budget,
 		Emit: func(e proxy.Event) { d.emit(s, e) },
 	}
 	if rules != nil {

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -712,5 +713,77 @@ func TestLiveReloadLinkedConfig(t *testing.T) {
 		if time.Since(t0) > 2*time.Second {
 			t.Fatal("the tightened linked config was not applied within 2 s")
 		}
+	}
+}
+
+// TestIdleUpstreamFlood: a sandbox that names a new host with each plain
+// HTTP request (every *.localhost name is a target of its own), all over
+// one connection, does not grow the daemon's descriptors: the session
+// keeps at most a few dozen idle upstream connections. Each request left
+// one open, and 20,000 of them took the daemon's last descriptor, which
+// ended it and every other session's network.
+func TestIdleUpstreamFlood(t *testing.T) {
+	const n = 2000
+	var open atomic.Int64
+	port := serveTCP(t, func(c net.Conn) {
+		open.Add(1)
+		defer open.Add(-1)
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			req.Body.Close()
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"); err != nil {
+				return
+			}
+		}
+	})
+	e := newEnv(t, fmt.Sprintf("[network]\nallowLocalOutbound = [%d]\n", port))
+	e.start(t, "-s", e.Config, "--", "sleep", "60")
+	st := e.waitSessions(t, 1)
+	other := st.Sessions[0]
+	fds := func() int {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", st.PID))
+		if err != nil {
+			t.Fatalf("daemon's descriptors: %v", err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	_, lines := e.start(t, "-s", e.Config, "--", "python3", "-c", fmt.Sprintf(`
+import socket, time
+s = socket.create_connection(("127.0.0.1", 3128)); s.settimeout(10)
+ok = 0
+for i in range(%d):
+    s.sendall(b"GET http://n%%d.localhost:%d/ HTTP/1.1\r\nHost: x\r\n\r\n" %% i)
+    buf = b""
+    while not buf.endswith(b"ok\n") and b"fence" not in buf:
+        d = s.recv(4096)
+        if not d: break
+        buf += d
+    if not buf.startswith(b"HTTP/1.1 200"):
+        print("FAILED at", i, buf[:200]); break
+    ok += 1
+print("DONE", ok, flush=True)
+time.sleep(60)
+`, n, port))
+	select {
+	case l := <-lines:
+		if l != fmt.Sprintf("DONE %d", n) {
+			t.Fatalf("flood: %q", l)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("flood: no answer in 60 s")
+	}
+	if got := fds() - before; got > 100 {
+		t.Errorf("the daemon holds %d more descriptors after %d requests to distinct names, want a few dozen at most", got, n)
+	}
+	if got := open.Load(); got > 40 {
+		t.Errorf("%d upstream connections left open after %d requests to distinct names, want at most 33", got, n)
+	}
+	if code, _, err := proxyGet(other.Dir, fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil || code != 200 {
+		t.Errorf("the other session after the flood: %d %v", code, err)
 	}
 }
