@@ -369,47 +369,6 @@ func gitDir(dir string) string {
 // for them, and a crafted one that size costs one to two seconds.
 const maxIndexSize = 1 << 30
 
-// maxGitFile bounds the other git files the audit reads: a .git pointer
-// file and a repository's config, a few hundred bytes in practice.
-const maxGitFile = 1 << 20
-
-// openRegular opens p for reading if it is a regular file of at most max
-// bytes, and returns its size. It follows no final symlink and does not
-// block: a file the sandbox could write may be a fifo (a blocking open
-// waits for a writer for good, and fence could not even be interrupted),
-// a link to a device, or a sparse file of a terabyte (read whole, it
-// crashed fence with "out of memory", red team 4).
-func openRegular(p string, max int64) (*os.File, int64, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil, 0, &os.PathError{Op: "open", Path: p, Err: err}
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, 0, &os.PathError{Op: "fstat", Path: p, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return nil, 0, fmt.Errorf("open %q: not a regular file", p)
-	}
-	if st.Size > max {
-		unix.Close(fd)
-		return nil, 0, fmt.Errorf("open %q: %d bytes, more than fence reads (%d)", p, st.Size, max)
-	}
-	return os.NewFile(uintptr(fd), p), st.Size, nil
-}
-
-// readRegular reads p with [openRegular]'s checks.
-func readRegular(p string, max int64) ([]byte, error) {
-	f, size, err := openRegular(p, max)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, size))
-}
-
 // indexEntry is what the audit needs of a git index entry.
 type indexEntry struct {
 	Path string

@@ -169,3 +169,22 @@ func TestAuditNameThroughSymlink(t *testing.T) {
 		t.Errorf("the link sub/.github made in the session was not quarantined:\n%s", r.Stderr)
 	}
 }
+
+// TestPlanReadsNoFifo: files the plan reads at start that a sandbox of an
+// earlier session could have written (.gitmodules, a .git pointer file's
+// commondir, an .envrc's sources) are read without blocking: a fifo there
+// made every later start hang in open() (noticed after the red team's
+// fifo index). Each is a fifo here, in a repository; fence must start and
+// end with the command's status.
+func TestPlanReadsNoFifo(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	gitIn(t, e, ".", "init", "-q")
+	for _, f := range []string{".gitmodules", ".git/commondir"} {
+		if err := syscall.Mkfifo(e.Path(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := startSh(t, e, "exit 3")(); r.Code != 3 {
+		t.Fatalf("fence with fifos where it reads git files: status %d, want 3:\n%s", r.Code, r.Out())
+	}
+}

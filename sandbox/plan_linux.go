@@ -609,7 +609,7 @@ func gitProtected(writable []string, allowGitConfig bool, home string) ([]Protec
 				if fi.Mode().IsRegular() {
 					// A .git file: "gitdir: PATH". The file itself must not change.
 					out = append(out, ProtectedPath{Path: dotgit, Reason: "git directory pointer"})
-					if b, err := os.ReadFile(dotgit); err == nil {
+					if b, err := readFollowed(dotgit); err == nil {
 						if s, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:"); ok {
 							g := strings.TrimSpace(s)
 							if !filepath.IsAbs(g) {
@@ -625,7 +625,7 @@ func gitProtected(writable []string, allowGitConfig bool, home string) ([]Protec
 				}
 				for i := 0; i < len(gitdirs) && i < 4; i++ {
 					g := gitdirs[i]
-					if b, err := os.ReadFile(filepath.Join(g, "commondir")); err == nil {
+					if b, err := readFollowed(filepath.Join(g, "commondir")); err == nil {
 						c := strings.TrimSpace(string(b))
 						if !filepath.IsAbs(c) {
 							c = filepath.Join(g, c)
@@ -799,7 +799,7 @@ func gitIncludes(config, home string) []string {
 	for len(queue) > 0 && len(seen) < 32 {
 		f := queue[0]
 		queue = queue[1:]
-		b, err := os.ReadFile(f)
+		b, err := readFollowed(f)
 		if err != nil {
 			continue
 		}
@@ -849,7 +849,7 @@ func gitIncludes(config, home string) []string {
 // the nix files of "use flake" and "use nix". Paths are relative to the
 // .envrc's directory; "$" expansions are not followed.
 func envrcSources(envrc string) []string {
-	b, err := os.ReadFile(envrc)
+	b, err := readFollowed(envrc)
 	if err != nil {
 		return nil
 	}
@@ -906,7 +906,7 @@ func envrcSources(envrc string) []string {
 
 // submodulePaths lists the "path = X" entries of a .gitmodules file.
 func submodulePaths(file string) []string {
-	b, err := os.ReadFile(file)
+	b, err := readFollowed(file)
 	if err != nil {
 		return nil
 	}

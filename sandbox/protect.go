@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"sort"
@@ -322,13 +323,12 @@ func ResolveProtected(p Policy, home, exe string) []ProtectedPath {
 // gitHooksPath reads core.hooksPath from a git config file; it understands
 // the plain "[core]\n\thooksPath = X" form git itself writes.
 func gitHooksPath(config string) string {
-	f, err := os.Open(config)
+	b, err := readFollowed(config)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
 	var section, value string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(line, "[") {
