@@ -97,6 +97,10 @@ type Child struct {
 type RelayStats struct {
 	// Blocked counts the escape sequences the filter dropped, by name.
 	Blocked map[string]int
+	// HungUp says that the relay hung the child up (its terminal went
+	// away, or fence was told to end): the child's death by SIGHUP was
+	// the relay's doing.
+	HungUp bool
 }
 
 // drainTimeout bounds how long a relay keeps copying output after the child
@@ -205,11 +209,13 @@ loop:
 			if c.Signal != nil {
 				_ = c.Signal(syscall.SIGHUP)
 			}
+			stats.HungUp = true
 		case <-hup:
 			hup = nil
 			if c.Signal != nil {
 				_ = c.Signal(syscall.SIGHUP)
 			}
+			stats.HungUp = true
 			killTimer = time.After(3 * time.Second)
 		case <-killTimer:
 			if c.Signal != nil {

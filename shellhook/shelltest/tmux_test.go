@@ -524,6 +524,27 @@ func testShell(t *testing.T, shell string) {
 	e.waitPrompt(false)
 	e.line("cd proj")
 	e.waitPrompt(true)
+	// A hangup of fence (its terminal closing) ends the session: bash dies
+	// of the SIGHUP fence passes on, which is not something inside
+	// killing the shell (review of the eleventh session: fence started a
+	// new shell on a terminal that was gone).
+	restarts := strings.Count(e.capture(), "starting a new one")
+	paneTTY := strings.TrimPrefix(strings.TrimSpace(e.tmux("display-message", "-p", "#{pane_tty}")), "/dev/")
+	out, err := exec.Command("pgrep", "-t", paneTTY, "-f", "shell --hook-result").Output()
+	if err != nil {
+		t.Fatalf("the fence client on the pane's terminal (%s): %v", paneTTY, err)
+	}
+	for _, pid := range strings.Fields(string(out)) {
+		exec.Command("kill", "-HUP", pid).Run()
+	}
+	e.waitPrompt(false)
+	if n := strings.Count(e.capture(), "starting a new one"); n != restarts {
+		t.Errorf("a hangup of fence started a new sandboxed shell:\n%s", e.capture())
+	}
+	e.line("cd ..")
+	e.waitPrompt(false)
+	e.line("cd proj")
+	e.waitPrompt(true)
 
 	// Leave by cd: the outer shell ends up in the parent directory, and
 	// nothing else in the sandbox can send it elsewhere (ATTACKS.md H-04):

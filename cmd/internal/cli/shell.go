@@ -401,9 +401,10 @@ func runShellOnce(ctx context.Context, stdio Stdio, tm *shellhook.Terminal, dir 
 		fmt.Fprintf(stdio.Err, "fence: cannot take you to %s (not a plain, existing directory)\n", strconv.QuoteToGraphic(left))
 		return &shellResult{}, nil
 	}
-	if sig := p.KilledBy(); sig != 0 && ctx.Err() == nil {
+	if sig := p.KilledBy(); sig != 0 && ctx.Err() == nil && !stats.HungUp && tm.IsTTY() {
 		// Not the user's exit, and not fence hanging the shell up
-		// because its terminal went away.
+		// because its terminal went away (bash dies of that SIGHUP: a
+		// new shell on a terminal that is gone would live on).
 		return &shellResult{ended: "killed by " + unix.SignalName(sig)}, nil
 	}
 	switch code {
