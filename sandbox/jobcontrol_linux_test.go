@@ -267,3 +267,22 @@ func TestSelfStopFollowed(t *testing.T) {
 	s.waitFor("Stopped")
 	stoppedUntilFg(t, e, s, "selfstop", 500*time.Millisecond)
 }
+
+// TestPagerGetsTheKeyboard: with the output piped into a pager (`fence --
+// git log | less`), the pager reads the keyboard, as without fence: fence
+// must not relay it to the command. Review of the eleventh session: with
+// a PTY for every run with the keyboard on a terminal, fence took the
+// pager's keys (q did not quit less).
+func TestPagerGetsTheKeyboard(t *testing.T) {
+	_, err := exec.LookPath("less")
+	sandboxtest.Require(t, err == nil, "less not installed")
+	e := sandboxtest.New(t, writeDot)
+	s := newTmuxShell(t, e, "pager")
+	s.line(fenceLine(e, "seq 1 500", " | LESS= less; echo pager-ended-$((6*7))"))
+	s.waitFor("\n3\n4\n")
+	time.Sleep(300 * time.Millisecond)
+	s.tmux("send-keys", "q")
+	if !s.shows("pager-ended-42", 5*time.Second) {
+		t.Errorf("q did not reach less; screen:\n%s", s.screen())
+	}
+}

@@ -170,7 +170,12 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	errFile, _ := stdio.Err.(*os.File)
 	// In the background (`fence -- make &`) the relay could not put the
 	// terminal in raw mode (SIGTTOU): the output filter alone then.
-	useTTY := isTerminal(stdin) && foreground(stdin) && (isTerminal(outFile) || sandbox.CanPassStdout)
+	//
+	// Not with the output piped (`fence -- git log | less`): the other
+	// end of the pipe shares the foreground and usually reads the
+	// keyboard itself, and a relay in raw mode would take its keys. There
+	// the command gets the terminal read-only (below), as before.
+	useTTY := isTerminal(stdin) && foreground(stdin) && (isTerminal(outFile) || sandbox.CanPassStdout && !isPipe(outFile))
 	// Where the relay shows the PTY's output (the echo of what is typed,
 	// what the command writes to its terminal).
 	screen := outFile
@@ -466,6 +471,15 @@ func terminalForScreen(keyboard *os.File) (*os.File, error) {
 func foreground(f *os.File) bool {
 	pg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
 	return err == nil && pg == unix.Getpgrp()
+}
+
+// isPipe reports whether f is a pipe or a socket.
+func isPipe(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0
 }
 
 // isTerminal reports whether f is a terminal.
