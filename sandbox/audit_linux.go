@@ -50,10 +50,28 @@ func (p *Process) auditNewRepos() []string {
 	w.failed = nil
 	w.mu.Unlock()
 	done := map[string]bool{}
-	// A gitlink's repository is what the host's git status in the project
-	// recurses into: new or renamed into place, it is neutralized.
-	var unknown []string
+	live := map[string]bool{}
 	for _, d := range p.starts {
+		live[d] = true
+	}
+	// A gitlink's repository is what the host's git status in the project
+	// recurses into, and git status there recurses into its gitlinks in
+	// turn: new or renamed into place, or with its config, hooks or info
+	// changed (it was not protected), each is neutralized. A repository
+	// behind a gitlink of a new one was missed, and so was an old one in a
+	// skipped tree (node_modules) whose config the session appended to
+	// (red team of the eleventh session: both ran an fsmonitor at the
+	// project's next git status).
+	var unknown []string
+	queue := append([]string{}, p.starts...)
+	seen := map[string]bool{}
+	for len(queue) > 0 && len(seen) < maxAuditedRepos {
+		d := queue[0]
+		queue = queue[1:]
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
 		links, err := gitlinks(d)
 		if err != nil {
 			// The sandbox can break an index (a fifo, a sparse
@@ -69,10 +87,14 @@ func (p *Process) auditNewRepos() []string {
 				continue
 			}
 			dotgit := filepath.Join(repo, ".git")
-			if born, changed := changedSince(dotgit, p.started, p.knownGit); !done[dotgit] && (born || changed) {
-				done[dotgit] = true
-				p.neutralize(w, dotgit)
+			if !done[dotgit] && !live[repo] {
+				born, changed := changedSince(dotgit, p.started, p.knownGit)
+				if born || changed || metadataChangedSince(dotgit, p.started) {
+					done[dotgit] = true
+					p.neutralize(w, dotgit)
+				}
 			}
+			queue = append(queue, repo)
 		}
 	}
 	// Elsewhere a repository created in the session is neutralized; one
@@ -99,10 +121,6 @@ func (p *Process) auditNewRepos() []string {
 			names[first] = append(names[first], n)
 		}
 	}
-	live := map[string]bool{}
-	for _, d := range p.starts {
-		live[d] = true
-	}
 	walkAudit(p.writable, check, func(dir, first string) {
 		if live[dir] {
 			// Protected there during the session (read-only or watched):
@@ -122,6 +140,28 @@ func (p *Process) auditNewRepos() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.failed
+}
+
+// maxAuditedRepos bounds the repositories whose gitlinks the exit audit
+// follows (git status recurses as deep as they go).
+const maxAuditedRepos = 512
+
+// metadataChangedSince reports whether the entries of the .git directory
+// dotgit that make git run code (config, hooks, info, ...) changed since
+// t: appending to a config changes neither the .git directory's times nor
+// its entries.
+func metadataChangedSince(dotgit string, t time.Time) bool {
+	fi, err := os.Lstat(dotgit)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	for _, n := range neutralized {
+		q := filepath.Join(dotgit, n)
+		if _, err := os.Lstat(q); err == nil && treeChangedSince(q, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // neutralize quarantines what of a new .git runs code, and tells the user.

@@ -188,3 +188,47 @@ func TestPlanReadsNoFifo(t *testing.T) {
 		t.Fatalf("fence with fifos where it reads git files: status %d, want 3:\n%s", r.Code, r.Out())
 	}
 }
+
+// TestAuditNestedGitlinks: the host's git status in the project recurses
+// into gitlinks and theirs. A repository behind a gitlink of a new
+// repository (newrepo/node_modules/evil), and an old one in a skipped tree
+// whose config a later session appended to before making it a gitlink,
+// both kept their fsmonitor (red team of the eleventh session: it ran at
+// the project's next git status). Each run is also made without the
+// sandbox: there the config stays, so the check can fail.
+func TestAuditNestedGitlinks(t *testing.T) {
+	const h = "0123456789012345678901234567890123456789"
+	const fsmonitor = `git config core.fsmonitor 'sh -c "id >&2"; false'`
+	t.Run("behind-a-new-repository", func(t *testing.T) {
+		script := `git init -q newrepo && mkdir -p newrepo/node_modules/evil && (cd newrepo/node_modules/evil && git init -q && ` + fsmonitor + `) &&
+git -C newrepo update-index --add --cacheinfo 160000,` + h + `,node_modules/evil && git update-index --add --cacheinfo 160000,` + h + `,newrepo`
+		c := sandboxtest.New(t, writeDot)
+		gitInit(t, c)
+		if r := c.Direct(script); r.Code != 0 || !c.Exists("newrepo/node_modules/evil/.git/config") {
+			t.Fatalf("control: %s", r.Out())
+		}
+		e := sandboxtest.New(t, writeDot)
+		gitInit(t, e)
+		if r := e.Sh(script); r.Code != 0 || e.Exists("newrepo/node_modules/evil/.git/config") {
+			t.Errorf("the repository behind newrepo's gitlink kept its config (status %d):\n%s", r.Code, r.Out())
+		}
+	})
+	t.Run("old-one-changed-then-linked", func(t *testing.T) {
+		e := sandboxtest.New(t, writeDot)
+		gitInit(t, e)
+		if r := e.Sh(`mkdir -p node_modules/evil2 && git -C node_modules/evil2 init -q`); r.Code != 0 {
+			t.Fatalf("first session: %s", r.Out())
+		}
+		if !e.Exists("node_modules/evil2/.git/config") {
+			t.Fatal("the first session's plain repository is gone: the test proves nothing")
+		}
+		// Appended in place: the .git directory's times do not change.
+		r := e.Sh(`printf '[core]\n\tfsmonitor = "sh -c id"\n' >> node_modules/evil2/.git/config && git update-index --add --cacheinfo 160000,` + h + `,node_modules/evil2`)
+		if r.Code != 0 {
+			t.Fatalf("second session: %s", r.Out())
+		}
+		if strings.Contains(e.Read("node_modules/evil2/.git/config"), "fsmonitor") {
+			t.Errorf("the repository made a gitlink with an fsmonitor appended kept it:\n%s", r.Out())
+		}
+	})
+}
