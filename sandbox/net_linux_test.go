@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -339,5 +340,53 @@ for p in sys.argv[1:]:
 		if strings.Contains(inside, p+" ENGINE:") || !strings.Contains(inside, p+" ERR") {
 			t.Errorf("%s reachable from inside (or the probe did not run):\n%s", p, inside)
 		}
+	}
+}
+
+// TestSocketMasksBounded: what another local user can make in the
+// world-writable /run/lock and /var/tmp does not stop fence. Thousands of
+// directories it cannot list each needed a mask, and the policy message
+// to the init grew too large: no sandbox started (red team of the
+// eleventh session). And a project in /var/tmp with a socket beside its
+// files keeps its files: the directory was hidden for the socket.
+func TestSocketMasksBounded(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	lock, err := os.MkdirTemp("/run/lock", "fence-test-")
+	if err != nil {
+		sandboxtest.Require(t, false, "cannot write /run/lock: "+err.Error())
+	}
+	t.Cleanup(func() { exec.Command("chmod", "-R", "u+rwx", lock).Run(); os.RemoveAll(lock) })
+	for i := 0; i < 3000; i++ {
+		d := filepath.Join(lock, strings.Repeat("d", 120)+strconv.Itoa(i))
+		if err := os.Mkdir(d, 0o311); err != nil { // not even its owner can list it
+			t.Fatal(err)
+		}
+	}
+	if r := e.Sh("echo started"); !strings.Contains(r.Stdout, "started") {
+		t.Errorf("fence did not start with 3000 unlistable directories in /run/lock:\n%s", r.Out())
+	}
+
+	proj, err := os.MkdirTemp("/var/tmp", "fence-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(proj) })
+	if err := os.WriteFile(filepath.Join(proj, "main.go"), []byte("package main\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(proj, "dev.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serve(ln, "DEV:")
+	cmd := exec.Command(e.Fence, "-s", e.Config, "--", "sh", "-c", "cat main.go; "+strings.ReplaceAll(`python3 -c 'import socket;s=socket.socket(socket.AF_UNIX);s.connect("dev.sock");print("REACHED")'`, "\n", ""))
+	cmd.Dir, cmd.Env = proj, e.Vars
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "package main") {
+		t.Errorf("a project in /var/tmp with a socket beside its files lost them:\n%s", out)
+	}
+	if strings.Contains(string(out), "REACHED") {
+		t.Errorf("the socket in /var/tmp was reachable:\n%s", out)
 	}
 }

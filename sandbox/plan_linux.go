@@ -120,7 +120,8 @@ var systemMasks = []string{
 	"/var/run/docker.sock", "/var/lib/docker", "/tmp/.X11-unix",
 	// LXD and Incus keep their sockets outside /run: connecting is enough
 	// for host root to a member of the lxd group (Ubuntu's first user).
-	"/var/snap/lxd/common/lxd", "/var/lib/lxd", "/var/lib/incus",
+	"/var/snap/lxd/common/lxd", "/var/snap/lxd/common/lxd-user", "/var/lib/lxd", "/var/lib/incus",
+	"/var/snap/microk8s/common/run", "/var/snap/multipass/common/multipass_socket",
 }
 
 // homeMasks are control channels in the home directory, hidden like
@@ -140,52 +141,96 @@ var homeMasks = []string{
 // read-only mount does not stop connect(), and a socket there is a service
 // of the host (a database, systemd-resolved's varlink DNS, a container
 // engine) that no list of names can keep up with. A directory the user
-// cannot list, or one deeper than the walk goes, is hidden whole: a
-// socket in it is reachable by name (red team of the eleventh session: a
-// socket in a 0711 directory, and one five levels down). /var/tmp, which
-// the sandbox shares with the host, is looked at two levels deep.
+// cannot list is hidden whole: a socket in it is reachable by name (red
+// team of the eleventh session: a socket in a 0711 directory). Where one
+// directory below /run would need more than a few masks (another user can
+// make thousands of directories in /run/lock, and each mask travels to the
+// init: the message grew too large and no sandbox started), that directory
+// is hidden instead. /var/tmp, which the sandbox shares with the host, is
+// looked at two levels deep, and there only the sockets are hidden (a
+// project may live in /var/tmp), or /var/tmp whole past a few. The walk
+// goes six levels deep and visits at most walkSocketsMax entries.
 func runSockets() []string {
 	var out []string
 	seen := map[string]bool{}
-	mask := func(m string) {
-		if !seen[m] {
-			seen[m] = true
-			out = append(out, m)
-		}
-	}
-	var walk func(top, dir string, depth, maxDepth int)
-	walk = func(top, dir string, depth, maxDepth int) {
+	byTop := map[string][]string{}
+	visited := 0
+	var walk func(top, dir string, depth, maxDepth int, sockets bool)
+	walk = func(top, dir string, depth, maxDepth int, sockets bool) {
 		ents, err := os.ReadDir(dir)
 		if err != nil {
 			if errors.Is(err, fs.ErrPermission) && dir != top {
-				mask(dir)
+				addMask(byTop, top, dir)
 			}
 			return
 		}
 		for _, e := range ents {
+			if visited++; visited > walkSocketsMax {
+				return
+			}
 			p := filepath.Join(dir, e.Name())
 			switch t := e.Type(); {
 			case t&fs.ModeSocket != 0:
-				if dir == top {
-					mask(p)
+				if dir == top || sockets {
+					addMask(byTop, top, p)
 				} else {
-					mask(dir)
+					addMask(byTop, top, dir)
 				}
 			case t.IsDir() && p == "/run/user":
 				// Masked whole (systemMasks).
 			case t.IsDir() && depth < maxDepth:
-				walk(top, p, depth+1, maxDepth)
-			case t.IsDir() && top != "/var/tmp":
-				mask(p)
+				walk(top, p, depth+1, maxDepth, sockets)
 			}
 		}
 	}
-	walk("/run", "/run", 1, 6)
+	walk("/run", "/run", 1, 6, false)
 	if fi, err := os.Lstat("/var/run"); err == nil && fi.IsDir() {
-		walk("/var/run", "/var/run", 1, 6)
+		walk("/var/run", "/var/run", 1, 6, false)
 	}
-	walk("/var/tmp", "/var/tmp", 1, 2)
+	walk("/var/tmp", "/var/tmp", 1, 2, true)
+	tops := make([]string, 0, len(byTop))
+	for t := range byTop {
+		tops = append(tops, t)
+	}
+	sort.Strings(tops)
+	for _, t := range tops {
+		ms := byTop[t]
+		if len(ms) > masksPerDir {
+			ms = []string{t}
+		}
+		for _, m := range ms {
+			if !seen[m] {
+				seen[m] = true
+				out = append(out, m)
+			}
+		}
+	}
 	return out
+}
+
+// walkSocketsMax bounds the entries runSockets visits; masksPerDir the
+// masks one directory below the walk's root may need before it is hidden
+// whole.
+const (
+	walkSocketsMax = 20000
+	masksPerDir    = 16
+)
+
+// addMask records m, found below top, under the directory of top it lies
+// in (/run/lock/a/b under /run/lock), m itself when it lies directly in
+// top; below /var/tmp, which anyone can fill, under /var/tmp.
+func addMask(byTop map[string][]string, top, m string) {
+	if top == "/var/tmp" {
+		byTop[top] = append(byTop[top], m)
+		return
+	}
+	rel, err := filepath.Rel(top, m)
+	if err != nil {
+		return
+	}
+	first, _, _ := strings.Cut(rel, "/")
+	key := filepath.Join(top, first)
+	byTop[key] = append(byTop[key], m)
 }
 
 // buildPlan turns spec into the init's configuration and the client's
