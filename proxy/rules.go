@@ -188,28 +188,28 @@ func (p Pattern) Matches(host string, port int) bool {
 // dialed at a private address ([Verdict.Exact]).
 func (p Pattern) Exact() bool { return !p.Wildcard }
 
-// Covers reports whether q allows everything p allows: every name and
-// port ([Pattern.CoversNames]), and private addresses only if q is exact
+// Covers reports whether p allows everything o allows: every name and
+// port ([Pattern.CoversNames]), and private addresses only if p is exact
 // too. The trust store uses it to tell a tightening edit from a new grant,
 // so an exact entry under an allowed wildcard counts as new: it lets the
 // name reach private addresses the wildcard keeps it from.
-func (q Pattern) Covers(p Pattern) bool {
-	return q.CoversNames(p) && (q.Exact() || !p.Exact())
+func (p Pattern) Covers(o Pattern) bool {
+	return p.CoversNames(o) && (p.Exact() || !o.Exact())
 }
 
-// CoversNames reports whether q allows every name (or IP literal) and port
-// p allows, setting aside which addresses they may be dialed at.
-func (q Pattern) CoversNames(p Pattern) bool {
-	if q.Port != p.Port && (q.Port != 0 || (p.Port != 443 && p.Port != 80)) {
+// CoversNames reports whether p allows every name (or IP literal) and port
+// o allows, setting aside which addresses they may be dialed at.
+func (p Pattern) CoversNames(o Pattern) bool {
+	if p.Port != o.Port && (p.Port != 0 || (o.Port != 443 && o.Port != 80)) {
 		return false
 	}
-	if q.IP.IsValid() || p.IP.IsValid() {
-		return q.IP.IsValid() && p.IP.IsValid() && q.IP.Unmap() == p.IP.Unmap()
+	if p.IP.IsValid() || o.IP.IsValid() {
+		return p.IP.IsValid() && o.IP.IsValid() && p.IP.Unmap() == o.IP.Unmap()
 	}
-	if q.Wildcard {
-		return strings.HasSuffix(p.Host, "."+q.Host) || (p.Wildcard && p.Host == q.Host)
+	if p.Wildcard {
+		return strings.HasSuffix(o.Host, "."+p.Host) || (o.Wildcard && o.Host == p.Host)
 	}
-	return !p.Wildcard && p.Host == q.Host
+	return !o.Wildcard && o.Host == p.Host
 }
 
 // Rules is the network policy of one session: allowed and denied

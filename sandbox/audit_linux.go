@@ -608,11 +608,12 @@ func parseIndex(r *bufio.Reader, size int64, hashLen int) (entries []indexEntry,
 		if err != nil {
 			return nil, nil, fmt.Errorf("extension: %w", err)
 		}
-		n := int64(binary.BigEndian.Uint32(h[4:8]))
+		// Copied: h is the reader's buffer, which the next read reuses.
+		sig, n := string(h[:4]), int64(binary.BigEndian.Uint32(h[4:8]))
 		if n > size-int64(hashLen)-read {
-			return nil, nil, fmt.Errorf("extension %q: %d bytes, past the end", h[:4], n)
+			return nil, nil, fmt.Errorf("extension %q: %d bytes, past the end", sig, n)
 		}
-		if string(h[:4]) == "link" {
+		if sig == "link" {
 			if n < int64(hashLen) {
 				return nil, nil, errors.New(`extension "link": too short`)
 			}
@@ -626,7 +627,7 @@ func parseIndex(r *bufio.Reader, size int64, hashLen int) (entries []indexEntry,
 			n -= int64(hashLen)
 		}
 		if d, err := r.Discard(int(n)); err != nil || int64(d) != n {
-			return nil, nil, fmt.Errorf("extension %q: cut short", h[:4])
+			return nil, nil, fmt.Errorf("extension %q: cut short", sig)
 		}
 		read += n
 	}

@@ -390,3 +390,18 @@ func TestSocketMasksBounded(t *testing.T) {
 		t.Errorf("the socket in /var/tmp was reachable:\n%s", out)
 	}
 }
+
+// TestHomeMaskLinkNotFollowed: a name of homeMasks made a link by an
+// earlier sandbox that could write the home (~/.lima -> the project) is
+// not followed: the next session hid the project (red team of the
+// eleventh session; with a link to /usr, every command was missing).
+func TestHomeMaskLinkNotFollowed(t *testing.T) {
+	e := sandboxtest.New(t, writeDot)
+	e.Write("kept.txt", "still here\n")
+	if err := os.Symlink(e.Project, filepath.Join(e.Home, ".lima")); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.Sh("cat kept.txt"); !strings.Contains(r.Stdout, "still here") {
+		t.Errorf("a link at ~/.lima hid what it points to:\n%s", r.Out())
+	}
+}

@@ -498,8 +498,14 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 		denied[filepath.Clean(d)] = true
 	}
 	masks = append(masks, systemMasks...)
+	// The home's are names a sandbox that can write the home can make a
+	// link at (~/.lima -> /usr): such a link is not followed, or the next
+	// session would hide what it points to (red team of the eleventh
+	// session).
+	inHome := map[string]bool{}
 	if home != "" {
 		for _, m := range homeMasks {
+			inHome[filepath.Join(home, m)] = true
 			masks = append(masks, filepath.Join(home, m))
 		}
 	}
@@ -516,6 +522,9 @@ func buildPlan(spec *Spec, exe string) (*plan, error) {
 			continue
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
+			if inHome[m] {
+				continue
+			}
 			// Mask what it points to; the link itself stays readable.
 			t, err := fc.evalSymlinks(m)
 			if err != nil {

@@ -197,7 +197,7 @@ func (f *Filter) feed(p []byte) {
 			case c == 0x18 || c == 0x1a:
 				f.state = sGround
 			case c < 0x20:
-				f.out = append(f.out, c) // executed; the escape continues
+				f.executeC0(c) // the escape continues
 			case c == 0x7f:
 				// ignored, as terminals do
 			case c == '\\':
@@ -365,12 +365,22 @@ func (f *Filter) abort(c byte, i *int) {
 	case c == 0x18 || c == 0x1a:
 		f.state = sGround
 	case c < 0x20:
-		f.out = append(f.out, c)
+		f.executeC0(c)
 	case c == 0x7f:
 	default:
 		f.state = sGround
 		*i--
 	}
+}
+
+// executeC0 passes a C0 control met inside an escape sequence, which the
+// terminal executes without leaving the sequence. SO is followed there as
+// in text (review of the eleventh session: ESC SO shifted G1 in unseen).
+func (f *Filter) executeC0(c byte) {
+	if c == 0x0e {
+		f.term.charsets = true
+	}
+	f.out = append(f.out, c)
 }
 
 // endOSC decides on the collected OSC string and returns to ground.

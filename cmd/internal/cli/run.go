@@ -302,7 +302,10 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	var tm *shellhook.Terminal
 	if useTTY {
 		tm = shellhook.NewTerminal(stdin, screen)
-		forRawTerminal(spec)
+		if isTerminal(errFile) {
+			// Not into a log file (2>log): CR LF for the raw terminal only.
+			forRawTerminal(spec)
+		}
 		spec.Stdin = nil
 		spec.TTY = true
 		spec.Rows, spec.Cols = tm.Size()
