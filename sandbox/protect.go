@@ -140,15 +140,20 @@ var homeProtected = []ProtectedName{
 	// credential plugins, the AWS CLI's credential_process, Docker's CLI
 	// plugins and credential helpers, gpg-agent's pinentry, mailcap
 	// viewers, pip's index. Most are in denyRead too, which hides them
-	// only when they exist at start.
-	{Name: ".kube", Dir: true, Reason: "runs commands named in it"},
-	{Name: ".aws", Dir: true, Reason: "runs commands named in it"},
+	// only when they exist at start. Their files, not their directories:
+	// the tools keep caches beside them.
+	{Name: ".kube/config", Reason: "runs commands named in it"},
+	{Name: ".aws/config", Reason: "runs commands named in it"},
+	{Name: ".aws/credentials", Reason: "runs commands named in it"},
 	{Name: ".docker/config.json", Reason: "runs commands named in it"},
 	{Name: ".docker/cli-plugins", Dir: true, Reason: "runs commands named in it"},
-	{Name: ".gnupg", Dir: true, Reason: "runs commands named in it"},
+	{Name: ".gnupg/gpg.conf", Reason: "runs commands named in it"},
+	{Name: ".gnupg/gpg-agent.conf", Reason: "runs commands named in it"},
+	{Name: ".gnupg/dirmngr.conf", Reason: "runs commands named in it"},
+	{Name: ".gnupg/scdaemon.conf", Reason: "runs commands named in it"},
 	{Name: ".mailcap", Reason: "runs commands named in it"},
-	{Name: ".config/pip", Dir: true, Reason: "package manager configuration"},
-	{Name: ".pip", Dir: true, Reason: "package manager configuration"},
+	{Name: ".config/pip/pip.conf", Reason: "package manager configuration"},
+	{Name: ".pip/pip.conf", Reason: "package manager configuration"},
 	{Name: ".Rprofile", Reason: "REPL startup file"},
 	{Name: ".irbrc", Reason: "REPL startup file"},
 	{Name: ".pryrc", Reason: "REPL startup file"},
