@@ -24,6 +24,13 @@ _fence_inner() {
 	local _fence_st=$? _fence_l
 	if [[ $PWD != "$_fence_pwd" ]]; then
 		if [[ $PWD != "$_fence_root" && $PWD != "$_fence_root"/* && $PWD != "$_fence_lroot" && $PWD != "$_fence_lroot"/* ]]; then
+			# A link outside that leads inside (cd ~/alias, alias ->
+			# project/sub) is not leaving: the directory is the
+			# project's, and fence would take the stop for something
+			# inside stopping the shell. The shell moves to its real path.
+			builtin cd -P . 2>/dev/null || :
+		fi
+		if [[ $PWD != "$_fence_root" && $PWD != "$_fence_root"/* && $PWD != "$_fence_lroot" && $PWD != "$_fence_lroot"/* ]]; then
 			if [[ -z $_fence_handoff ]]; then
 				# Linux: fence reads this shell's directory from the
 				# kernel once it stopped; nothing else inside can choose it.

@@ -13,9 +13,22 @@ set -g _fence_pwd $PWD
 # The outer hook's enter logic never runs inside a sandbox.
 functions -e _fence_on_pwd _fence_on_prompt _fence_enter
 
+# fish exits normally on SIGHUP: see TRAPHUP in zshrc.zsh.
+function _fence_hup --on-signal SIGHUP
+    history save
+    command kill -KILL $fish_pid
+end
+
 function _fence_inner --on-event fish_prompt
     set -l _fence_st $status
     if test "$PWD" != "$_fence_pwd"
+        # A link outside that leads inside is not leaving (see
+        # init.bash): the shell moves to its real path.
+        switch $PWD
+            case "$_fence_root" "$_fence_root"/\* "$_fence_lroot" "$_fence_lroot"/\*
+            case '*'
+                builtin cd (path resolve -- $PWD) 2>/dev/null
+        end
         switch $PWD
             case "$_fence_root" "$_fence_root"/\* "$_fence_lroot" "$_fence_lroot"/\*
                 set -g _fence_pwd $PWD

@@ -21,9 +21,25 @@ typeset -g _fence_pwd=$PWD
 _fence_hook() { return $? }
 _fence_chpwd() { }
 
+# zsh exits normally on SIGHUP, which fence could not tell from the user's
+# exit: a program inside could send it and leave the user in their outer,
+# unsandboxed shell without a word. Dying of SIGKILL instead (the history
+# saved first), the shell's end is seen as not the user's, and a new
+# sandboxed shell starts; fence's own hangup (the terminal closed) is
+# known as such and ends the session.
+TRAPHUP() {
+	fc -AI 2>/dev/null
+	builtin kill -KILL $$
+}
+
 _fence_inner() {
 	local _fence_st=$? _fence_l
 	if [[ $PWD != "$_fence_pwd" ]]; then
+		if [[ $PWD != "$_fence_root" && $PWD != "$_fence_root"/* && $PWD != "$_fence_lroot" && $PWD != "$_fence_lroot"/* ]]; then
+			# A link outside that leads inside is not leaving (see
+			# init.bash): the shell moves to its real path.
+			builtin cd -q -P . 2>/dev/null
+		fi
 		if [[ $PWD != "$_fence_root" && $PWD != "$_fence_root"/* && $PWD != "$_fence_lroot" && $PWD != "$_fence_lroot"/* ]]; then
 			if [[ -z $_fence_handoff ]]; then
 				# Linux: fence reads this shell's directory from the
