@@ -409,6 +409,21 @@ func gitDir(dir string) string {
 // for them, and a crafted one that size costs one to two seconds.
 const maxIndexSize = 1 << 30
 
+// openRegular opens p for reading if it is a regular file of at most max
+// bytes, and returns its size. It follows no final symlink and does not
+// block: a file the sandbox could write may be a fifo (a blocking open
+// waits for a writer for good, and fence could not even be interrupted),
+// a link to a device, or a sparse file of a terabyte (read whole, it
+// crashed fence with "out of memory", red team 4).
+func openRegular(p string, max int64) (*os.File, int64, error) {
+	return openRegularFlags(p, max, unix.O_NOFOLLOW)
+}
+
+// readRegular reads p with [openRegular]'s checks.
+func readRegular(p string, max int64) ([]byte, error) {
+	return readOpened(openRegular(p, max))
+}
+
 // indexEntry is what the audit needs of a git index entry.
 type indexEntry struct {
 	Path string

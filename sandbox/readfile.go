@@ -17,18 +17,12 @@ import (
 // .envrc; a few hundred bytes in practice.
 const maxGitFile = 1 << 20
 
-// openRegular opens p for reading if it is a regular file of at most max
-// bytes, and returns its size. It follows no final symlink and does not
-// block: a file the sandbox could write may be a fifo (a blocking open
-// waits for a writer for good, and fence could not even be interrupted),
-// a link to a device, or a sparse file of a terabyte (read whole, it
-// crashed fence with "out of memory", red team 4).
-func openRegular(p string, max int64) (*os.File, int64, error) {
-	return openRegularFlags(p, max, unix.O_NOFOLLOW)
-}
-
-// openRegularFlags is [openRegular] with flags (O_NOFOLLOW or 0) added to
-// the open.
+// openRegularFlags opens p for reading if it is a regular file of at most
+// max bytes, and returns its size; flags (O_NOFOLLOW or 0) are added to
+// the open. It does not block: a file the sandbox could write may be a
+// fifo (a blocking open waits for a writer for good, and fence could not
+// even be interrupted), a link to a device, or a sparse file of a
+// terabyte (read whole, it crashed fence with "out of memory").
 func openRegularFlags(p string, max int64, flags int) (*os.File, int64, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|flags|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -48,11 +42,6 @@ func openRegularFlags(p string, max int64, flags int) (*os.File, int64, error) {
 		return nil, 0, fmt.Errorf("open %q: %d bytes, more than fence reads (%d)", p, st.Size, max)
 	}
 	return os.NewFile(uintptr(fd), p), st.Size, nil
-}
-
-// readRegular reads p with [openRegular]'s checks.
-func readRegular(p string, max int64) ([]byte, error) {
-	return readOpened(openRegular(p, max))
 }
 
 // readFollowed reads p with [openRegular]'s checks and a cap of
