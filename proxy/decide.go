@@ -129,6 +129,11 @@ type Verdict struct {
 	// exactly ([Pattern.Exact]): only then may a private address be
 	// dialed.
 	Exact bool
+	// Local reports a host loopback port of allowLocalOutbound: its
+	// tunnels carry whatever the port speaks (no TLS server-name check:
+	// the destination is the host's port whatever name the client sends,
+	// a dev server's mkcert name say; second red team round).
+	Local bool
 	// Rule is the config entry that decided, as written in the config
 	// ("deniedDomains: telemetry.example.com"); empty when no entry matched.
 	Rule string
@@ -175,7 +180,7 @@ func (r *Rules) Check(t Target) Verdict {
 	// Host loopback ports listed in allowLocalOutbound, by loopback literal
 	// or by the name localhost (which fence never sends to DNS).
 	if r.localPort(t.Port) && (isLocalAddr(t.IP) && !t.Mapped || isLocalhostName(t.Host)) {
-		return Verdict{Allowed: true, Exact: true, Rule: "allowLocalOutbound: " + strconv.Itoa(t.Port), Reason: "allowed by allowLocalOutbound"}
+		return Verdict{Allowed: true, Exact: true, Local: true, Rule: "allowLocalOutbound: " + strconv.Itoa(t.Port), Reason: "allowed by allowLocalOutbound"}
 	}
 	var wild *Pattern
 	for i, p := range r.Allow {

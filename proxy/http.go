@@ -140,6 +140,10 @@ func (s *Session) connect(ctx context.Context, client net.Conn, br *bufio.Reader
 		httpText(client, 502, "fence: connect "+Escape(t.String())+": "+Escape(err.Error()))
 		return
 	}
+	up, ok := s.holdTunnel(up)
+	if !ok {
+		return
+	}
 	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		up.Close()
 		return
@@ -160,7 +164,7 @@ func (s *Session) connect(ctx context.Context, client net.Conn, br *bufio.Reader
 		// let the kernel splice the tunnel's bytes.
 		return raw
 	}
-	if s.tlsPort(t.Port) {
+	if s.tlsPort(t.Port) && !d.Verdict.Local {
 		raw.SetReadDeadline(time.Now().Add(clientHelloLimit))
 		hello, sni, err := readClientHello(source())
 		raw.SetReadDeadline(time.Time{})

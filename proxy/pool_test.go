@@ -181,7 +181,7 @@ func TestIdlePoolSweep(t *testing.T) {
 // connections it cannot pay for at once, and take new ones again once
 // some closed.
 func TestSharedBudget(t *testing.T) {
-	b := NewBudget(6)
+	b := NewBudget(3 * FDsPerConn)
 	r := mustRules(t, nil, nil)
 	a := newTestSession(t, r, nil, func(c *Config) { c.Budget = b })
 	o := newTestSession(t, r, nil, func(c *Config) { c.Budget = b })
@@ -197,8 +197,8 @@ func TestSharedBudget(t *testing.T) {
 	if !waitFor(func() bool { return a.Active() == 3 }) {
 		t.Fatalf("%d connections active, want 3", a.Active())
 	}
-	if got := b.Used(); got != 6 {
-		t.Fatalf("budget used %d, want 6 (2 per connection)", got)
+	if got := b.Used(); got != 3*FDsPerConn {
+		t.Fatalf("budget used %d, want %d (%d per connection)", got, 3*FDsPerConn, FDsPerConn)
 	}
 	for _, ts := range []*testSession{a, o} {
 		c, err := net.Dial("unix", ts.httpSock)
@@ -212,8 +212,8 @@ func TestSharedBudget(t *testing.T) {
 		c.Close()
 	}
 	held[0].Close()
-	if !waitFor(func() bool { return b.Used() == 4 }) {
-		t.Fatalf("budget used %d after a close, want 4", b.Used())
+	if !waitFor(func() bool { return b.Used() == 2*FDsPerConn }) {
+		t.Fatalf("budget used %d after a close, want %d", b.Used(), 2*FDsPerConn)
 	}
 	if got := o.raw(t, "GET http://blocked.example/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); statusOf(got) != 403 {
 		t.Errorf("the other session once the budget allows: got %q, want a 403", got)

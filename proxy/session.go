@@ -242,6 +242,37 @@ func (s *Session) release(c net.Conn) {
 	s.mu.Unlock()
 }
 
+// holdTunnel holds up, the upstream end of a tunnel, until it is closed;
+// once the session is closed it closes up and reports false. A tunnel
+// whose server never closes outlived its session otherwise, waiting to
+// read, with its descriptors already given back to the budget (second red
+// team round: they piled up across sessions).
+func (s *Session) holdTunnel(up net.Conn) (net.Conn, bool) {
+	if !s.hold(up) {
+		up.Close()
+		return nil, false
+	}
+	return &heldConn{Conn: up, s: s}, true
+}
+
+// heldConn is an upstream connection held by its session ([Session.hold])
+// until it is closed. Its copies go to the connection underneath, so that
+// the kernel can still splice them.
+type heldConn struct {
+	net.Conn
+	s    *Session
+	once sync.Once
+}
+
+func (c *heldConn) Close() error {
+	c.once.Do(func() { c.s.release(c.Conn) })
+	return c.Conn.Close()
+}
+
+func (c *heldConn) Unwrap() net.Conn                    { return c.Conn }
+func (c *heldConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) }
+func (c *heldConn) WriteTo(w io.Writer) (int64, error)  { return io.Copy(w, c.Conn) }
+
 func (s *Session) track(ln net.Listener) (net.Listener, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -273,8 +304,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			s.logLimit("session %s: connection limit %d reached; closing new connections", s.cfg.ID, s.cfg.MaxConns)
 			continue
 		}
-		// The client connection and the upstream one it will carry.
-		if !s.cfg.Budget.take(2) {
+		if !s.cfg.Budget.take(FDsPerConn) {
 			s.active.Add(-1)
 			c.Close()
 			s.logLimit("session %s: the daemon's descriptors for connections are all in use (%d); closing new connections until some close (a higher open-file limit, ulimit -n, when the daemon starts gives it more)", s.cfg.ID, s.cfg.Budget.Used())
@@ -284,7 +314,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if s.closed {
 			s.mu.Unlock()
 			s.active.Add(-1)
-			s.cfg.Budget.give(2)
+			s.cfg.Budget.give(FDsPerConn)
 			c.Close()
 			return nil, net.ErrClosed
 		}
@@ -317,7 +347,7 @@ func (c *trackedConn) Close() error {
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
 		c.s.active.Add(-1)
-		c.s.cfg.Budget.give(2)
+		c.s.cfg.Budget.give(FDsPerConn)
 	})
 	return err
 }

@@ -129,8 +129,15 @@ func (s *Session) dialSOCKS(ctx context.Context, network, addr string) (net.Conn
 		return nil, v.err
 	}
 	c, err := v.d.Dial(ctx, s.cfg.DialTimeout)
-	if err != nil || !s.tlsPort(v.d.Target.Port) {
-		return c, err
+	if err != nil {
+		return nil, err
+	}
+	c, held := s.holdTunnel(c)
+	if !held {
+		return nil, net.ErrClosed
+	}
+	if !s.tlsPort(v.d.Target.Port) || v.d.Verdict.Local {
+		return c, nil
 	}
 	return &sniGuard{Conn: c, s: s, t: v.d.Target}, nil
 }

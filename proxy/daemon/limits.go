@@ -1,6 +1,10 @@
 package daemon
 
-import "golang.org/x/sys/unix"
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/fence-dev/fence/proxy"
+)
 
 // defaultMaxConns is a session's connection limit when the daemon's
 // descriptors allow it ([proxy.Config.MaxConns]).
@@ -22,8 +26,8 @@ func openFileLimit() uint64 {
 // least 256, at most half) stays with the daemon (its control socket and
 // leases, two listeners and a directory per session, records, warm inits),
 // and the rest is the sessions' connections' budget ([proxy.Budget]). One
-// session may have budget/4 connections open, each taking two descriptors
-// (itself and its upstream), so that one session flooding the proxy leaves
+// session may have as many connections open as take half of it
+// ([proxy.FDsPerConn] each), so that one session flooding the proxy leaves
 // the other half to the others; and no more than maxConns (0 means
 // defaultMaxConns).
 func descriptorBudget(limit uint64, maxConns int) (budget, perSession int) {
@@ -32,5 +36,5 @@ func descriptorBudget(limit uint64, maxConns int) (budget, perSession int) {
 	if maxConns == 0 {
 		maxConns = defaultMaxConns
 	}
-	return budget, max(1, min(maxConns, budget/4))
+	return budget, max(1, min(maxConns, budget/(2*proxy.FDsPerConn)))
 }
