@@ -269,6 +269,15 @@ func (c *heldConn) Close() error {
 	return c.Conn.Close()
 }
 
+// CloseWrite half-closes the connection underneath: a SOCKS relay passes
+// a client's end of sending on only to a connection that has it.
+func (c *heldConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
 func (c *heldConn) Unwrap() net.Conn                    { return c.Conn }
 func (c *heldConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) }
 func (c *heldConn) WriteTo(w io.Writer) (int64, error)  { return io.Copy(w, c.Conn) }

@@ -148,8 +148,14 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	if stdin == nil {
 		stdin = os.Stdin
 	}
-	// Saved before anything can run in the sandbox.
-	restoreTerminal := saveTerminal(stdin)
+	// Saved before anything can run in the sandbox. Not with the output
+	// piped: the other end (a pager) shares the terminal and sets its own
+	// modes, and restored after the pager quit (q while the command still
+	// runs), they left the terminal without echo (second red team round).
+	restoreTerminal := func() {}
+	if out, _ := stdio.Out.(*os.File); !isPipe(out) {
+		restoreTerminal = saveTerminal(stdin)
+	}
 	// A terminal is never handed to the command: escape sequences would
 	// reach it unfiltered (OSC 52 clipboard, OSC 7, titles; ATTACKS.md
 	// §T, red team B5), and ioctls would act on it. With the keyboard on
