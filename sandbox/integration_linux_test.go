@@ -174,7 +174,9 @@ func TestBackgroundEndsWithCommand(t *testing.T) {
 				left := func() bool {
 					return exec.Command("pgrep", "-u", strconv.Itoa(os.Getuid()), "-xf", "sleep "+d).Run() == nil
 				}
-				if r := e.Direct(script); r.Code != 3 || !left() {
+				// setsid may fork before sleep runs: give it a moment.
+				leftSoon := func() bool { return waitUntilFor(2*time.Second, left) }
+				if r := e.Direct(script); r.Code != 3 || !leftSoon() {
 					t.Fatalf("control: without the sandbox the process was not left running (status %d)\n%s", r.Code, r.Out())
 				}
 				exec.Command("pkill", "-KILL", "-u", strconv.Itoa(os.Getuid()), "-xf", "sleep "+d).Run()

@@ -177,8 +177,11 @@ while True:
 `
 
 // waitUntil polls ok for up to 10 s.
-func waitUntil(ok func() bool) bool {
-	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
+func waitUntil(ok func() bool) bool { return waitUntilFor(10*time.Second, ok) }
+
+// waitUntilFor polls ok for up to d.
+func waitUntilFor(d time.Duration, ok func() bool) bool {
+	for start := time.Now(); time.Since(start) < d; time.Sleep(20 * time.Millisecond) {
 		if ok() {
 			return true
 		}
