@@ -445,13 +445,7 @@ func TestLiveReload(t *testing.T) {
 	st := e.waitSessions(t, 1)
 	dir := st.Sessions[0].Dir
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	code := func() int {
-		c, _, err := proxyGet(dir, url)
-		if err != nil {
-			t.Fatalf("proxy: %v", err)
-		}
-		return c
-	}
+	code := func() int { return proxyStatus(t, dir, url) }
 	waitCode := func(want int, within time.Duration) time.Duration {
 		t.Helper()
 		t0 := time.Now()
@@ -691,13 +685,7 @@ func TestLiveReloadLinkedConfig(t *testing.T) {
 	e.start(t, "--", "sleep", "60")
 	dir := e.waitSessions(t, 1).Sessions[0].Dir
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	code := func() int {
-		c, _, err := proxyGet(dir, url)
-		if err != nil {
-			t.Fatalf("proxy: %v", err)
-		}
-		return c
-	}
+	code := func() int { return proxyStatus(t, dir, url) }
 	if c := code(); c != 200 {
 		t.Fatalf("before the edit: %d", c)
 	}
@@ -786,4 +774,15 @@ time.sleep(60)
 	if code, _, err := proxyGet(other.Dir, fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil || code != 200 {
 		t.Errorf("the other session after the flood: %d %v", code, err)
 	}
+}
+
+// proxyStatus is the status of a GET of url through the session whose
+// directory is dir.
+func proxyStatus(t *testing.T, dir, url string) int {
+	t.Helper()
+	c, _, err := proxyGet(dir, url)
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	return c
 }
