@@ -202,18 +202,7 @@ func TestDecide(t *testing.T) {
 		{"localhost", 80, true, 0},
 	}
 	for _, tt := range tests {
-		tg, err := ParseTarget(tt.host, tt.port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := Decide(context.Background(), r, res, tg)
-		if err != nil {
-			t.Errorf("Decide(%s): %v", tg, err)
-			continue
-		}
-		if d.Blocked != tt.blocked || len(d.Addrs) != tt.addrs {
-			t.Errorf("Decide(%s) = blocked %v addrs %v (%s), want blocked %v with %d addrs", tg, d.Blocked, d.Addrs, d.Reason, tt.blocked, tt.addrs)
-		}
+		checkDecide(t, r, res, tt.host, tt.port, tt.blocked, tt.addrs)
 	}
 	// Names refused by the name check are never resolved.
 	res.count.Store(0)
@@ -224,6 +213,26 @@ func TestDecide(t *testing.T) {
 	if n := res.count.Load(); n != 0 {
 		t.Errorf("denied names caused %d lookups, want 0", n)
 	}
+}
+
+// checkDecide decides host:port under r and checks whether it is blocked
+// and how many addresses it may be dialed at; ok is false when Decide
+// failed (reported).
+func checkDecide(t *testing.T, r *Rules, res Resolver, host string, port int, blocked bool, addrs int) (d Decision, ok bool) {
+	t.Helper()
+	tg, err := ParseTarget(host, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = Decide(context.Background(), r, res, tg)
+	if err != nil {
+		t.Errorf("Decide(%s): %v", tg, err)
+		return d, false
+	}
+	if d.Blocked != blocked || len(d.Addrs) != addrs {
+		t.Errorf("Decide(%s) = blocked %v addrs %v (%s), want blocked %v with %d addrs", tg, d.Blocked, d.Addrs, d.Reason, blocked, addrs)
+	}
+	return d, true
 }
 
 // TestDecideHostAddrs: an address of one of the host's own interfaces is
@@ -262,20 +271,9 @@ func TestDecideHostAddrs(t *testing.T) {
 		{"93.184.216.34", 9000, false, 1},
 		{"[::ffff:93.184.216.34]", 9000, true, 0},
 	} {
-		tg, err := ParseTarget(tt.host, tt.port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := Decide(context.Background(), r, res, tg)
-		if err != nil {
-			t.Errorf("Decide(%s): %v", tg, err)
-			continue
-		}
-		if d.Blocked != tt.blocked || len(d.Addrs) != tt.addrs {
-			t.Errorf("Decide(%s) = blocked %v addrs %v (%s), want blocked %v with %d addrs", tg, d.Blocked, d.Addrs, d.Reason, tt.blocked, tt.addrs)
-		}
-		if d.Blocked && !strings.Contains(d.Reason, "this host") {
-			t.Errorf("Decide(%s) reason %q does not say it is this host's address", tg, d.Reason)
+		d, ok := checkDecide(t, r, res, tt.host, tt.port, tt.blocked, tt.addrs)
+		if ok && d.Blocked && !strings.Contains(d.Reason, "this host") {
+			t.Errorf("Decide(%s) reason %q does not say it is this host's address", d.Target, d.Reason)
 		}
 	}
 	// Fail closed when the host's addresses cannot be listed.
