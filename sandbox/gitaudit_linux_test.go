@@ -56,6 +56,19 @@ func gitIn(t *testing.T, e *sandboxtest.Env, rel string, args ...string) {
 	}
 }
 
+// anyCommit is an object name for gitlinks added with update-index: git
+// does not check that the commit exists.
+const anyCommit = "0123456789012345678901234567890123456789"
+
+// gitCommitted makes a repository at rel with one commit of file name.
+func gitCommitted(t *testing.T, e *sandboxtest.Env, rel, name string) {
+	t.Helper()
+	gitInitIn(t, e, e.Path(rel))
+	e.Write(rel+"/"+name, name+"\n")
+	gitIn(t, e, rel, "add", name)
+	gitIn(t, e, rel, "commit", "-q", "-m", name)
+}
+
 // TestAuditUnreadableIndex: the sandbox can write the index of a
 // repository found at start (git needs to), and break it. A sparse
 // terabyte made fence die of "out of memory" at the end, a fifo made it
@@ -72,10 +85,7 @@ func TestAuditUnreadableIndex(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := sandboxtest.New(t, writeDot)
 			gitInit(t, e)
-			gitInitIn(t, e, e.Path("sub"))
-			e.Write("sub/f", "f\n")
-			gitIn(t, e, "sub", "add", "f")
-			gitIn(t, e, "sub", "commit", "-q", "-m", "f")
+			gitCommitted(t, e, "sub", "f")
 			r := startSh(t, e, c.breakIt+` && mkdir -p tools/x && git -C tools/x init -q && git -C tools/x config core.fsmonitor 'sh -c "id >&2"; false' && echo ok; exit 3`)()
 			if r.Code != 3 || !strings.Contains(r.Stdout, "ok") {
 				t.Errorf("status %d, want the command's 3:\n%s", r.Code, r.Out())
@@ -126,15 +136,11 @@ func whileRunning(t *testing.T, e *sandboxtest.Env, script string, meanwhile fun
 func TestAuditGitlinkThroughSymlink(t *testing.T) {
 	e := sandboxtest.New(t, writeDot)
 	gitInit(t, e)
-	gitInitIn(t, e, e.Path("~/other"))
-	e.Write("~/other/b", "b\n")
-	gitIn(t, e, "~/other", "add", "b")
-	gitIn(t, e, "~/other", "commit", "-q", "-m", "b")
+	gitCommitted(t, e, "~/other", "b")
 	gitIn(t, e, "~/other", "config", "remote.origin.url", "https://example.com/mine.git")
-	const h = "0123456789012345678901234567890123456789"
-	r := whileRunning(t, e, `git update-index --add --cacheinfo 160000,`+h+`,lnk && ln -s ../other lnk &&
+	r := whileRunning(t, e, `git update-index --add --cacheinfo 160000,`+anyCommit+`,lnk && ln -s ../other lnk &&
 mkdir -p node_modules/evil && git -C node_modules/evil init -q && git -C node_modules/evil config core.fsmonitor 'sh -c "id >&2"; false' &&
-ln -s node_modules/evil lnk2 && git update-index --add --cacheinfo 160000,`+h+`,lnk2`, func() {
+ln -s node_modules/evil lnk2 && git update-index --add --cacheinfo 160000,`+anyCommit+`,lnk2`, func() {
 		e.Write("~/other/b", "user's work\n")
 		gitIn(t, e, "~/other", "commit", "-q", "-am", "user's work outside the sandbox")
 	})
@@ -197,11 +203,10 @@ func TestPlanReadsNoFifo(t *testing.T) {
 // the project's next git status). Each run is also made without the
 // sandbox: there the config stays, so the check can fail.
 func TestAuditNestedGitlinks(t *testing.T) {
-	const h = "0123456789012345678901234567890123456789"
 	const fsmonitor = `git config core.fsmonitor 'sh -c "id >&2"; false'`
 	t.Run("behind-a-new-repository", func(t *testing.T) {
 		script := `git init -q newrepo && mkdir -p newrepo/node_modules/evil && (cd newrepo/node_modules/evil && git init -q && ` + fsmonitor + `) &&
-git -C newrepo update-index --add --cacheinfo 160000,` + h + `,node_modules/evil && git update-index --add --cacheinfo 160000,` + h + `,newrepo`
+git -C newrepo update-index --add --cacheinfo 160000,` + anyCommit + `,node_modules/evil && git update-index --add --cacheinfo 160000,` + anyCommit + `,newrepo`
 		c := sandboxtest.New(t, writeDot)
 		gitInit(t, c)
 		if r := c.Direct(script); r.Code != 0 || !c.Exists("newrepo/node_modules/evil/.git/config") {
@@ -223,7 +228,7 @@ git -C newrepo update-index --add --cacheinfo 160000,` + h + `,node_modules/evil
 			t.Fatal("the first session's plain repository is gone: the test proves nothing")
 		}
 		// Appended in place: the .git directory's times do not change.
-		r := e.Sh(`printf '[core]\n\tfsmonitor = "sh -c id"\n' >> node_modules/evil2/.git/config && git update-index --add --cacheinfo 160000,` + h + `,node_modules/evil2`)
+		r := e.Sh(`printf '[core]\n\tfsmonitor = "sh -c id"\n' >> node_modules/evil2/.git/config && git update-index --add --cacheinfo 160000,` + anyCommit + `,node_modules/evil2`)
 		if r.Code != 0 {
 			t.Fatalf("second session: %s", r.Out())
 		}
