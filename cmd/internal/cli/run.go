@@ -75,8 +75,7 @@ func parseRunFlags(args []string) (*runFlags, error) {
 				return nil, err
 			}
 			if v == "" {
-				// Ignored, it would have run on the project's config.
-				return nil, usagef("flag %s: empty file name", name)
+				return nil, emptySettings(name)
 			}
 			f.settings = v
 		case "-t", "--template":
@@ -148,12 +147,15 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	if stdin == nil {
 		stdin = os.Stdin
 	}
+	outFile, _ := stdio.Out.(*os.File)
+	errFile, _ := stdio.Err.(*os.File)
+	piped := isPipe(outFile)
 	// Saved before anything can run in the sandbox. Not with the output
 	// piped: the other end (a pager) shares the terminal and sets its own
 	// modes, and restored after the pager quit (q while the command still
 	// runs), they left the terminal without echo (second red team round).
 	restoreTerminal := func() {}
-	if out, _ := stdio.Out.(*os.File); !isPipe(out) {
+	if !piped {
 		restoreTerminal = saveTerminal(stdin)
 	}
 	// A terminal is never handed to the command: escape sequences would
@@ -172,8 +174,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	// whatever it does to keep running. Handed the terminal itself, a
 	// command stopped with the sandbox could continue itself (a timer
 	// sending SIGCONT) and read it (red team of the eleventh session).
-	outFile, _ := stdio.Out.(*os.File)
-	errFile, _ := stdio.Err.(*os.File)
+	//
 	// In the background (`fence -- make &`) the relay could not put the
 	// terminal in raw mode (SIGTTOU): the output filter alone then.
 	//
@@ -181,7 +182,7 @@ func runCommand(ctx context.Context, stdio Stdio, args []string) (int, error) {
 	// end of the pipe shares the foreground and usually reads the
 	// keyboard itself, and a relay in raw mode would take its keys. There
 	// the command gets the terminal read-only (below), as before.
-	useTTY := isTerminal(stdin) && foreground(stdin) && (isTerminal(outFile) || sandbox.CanPassStdout && !isPipe(outFile))
+	useTTY := isTerminal(stdin) && foreground(stdin) && (isTerminal(outFile) || sandbox.CanPassStdout && !piped)
 	// Where the relay shows the PTY's output (the echo of what is typed,
 	// what the command writes to its terminal).
 	screen := outFile
@@ -481,6 +482,10 @@ func foreground(f *os.File) bool {
 	pg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
 	return err == nil && pg == unix.Getpgrp()
 }
+
+// emptySettings is the error for -s or --settings (flag) given an empty
+// file name: ignored, it would have run on the project's config instead.
+func emptySettings(flag string) error { return usagef("flag %s: empty file name", flag) }
 
 // isPipe reports whether f is a pipe or a socket.
 func isPipe(f *os.File) bool {

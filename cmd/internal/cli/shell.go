@@ -111,15 +111,14 @@ flags:
 	if err != nil {
 		return err
 	}
-	var emptySettings error
+	var empty error
 	fs.Visit(func(fl *flag.Flag) {
 		if (fl.Name == "s" || fl.Name == "settings") && fl.Value.String() == "" {
-			// Ignored, it would have run on the project's config.
-			emptySettings = usagef("shell: flag -%s: empty file name", fl.Name)
+			empty = emptySettings(map[string]string{"s": "-s", "settings": "--settings"}[fl.Name])
 		}
 	})
-	if emptySettings != nil {
-		return emptySettings
+	if empty != nil {
+		return empty
 	}
 	if len(pos) > 1 {
 		return usagef("shell: want at most one directory, got %q", pos)
